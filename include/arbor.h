@@ -1,0 +1,384 @@
+/* arbor.h - structured-concurrency service supervisor for C on libuv.
+ *
+ * One runtime per uv_loop_t. Services, groups, tasks and processes form one tree
+ * of nodes; every node has a lifecycle state, an outcome and, when it failed, an
+ * error chain. Everything here runs on the loop thread: no call is thread-safe.
+ *
+ * Conventions (as libuv's):
+ *  - Every failure is a negative error code (ARBOR_E*); 0 or a count is success.
+ *    arbor_strerror() / arbor_err_name() turn codes into text.
+ *  - When a function that takes a callback returns an error, the callback will
+ *    never be called.
+ *  - Callbacks are never called from inside the call that registers them; they run
+ *    from the loop.
+ *  - Node pointers are borrowed: one stays valid until the node's finish callback
+ *    has returned (or, without one, until it reaches FINISHED), for as long as the
+ *    runtime retains it after that, and for as long as the caller holds a
+ *    reference (arbor_node_ref). Ids never dangle: look a node up again by id.
+ *
+ * The full reference is docs/api.md.
+ */
+#ifndef ARBOR_H
+#define ARBOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "arbor/names.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define ARBOR_EXTERN __attribute__((visibility("default")))
+#define ARBOR_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define ARBOR_EXTERN
+#define ARBOR_PRINTF(f, a)
+#endif
+
+#define ARBOR_VERSION_MAJOR 0
+#define ARBOR_VERSION_MINOR 1
+#define ARBOR_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------ enums */
+
+typedef enum {
+#define XX(name, value, msg) ARBOR_##name = value,
+  ARBOR_ERRNO_MAP(XX)
+#undef XX
+} arbor_errno_t;
+
+typedef enum {
+#define XX(name, text) ARBOR_KIND_##name,
+  ARBOR_KIND_MAP(XX)
+#undef XX
+  ARBOR_KIND_COUNT
+} arbor_kind_t;
+
+typedef enum {
+#define XX(name, text) ARBOR_STATE_##name,
+  ARBOR_STATE_MAP(XX)
+#undef XX
+  ARBOR_STATE_COUNT
+} arbor_state_t;
+
+typedef enum {
+#define XX(name, text) ARBOR_OUTCOME_##name,
+  ARBOR_OUTCOME_MAP(XX)
+#undef XX
+  ARBOR_OUTCOME_COUNT
+} arbor_outcome_t;
+
+typedef enum {
+#define XX(name, text) ARBOR_EVENT_##name,
+  ARBOR_EVENT_MAP(XX)
+#undef XX
+  ARBOR_EVENT_COUNT
+} arbor_event_type_t;
+
+/* Names of codes and enum values. Never NULL: an unknown value gives "UNKNOWN"
+ * (arbor_err_name) or "unknown error" / "unknown" (the others). strerror and
+ * err_name also know plain negative errno codes. */
+ARBOR_EXTERN const char *arbor_strerror(int code);
+ARBOR_EXTERN const char *arbor_err_name(int code);
+ARBOR_EXTERN const char *arbor_kind_name(arbor_kind_t kind);
+ARBOR_EXTERN const char *arbor_state_name(arbor_state_t state);
+ARBOR_EXTERN const char *arbor_outcome_name(arbor_outcome_t outcome);
+ARBOR_EXTERN const char *arbor_event_type_name(arbor_event_type_t type);
+
+/* ------------------------------------------------------------ opaque types */
+
+typedef struct arbor_runtime_s arbor_runtime_t;
+typedef struct arbor_node_s arbor_node_t;
+typedef struct arbor_error_s arbor_error_t;
+
+/* ------------------------------------------------------------------ errors
+ *
+ * An error is immutable and reference-counted. arbor_error_new() and friends
+ * return a new reference (NULL only when out of memory); the caller owns it and
+ * gives it away with arbor_error_unref() or with a call documented to take it.
+ */
+
+ARBOR_EXTERN arbor_error_t *arbor_error_new_at(int code, arbor_error_t *cause, const char *file,
+                                               int line, const char *func, const char *fmt, ...)
+    ARBOR_PRINTF(6, 7);
+/* arbor_error_new(code, fmt, ...): a new error with the caller's location. */
+#define arbor_error_new(code, ...)                                                     \
+  arbor_error_new_at((code), NULL, __FILE__, __LINE__, __func__, __VA_ARGS__)
+/* arbor_error_wrap(cause, code, fmt, ...): a new error whose cause is `cause`.
+ * Takes the caller's reference to cause (even when it fails and returns NULL). */
+#define arbor_error_wrap(cause, code, ...)                                             \
+  arbor_error_new_at((code), (cause), __FILE__, __LINE__, __func__, __VA_ARGS__)
+
+ARBOR_EXTERN arbor_error_t *arbor_error_ref(arbor_error_t *err);   /* returns err */
+ARBOR_EXTERN void arbor_error_unref(arbor_error_t *err);           /* NULL is fine */
+
+ARBOR_EXTERN int arbor_error_code(const arbor_error_t *err);
+ARBOR_EXTERN const char *arbor_error_message(const arbor_error_t *err);
+ARBOR_EXTERN const char *arbor_error_file(const arbor_error_t *err);
+ARBOR_EXTERN int arbor_error_line(const arbor_error_t *err);
+ARBOR_EXTERN const char *arbor_error_function(const arbor_error_t *err);
+ARBOR_EXTERN uint64_t arbor_error_time_ns(const arbor_error_t *err);  /* monotonic */
+ARBOR_EXTERN uint64_t arbor_error_node_id(const arbor_error_t *err);  /* 0: none */
+ARBOR_EXTERN const arbor_error_t *arbor_error_cause(const arbor_error_t *err);
+/* An error group (code ARBOR_EGROUP) holds its children's errors in the order they
+ * happened. Other errors have none. */
+ARBOR_EXTERN size_t arbor_error_child_count(const arbor_error_t *err);
+ARBOR_EXTERN const arbor_error_t *arbor_error_child(const arbor_error_t *err, size_t i);
+
+/* Prints the chain as text, outermost first, each cause indented under
+ * "caused by:", each child of a group under "child i of n:". Like snprintf:
+ * returns the length the whole text needs (excluding NUL) and writes at most
+ * size-1 bytes plus a NUL. Returns ARBOR_EINVAL for a NULL err. */
+ARBOR_EXTERN int arbor_error_format(const arbor_error_t *err, char *buf, size_t size);
+ARBOR_EXTERN int arbor_error_print(const arbor_error_t *err, FILE *out);
+
+/* ----------------------------------------------------------------- runtime */
+
+typedef struct {
+  size_t event_capacity;   /* events kept in the ring; 0: 16384. Rounded up to 2^k. */
+  size_t retain_finished;  /* FINISHED nodes kept for observers; 0: 1024 */
+  int no_signals;          /* 1: arbor_run() leaves SIGINT/SIGTERM alone */
+} arbor_runtime_opts_t;
+
+typedef void (*arbor_runtime_close_cb)(arbor_runtime_t *rt, void *arg);
+
+/* Creates a runtime on `loop` (which the caller keeps running). opts may be NULL.
+ * Errors: ARBOR_EINVAL (NULL rt or loop), ARBOR_ENOMEM. */
+ARBOR_EXTERN int arbor_runtime_new(arbor_runtime_t **rt, uv_loop_t *loop,
+                                   const arbor_runtime_opts_t *opts);
+ARBOR_EXTERN uv_loop_t *arbor_runtime_loop(const arbor_runtime_t *rt);
+/* The root node: parent of every top-level node. It lives as long as the runtime. */
+ARBOR_EXTERN arbor_node_t *arbor_root(arbor_runtime_t *rt);
+
+/* Closes the runtime: cancels every node, waits until every node is FINISHED,
+ * closes every handle arbor made, then calls cb (may be NULL) and frees the runtime
+ * and every node. Node pointers and references die with it.
+ * Errors: ARBOR_EINVAL, ARBOR_EALREADY (already closing). */
+ARBOR_EXTERN int arbor_runtime_close(arbor_runtime_t *rt, arbor_runtime_close_cb cb, void *arg);
+
+/* Convenience for programs that own their loop: runs the loop until every node
+ * under the root has FINISHED, or until SIGINT/SIGTERM (unless no_signals), which
+ * cancels the whole tree. Then closes the runtime and runs the loop until it is gone.
+ * rt is freed when this returns. Must not be called from a loop callback.
+ * Returns 0 when no top-level node failed, the code of the first top-level failure
+ * otherwise, or ARBOR_EDEADLK when nodes were still waiting with nothing left in the
+ * loop to wake them (they are cancelled). */
+ARBOR_EXTERN int arbor_run(arbor_runtime_t *rt);
+
+/* ------------------------------------------------------------------- nodes */
+
+/* A node's scalar fields at one point in time. */
+typedef struct {
+  uint64_t id;
+  uint64_t parent_id;            /* 0 for the root */
+  arbor_kind_t kind;
+  arbor_state_t state;
+  arbor_outcome_t outcome;       /* NONE until FINISHED */
+  int cancel_requested;          /* 1 once cancellation reached the node */
+  uint64_t created_ns;           /* monotonic (uv_hrtime clock) */
+  uint64_t started_ns;           /* 0 until it left CREATED */
+  uint64_t stop_requested_ns;    /* 0 until cancelled or failed */
+  uint64_t finished_ns;          /* 0 until FINISHED */
+  int64_t created_wall_ns;       /* wall clock (Unix epoch, ns) at creation */
+  uint32_t children;             /* children in the tree now, retained ones included */
+  uint32_t live_children;        /* children not yet FINISHED */
+  uint64_t children_total;       /* children ever created */
+  uint32_t restarts;             /* restarts of a service (0 for other kinds) */
+  uint32_t attributes;           /* number of user attributes */
+} arbor_node_info_t;
+
+ARBOR_EXTERN uint64_t arbor_node_id(const arbor_node_t *node);
+ARBOR_EXTERN const char *arbor_node_name(const arbor_node_t *node);
+ARBOR_EXTERN arbor_kind_t arbor_node_kind(const arbor_node_t *node);
+ARBOR_EXTERN arbor_state_t arbor_node_state(const arbor_node_t *node);
+ARBOR_EXTERN arbor_outcome_t arbor_node_outcome(const arbor_node_t *node);
+ARBOR_EXTERN arbor_node_t *arbor_node_parent(const arbor_node_t *node);  /* NULL: root */
+ARBOR_EXTERN arbor_runtime_t *arbor_node_runtime(const arbor_node_t *node);
+/* The node's error chain (borrowed), or NULL unless its outcome is, or will be,
+ * FAILED. */
+ARBOR_EXTERN const arbor_error_t *arbor_node_error(const arbor_node_t *node);
+ARBOR_EXTERN int arbor_node_is_finished(const arbor_node_t *node);
+ARBOR_EXTERN int arbor_node_is_cancelled(const arbor_node_t *node);
+ARBOR_EXTERN void arbor_node_info(const arbor_node_t *node, arbor_node_info_t *info);
+
+/* Keeps a node's memory valid after it FINISHED, until the runtime closes.
+ * unref of the last reference of an evicted FINISHED node frees it. */
+ARBOR_EXTERN arbor_node_t *arbor_node_ref(arbor_node_t *node);
+ARBOR_EXTERN void arbor_node_unref(arbor_node_t *node);
+
+/* Cancels the node and its whole subtree (rule 3). A CREATED node finishes
+ * CANCELLED without running; a running task gets its cancel hook; a group stops
+ * accepting normal completion and finishes once its children have.
+ * Returns 0, also when cancellation was already requested (harmless),
+ * ARBOR_EFINISHED for a FINISHED node (nothing changes), ARBOR_EKIND for the root
+ * (close the runtime instead), ARBOR_EINVAL for NULL. */
+ARBOR_EXTERN int arbor_node_cancel(arbor_node_t *node);
+
+/* User attributes: small key/value strings, copied. Setting an existing key
+ * replaces its value. Errors: ARBOR_EINVAL (NULL, empty key, key over 63 or value
+ * over 255 bytes), ARBOR_ENOSPC when the node already has 16 attributes,
+ * ARBOR_ENOMEM. */
+#define ARBOR_ATTR_KEY_MAX 63
+#define ARBOR_ATTR_VALUE_MAX 255
+#define ARBOR_ATTRS_MAX 16
+ARBOR_EXTERN int arbor_node_attr_set(arbor_node_t *node, const char *key, const char *value);
+ARBOR_EXTERN const char *arbor_node_attr_get(const arbor_node_t *node, const char *key);
+/* The i-th attribute in insertion order; ARBOR_ENOENT past the end. */
+ARBOR_EXTERN int arbor_node_attr_at(const arbor_node_t *node, size_t i, const char **key,
+                                    const char **value);
+
+/* ------------------------------------------------------------ callback tasks */
+
+/* start: the task's body. Return 0 and later call arbor_task_done/fail, or return
+ * a negative code to fail at once (an error with that code is recorded). */
+typedef int (*arbor_task_start_cb)(arbor_node_t *task, void *arg);
+/* cancel: called once when cancellation reaches a running task. It must end the
+ * task eventually (arbor_task_done / arbor_task_fail). NULL: the default hook, which
+ * ends the task at once; its owned handles are then closed. */
+typedef void (*arbor_task_cancel_cb)(arbor_node_t *task, void *arg);
+/* finish: called exactly once when the node is FINISHED, whatever the outcome,
+ * even when it was cancelled before it ran. The place to free arg. */
+typedef void (*arbor_finish_cb)(arbor_node_t *node, void *arg);
+
+typedef struct {
+  const char *name;              /* copied; NULL: "task" */
+  arbor_task_start_cb start;     /* required */
+  arbor_task_cancel_cb cancel;   /* optional */
+  arbor_finish_cb finish;        /* optional */
+  void *arg;                     /* passed to the callbacks */
+  size_t data_size;              /* bytes of zeroed storage kept with the node,
+                                    max-aligned: arbor_task_data() */
+  int handshake;                 /* 1: stay STARTING until arbor_task_started() */
+} arbor_task_spec_t;
+
+/* Spawns a callback task under parent, which must be the root or a group.
+ * The task is CREATED now and its start runs from the loop, soon.
+ * *task (may be NULL) receives the node.
+ * Errors: ARBOR_EINVAL (NULL, no start), ARBOR_EKIND (parent cannot have task
+ * children), ARBOR_EFINISHED (parent FINISHED), ARBOR_ECANCELED (parent cancelled),
+ * ARBOR_ECLOSING (runtime closing), ARBOR_ENOMEM. Nothing changes on error. */
+ARBOR_EXTERN int arbor_task_spawn(arbor_node_t *parent, const arbor_task_spec_t *spec,
+                                  arbor_node_t **task);
+
+/* The body has returned successfully. The task finishes once its owned handles are
+ * closed and its children have finished; its outcome is OK, or CANCELLED when
+ * cancellation was requested. Errors: ARBOR_EKIND, ARBOR_ESTATE (not running, or
+ * already returned). */
+ARBOR_EXTERN int arbor_task_done(arbor_node_t *task);
+/* The body failed with err; takes the caller's reference (also on error). The task's
+ * children are cancelled. Errors: ARBOR_EINVAL (NULL err), ARBOR_EKIND,
+ * ARBOR_ESTATE. */
+ARBOR_EXTERN int arbor_task_fail_error(arbor_node_t *task, arbor_error_t *err);
+/* arbor_task_fail(task, code, fmt, ...): fail with a new error at the caller's
+ * location. */
+#define arbor_task_fail(task, code, ...)                                               \
+  arbor_task_fail_error((task), arbor_error_new((code), __VA_ARGS__))
+/* Readiness handshake: a task spawned with .handshake = 1 is STARTING until it
+ * calls this. A body that ends before calling it fails. Errors: ARBOR_EKIND,
+ * ARBOR_ESTATE (not STARTING). */
+ARBOR_EXTERN int arbor_task_started(arbor_node_t *task);
+
+/* Owned handles: closed by arbor when the body ends (done, fail or the default
+ * cancel hook); the task is FINISHED only after every close callback ran. The
+ * handle must be initialised and must not be closed by the caller while owned;
+ * arbor sets its ->data when it closes it. Errors: ARBOR_EINVAL, ARBOR_EKIND,
+ * ARBOR_ESTATE (body already ended), ARBOR_EALREADY (owned already), ARBOR_ENOMEM. */
+ARBOR_EXTERN int arbor_task_own(arbor_node_t *task, uv_handle_t *handle);
+/* Gives ownership back; ARBOR_ENOENT when the handle is not owned. */
+ARBOR_EXTERN int arbor_task_disown(arbor_node_t *task, uv_handle_t *handle);
+
+ARBOR_EXTERN void *arbor_task_data(arbor_node_t *task);  /* NULL without data_size */
+ARBOR_EXTERN void *arbor_task_arg(const arbor_node_t *task);
+
+/* ------------------------------------------------------------------ groups */
+
+typedef struct {
+  const char *name;              /* copied; NULL: "group" */
+} arbor_group_opts_t;
+
+/* Creates a group (a nursery) under parent: the root, a group or a task. It is
+ * STARTED at once and takes children until it FINISHED. opts may be NULL.
+ * Errors: as arbor_task_spawn. */
+ARBOR_EXTERN int arbor_group_new(arbor_node_t *parent, const arbor_group_opts_t *opts,
+                                 arbor_node_t **group);
+
+/* Ends the group's own body: from now on it finishes as soon as every child has
+ * (rule 1). cb (may be NULL) is called once the group is FINISHED; its outcome is
+ * OK, FAILED (arbor_node_error holds the error group: every non-cancellation child
+ * error in the order they happened, rule 2) or CANCELLED.
+ * A cancelled or failed group ends its body by itself; join still registers cb.
+ * Errors: ARBOR_EINVAL, ARBOR_EKIND, ARBOR_EALREADY (joined already). */
+ARBOR_EXTERN int arbor_group_join(arbor_node_t *group, arbor_finish_cb cb, void *arg);
+
+/* ---------------------------------------------------------- observation API
+ *
+ * For exporters and the admin server: read-only, on the loop thread, so every walk
+ * is one consistent point in time.
+ */
+
+/* The node with this id, alive or retained; NULL when unknown or evicted. */
+ARBOR_EXTERN arbor_node_t *arbor_node_find(arbor_runtime_t *rt, uint64_t id);
+
+/* Children in creation order (retained FINISHED ones included). */
+ARBOR_EXTERN arbor_node_t *arbor_node_first_child(const arbor_node_t *node);
+ARBOR_EXTERN arbor_node_t *arbor_node_next_sibling(const arbor_node_t *node);
+/* A page of children: writes up to `limit` node pointers starting at child number
+ * `offset` into out, stores the number of children in *total (may be NULL) and
+ * returns how many it wrote. ARBOR_EINVAL for NULL node or out with limit > 0. */
+ARBOR_EXTERN int arbor_node_children(const arbor_node_t *node, size_t offset, size_t limit,
+                                     arbor_node_t **out, size_t *total);
+
+/* Pre-order walk of node's subtree, down to max_depth (0: node only; -1: all).
+ * visit returns 0 to go on, 1 to skip this node's children, or a negative value to
+ * stop; arbor_tree_walk then returns that value. Do not change the tree from visit.
+ * Returns 0 when the walk completed. */
+typedef int (*arbor_walk_cb)(arbor_node_t *node, int depth, void *arg);
+ARBOR_EXTERN int arbor_tree_walk(arbor_node_t *node, int max_depth, arbor_walk_cb visit,
+                                 void *arg);
+
+/* Prints the subtree as indented text, one node per line with kind, name, id, state,
+ * outcome and, for failed nodes, the error chain. */
+ARBOR_EXTERN int arbor_tree_print(arbor_node_t *node, FILE *out);
+
+/* ------------------------------------------------------------------ events */
+
+/* One recorded event. error is borrowed from the ring: valid until the next call
+ * that records events (take a reference to keep it). */
+typedef struct {
+  uint64_t seq;                  /* 1, 2, 3 ... in recording order */
+  uint64_t time_ns;              /* monotonic */
+  uint64_t node_id;
+  uint64_t parent_id;
+  arbor_event_type_t type;
+  arbor_kind_t kind;
+  arbor_state_t from;            /* STATE: the old state; others: the state then */
+  arbor_state_t to;              /* STATE: the new state; others: the state then */
+  const arbor_error_t *error;    /* FAILED: the node's error; else NULL */
+} arbor_event_t;
+
+typedef struct {
+  uint64_t recorded;             /* events ever recorded */
+  uint64_t dropped;              /* overwritten because the ring was full (oldest first) */
+  uint64_t first_seq;            /* oldest seq still in the ring (recorded+1 when empty) */
+  size_t capacity;
+} arbor_events_stats_t;
+
+ARBOR_EXTERN void arbor_events_stats(const arbor_runtime_t *rt, arbor_events_stats_t *stats);
+
+/* Reads events with seq >= *cursor (start with 1, or stats.first_seq) into out, at
+ * most max, and advances *cursor past the last one read. Returns how many it read.
+ * When the ring overwrote events the reader had not seen, reading resumes at the
+ * oldest one kept and *missed (may be NULL) receives how many were lost; else 0.
+ * Errors: ARBOR_EINVAL. */
+ARBOR_EXTERN int arbor_events_read(const arbor_runtime_t *rt, uint64_t *cursor,
+                                   arbor_event_t *out, size_t max, uint64_t *missed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ARBOR_H */

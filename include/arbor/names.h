@@ -1,0 +1,66 @@
+/* arbor/names.h - every enumerated name of arbor, listed once.
+ *
+ * Each list is an X-macro: the enum in arbor.h and the name tables in the library
+ * are both expanded from it, so a name can never drift from its value (libuv does
+ * the same with UV_ERRNO_MAP). Include <arbor.h>, not this file.
+ */
+#ifndef ARBOR_NAMES_H
+#define ARBOR_NAMES_H
+
+#include <errno.h>
+
+/* Error codes: XX(NAME, value, message). Values are negative errno codes where one
+ * fits, and arbor's own codes in -4000..-4099 where none does. */
+#define ARBOR_ERRNO_MAP(XX)                                                            \
+  XX(EINVAL, (-EINVAL), "invalid argument")                                            \
+  XX(ENOMEM, (-ENOMEM), "out of memory")                                               \
+  XX(ENOENT, (-ENOENT), "no such node")                                                \
+  XX(ECANCELED, (-ECANCELED), "operation cancelled")                                   \
+  XX(ETIMEDOUT, (-ETIMEDOUT), "timed out")                                             \
+  XX(EALREADY, (-EALREADY), "already done")                                            \
+  XX(EBUSY, (-EBUSY), "resource busy")                                                 \
+  XX(ENOSPC, (-ENOSPC), "no space left")                                               \
+  XX(EDEADLK, (-EDEADLK), "nodes are waiting but nothing is left to wake them")        \
+  XX(EFINISHED, (-4001), "node has finished")                                          \
+  XX(EKIND, (-4002), "wrong kind of node for this operation")                         \
+  XX(ESTATE, (-4003), "not allowed in the node's current state")                      \
+  XX(ECLOSING, (-4004), "runtime is closing")                                          \
+  XX(EGROUP, (-4005), "one or more children failed")                                   \
+  XX(EFAILED, (-4006), "task failed")
+
+/* Node kinds: XX(NAME, text). */
+#define ARBOR_KIND_MAP(XX)                                                             \
+  XX(ROOT, "root")                                                                     \
+  XX(SUPERVISOR, "supervisor")                                                         \
+  XX(SERVICE, "service")                                                               \
+  XX(GROUP, "group")                                                                   \
+  XX(TASK, "task")                                                                     \
+  XX(PROCESS, "process")
+
+/* Lifecycle states, in lifecycle order: XX(NAME, text). */
+#define ARBOR_STATE_MAP(XX)                                                            \
+  XX(CREATED, "CREATED")                                                               \
+  XX(STARTING, "STARTING")                                                             \
+  XX(STARTED, "STARTED")                                                               \
+  XX(STOPPING, "STOPPING")                                                             \
+  XX(STOPPED, "STOPPED")                                                               \
+  XX(FINISHED, "FINISHED")
+
+/* Outcomes, set once when a node reaches FINISHED: XX(NAME, text). */
+#define ARBOR_OUTCOME_MAP(XX)                                                          \
+  XX(NONE, "NONE")                                                                     \
+  XX(OK, "OK")                                                                         \
+  XX(FAILED, "FAILED")                                                                 \
+  XX(CANCELLED, "CANCELLED")
+
+/* Event types: XX(NAME, text). */
+#define ARBOR_EVENT_MAP(XX)                                                            \
+  XX(CREATED, "created")     /* a node was added to the tree (to = CREATED) */         \
+  XX(STATE, "state")         /* a lifecycle transition: from -> to */                  \
+  XX(FAILED, "failed")       /* a node failed; error is its chain */                   \
+  XX(CANCEL, "cancel")       /* cancellation was requested for a node */               \
+  XX(RESTART, "restart")     /* a service was restarted */                             \
+  XX(DEADLINE, "deadline")   /* a deadline expired */                                  \
+  XX(STUCK, "stuck")         /* a node stayed STOPPING past its shutdown timeout */
+
+#endif /* ARBOR_NAMES_H */

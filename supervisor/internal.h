@@ -1,0 +1,193 @@
+/* supervisor/internal.h - what the core's files share. Not installed.
+ *
+ * Ownership in one paragraph: the runtime owns every node. A node is freed only
+ * from the loop (arbor__runtime_drain), never inside an API call, so any pointer a
+ * caller or an internal loop holds stays valid for the whole call. A node is freed
+ * once it is FINISHED, out of the retention FIFO (evicted) and unreferenced;
+ * references come from callers (arbor_node_ref), from each child (a child holds its
+ * parent, so no freed node has a live child) and from queued callbacks.
+ */
+#ifndef ARBOR_SUPERVISOR_INTERNAL_H
+#define ARBOR_SUPERVISOR_INTERNAL_H
+
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "arbor.h"
+#include "recorder.h"
+
+/* Always-on assert for broken invariants (programming errors inside arbor), like
+ * libdill's dill_assert: independent of NDEBUG, prints where, aborts. */
+#define ARBOR_ASSERT(cond)                                                             \
+  do {                                                                                 \
+    if (__builtin_expect(!(cond), 0))                                                  \
+      arbor__assert_fail(#cond, __FILE__, __LINE__, __func__);                         \
+  } while (0)
+void arbor__assert_fail(const char *expr, const char *file, int line, const char *func)
+    __attribute__((noreturn));
+
+#define ARBOR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ------------------------------------------------------------------ nodes */
+
+enum {
+  ARBOR__F_CANCEL = 1u << 0,      /* cancellation reached the node */
+  ARBOR__F_BODY_ENDED = 1u << 1,  /* task: done/fail; group: joined, or stopping */
+  ARBOR__F_JOINED = 1u << 2,      /* group: arbor_group_join was called */
+  ARBOR__F_HANDSHAKE = 1u << 3,   /* task: starts in STARTING */
+  ARBOR__F_RETAINED = 1u << 4,    /* in the retention FIFO */
+  ARBOR__F_EVICTED = 1u << 5,     /* out of the tree and the id map; freed at refs 0 */
+  ARBOR__F_IN_START = 1u << 6,    /* task: its start callback is running */
+  ARBOR__F_CANCEL_HOOK = 1u << 7, /* task: its cancel hook has been called */
+};
+
+struct arbor__attr {
+  char *key;
+  char *value;
+};
+
+/* Rarely needed parts, allocated on first use to keep the hot node small. */
+struct arbor__extra {
+  struct arbor__attr attrs[ARBOR_ATTRS_MAX];
+  uint32_t nattrs;
+};
+
+struct arbor__task {
+  arbor_task_start_cb start;
+  arbor_task_cancel_cb cancel;
+  uv_handle_t **handles;   /* owned handles; points at `one` while cap == 1 */
+  uv_handle_t *one;
+  uint16_t nhandles;
+  uint16_t cap;
+  uint32_t closing;        /* owned handles whose close callback is pending */
+  void *data;              /* spec.data_size bytes after the name, or NULL */
+};
+
+struct arbor__group {
+  arbor_error_t **errors;  /* children's errors in the order they failed */
+  uint32_t nerrors;
+  uint32_t cap;
+};
+
+struct arbor_node_s {
+  uint64_t id;
+  arbor_runtime_t *rt;
+  arbor_node_t *parent;
+  /* Children form a circular doubly-linked list in creation order:
+   * first_child->prev is the last child. */
+  arbor_node_t *first_child;
+  arbor_node_t *next;
+  arbor_node_t *prev;
+  arbor_node_t *retain_next;     /* retention FIFO link */
+  arbor_error_t *error;          /* set once; the chain of a FAILED node */
+  struct arbor__extra *extra;
+  arbor_finish_cb finish;
+  void *arg;
+  uint64_t t_created, t_started, t_stop, t_finished;
+  uint64_t children_total;
+  uint32_t nchildren;            /* linked children (live + retained) */
+  uint32_t live_children;        /* children not FINISHED */
+  uint32_t refs;
+  uint16_t flags;
+  uint8_t kind, state, outcome;
+  union {
+    struct arbor__task task;
+    struct arbor__group group;
+  } u;
+  char name[];                   /* NUL-terminated; task data follows, aligned */
+};
+
+/* A FIFO of node pointers (run queue, finish callbacks), a growable array; holds a
+ * reference on each node it contains. */
+struct arbor__queue {
+  arbor_node_t **items;
+  size_t head, len, cap;
+};
+
+struct arbor__idmap {
+  arbor_node_t **slots;      /* open addressing, linear probing; NULL = empty */
+  size_t mask;               /* capacity - 1 (capacity is 2^k) */
+  size_t count;
+};
+
+struct arbor_runtime_s {
+  uv_loop_t *loop;
+  arbor_node_t *root;
+  uint64_t next_id;
+  uint64_t mono0_ns;             /* uv_hrtime() and wall clock read together at start */
+  int64_t wall0_ns;
+  struct arbor__idmap ids;
+  struct arbor__recorder rec;
+  struct arbor__queue runq;      /* CREATED tasks waiting for their start */
+  struct arbor__queue finq;      /* FINISHED nodes whose finish callback is due */
+  arbor_node_t *retain_head;     /* oldest retained FINISHED node */
+  arbor_node_t *retain_tail;
+  size_t retained;
+  size_t retain_max;
+  arbor_node_t *zombies;         /* evicted nodes still referenced (retain_next links) */
+  uv_idle_t idle;                /* runs arbor__runtime_drain while work is queued */
+  uv_signal_t sigint, sigterm;
+  int signals_on;
+  int no_signals;
+  int closing;
+  int running;                   /* inside arbor_run: stop the loop when the tree empties */
+  int handles_open;              /* internal handles not yet closed */
+  int freeing;                   /* tearing down: node_free leaves parents alone */
+  arbor_error_t *oom_error;      /* preallocated: the error when making one failed */
+  arbor_runtime_close_cb close_cb;
+  void *close_arg;
+  arbor_error_t *first_failure;  /* first failure of a top-level node */
+  uint64_t top_failures;
+};
+
+/* node.c */
+arbor_node_t *arbor__node_new(arbor_node_t *parent, arbor_kind_t kind, const char *name,
+                              size_t data_size);
+void arbor__node_unref(arbor_node_t *node);
+void arbor__node_free(arbor_node_t *node);
+int arbor__parent_check(arbor_node_t *parent);
+void arbor__retain(arbor_node_t *node);
+void arbor__retention_trim(arbor_runtime_t *rt, size_t keep);
+uint64_t arbor__now(void);
+
+/* idmap.c */
+int arbor__idmap_init(struct arbor__idmap *m);
+void arbor__idmap_free(struct arbor__idmap *m);
+int arbor__idmap_put(struct arbor__idmap *m, arbor_node_t *node);
+arbor_node_t *arbor__idmap_get(const struct arbor__idmap *m, uint64_t id);
+void arbor__idmap_del(struct arbor__idmap *m, uint64_t id);
+
+/* lifecycle.c */
+void arbor__transition(arbor_node_t *node, arbor_state_t to);
+void arbor__record(arbor_node_t *node, arbor_event_type_t type, const arbor_error_t *err);
+void arbor__maybe_finish(arbor_node_t *node);
+void arbor__finish(arbor_node_t *node);
+void arbor__node_failed(arbor_node_t *node, arbor_error_t *err);
+void arbor__cancel_children(arbor_node_t *node);
+int arbor__cancel(arbor_node_t *node);
+
+/* task.c, group.c */
+void arbor__task_run(arbor_node_t *task);
+void arbor__task_cancel(arbor_node_t *task);
+int arbor__task_can_finish(const arbor_node_t *task);
+void arbor__group_cancel(arbor_node_t *group);
+void arbor__group_child_failed(arbor_node_t *group, arbor_node_t *child);
+arbor_error_t *arbor__group_error(arbor_node_t *group);
+
+/* runtime.c */
+int arbor__queue_push(struct arbor__queue *q, arbor_node_t *node);
+int arbor__queue_reserve(struct arbor__queue *q, size_t extra);
+void arbor__queue_free(struct arbor__queue *q);
+void arbor__runtime_wake(arbor_runtime_t *rt);
+void arbor__runtime_tree_changed(arbor_runtime_t *rt);
+
+/* error.c */
+void arbor__error_set_node(arbor_error_t *err, uint64_t node_id);
+arbor_error_t *arbor__error_group_new(arbor_node_t *group, arbor_error_t **children, size_t n);
+
+static inline int arbor__is_finished(const arbor_node_t *n) {
+  return n->state == ARBOR_STATE_FINISHED;
+}
+
+#endif /* ARBOR_SUPERVISOR_INTERNAL_H */

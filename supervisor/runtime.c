@@ -1,0 +1,304 @@
+/* supervisor/runtime.c - the runtime: its loop handles, the deferred work queues,
+ * closing, and arbor_run.
+ *
+ * arbor never calls a user callback from inside an API call, and never frees a
+ * node inside one. Both kinds of work are queued and done by arbor__runtime_drain,
+ * which a uv_idle_t runs while anything is queued (an active idle handle also keeps
+ * the loop from blocking in poll). When nothing is queued the idle handle is
+ * stopped, so an idle runtime costs no wake-ups.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* ---------------------------------------------------------------- queues */
+
+int arbor__queue_reserve(struct arbor__queue *q, size_t extra) {
+  if (q->head > 0 && q->head == q->len)
+    q->head = q->len = 0;
+  if (q->len + extra <= q->cap)
+    return 0;
+  if (q->head > 0) {             /* slide the live part down before growing */
+    memmove(q->items, q->items + q->head, (q->len - q->head) * sizeof *q->items);
+    q->len -= q->head;
+    q->head = 0;
+    if (q->len + extra <= q->cap)
+      return 0;
+  }
+  size_t cap = q->cap ? q->cap * 2 : 64;
+  while (cap < q->len + extra)
+    cap *= 2;
+  arbor_node_t **v = realloc(q->items, cap * sizeof *v);
+  if (v == NULL)
+    return ARBOR_ENOMEM;
+  q->items = v;
+  q->cap = cap;
+  return 0;
+}
+
+/* Appends node, taking a reference. Returns 0 or ARBOR_ENOMEM. */
+int arbor__queue_push(struct arbor__queue *q, arbor_node_t *node) {
+  if (arbor__queue_reserve(q, 1) < 0)
+    return ARBOR_ENOMEM;
+  q->items[q->len++] = node;
+  node->refs++;
+  return 0;
+}
+
+void arbor__queue_free(struct arbor__queue *q) {
+  free(q->items);
+  memset(q, 0, sizeof *q);
+}
+
+static size_t queue_size(const struct arbor__queue *q) { return q->len - q->head; }
+
+/* ----------------------------------------------------------------- drain */
+
+static void drain(arbor_runtime_t *rt);
+static void on_idle(uv_idle_t *idle) { drain(idle->data); }
+
+void arbor__runtime_wake(arbor_runtime_t *rt) {
+  if (!uv_is_active((uv_handle_t *)&rt->idle) && !uv_is_closing((uv_handle_t *)&rt->idle))
+    uv_idle_start(&rt->idle, on_idle);
+}
+
+void arbor__runtime_tree_changed(arbor_runtime_t *rt) {
+  if (rt->closing || rt->running)
+    arbor__runtime_wake(rt);
+}
+
+static void close_handles(arbor_runtime_t *rt);
+
+/* Starts the tasks spawned since the last pass, runs due finish callbacks, trims
+ * retention and moves a closing runtime on. Work queued by the callbacks it runs
+ * waits for the next pass, so one busy tree cannot starve the loop. */
+static void drain(arbor_runtime_t *rt) {
+  size_t n = queue_size(&rt->runq);
+  while (n-- > 0) {
+    arbor_node_t *task = rt->runq.items[rt->runq.head++];
+    arbor__task_run(task);
+    arbor__node_unref(task);
+  }
+  n = queue_size(&rt->finq);
+  while (n-- > 0) {
+    arbor_node_t *node = rt->finq.items[rt->finq.head++];
+    node->finish(node, node->arg);
+    arbor__node_unref(node);
+  }
+  if (!rt->closing)
+    arbor__retention_trim(rt, rt->retain_max);
+
+  int idle = queue_size(&rt->runq) == 0 && queue_size(&rt->finq) == 0;
+  if (!idle)
+    return;
+  uv_idle_stop(&rt->idle);
+  if (rt->root->live_children > 0)
+    return;
+  if (rt->closing == 1) {
+    arbor_node_t *root = rt->root;
+    rt->closing = 2;             /* every node is FINISHED: close our handles */
+    root->flags |= ARBOR__F_BODY_ENDED;
+    arbor__transition(root, ARBOR_STATE_STOPPED);
+    root->outcome = rt->first_failure != NULL ? ARBOR_OUTCOME_FAILED : ARBOR_OUTCOME_OK;
+    arbor__transition(root, ARBOR_STATE_FINISHED);
+    close_handles(rt);
+  } else if (rt->running) {
+    uv_stop(rt->loop);           /* arbor_run: the tree is empty */
+  }
+}
+
+/* --------------------------------------------------------------- runtime */
+
+int arbor_runtime_new(arbor_runtime_t **out, uv_loop_t *loop, const arbor_runtime_opts_t *opts) {
+  if (out == NULL || loop == NULL)
+    return ARBOR_EINVAL;
+  arbor_runtime_t *rt = calloc(1, sizeof *rt);
+  if (rt == NULL)
+    return ARBOR_ENOMEM;
+  rt->loop = loop;
+  rt->retain_max = opts != NULL && opts->retain_finished > 0 ? opts->retain_finished : 1024;
+  rt->no_signals = opts != NULL && opts->no_signals;
+  rt->next_id = 1;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  rt->mono0_ns = uv_hrtime();
+  rt->wall0_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+
+  int rc = ARBOR_ENOMEM;
+  rt->oom_error = arbor_error_new_at(ARBOR_ENOMEM, NULL, "", 0, "",
+                                     "out of memory while recording a failure");
+  if (rt->oom_error == NULL)
+    goto fail;
+  if ((rc = arbor__idmap_init(&rt->ids)) < 0)
+    goto fail_oom;
+  if ((rc = arbor__recorder_init(&rt->rec, opts != NULL ? opts->event_capacity : 0)) < 0)
+    goto fail_ids;
+  rc = ARBOR_ENOMEM;
+  arbor_node_t *root = arbor__node_new(NULL, ARBOR_KIND_ROOT, "root", 0);
+  if (root == NULL)
+    goto fail_rec;
+  root->rt = rt;
+  root->id = rt->next_id++;
+  root->t_created = uv_hrtime();
+  if (arbor__idmap_put(&rt->ids, root) < 0)
+    goto fail_root;
+  rt->root = root;
+  if ((rc = uv_idle_init(loop, &rt->idle)) < 0)
+    goto fail_put;
+  rt->idle.data = rt;
+  rt->handles_open = 1;
+  arbor__recorder_add(&rt->rec, root->t_created, root->id, 0, ARBOR_EVENT_CREATED,
+                      ARBOR_KIND_ROOT, ARBOR_STATE_CREATED, ARBOR_STATE_CREATED, NULL);
+  arbor__transition(root, ARBOR_STATE_STARTED);
+  *out = rt;
+  return 0;
+
+fail_put:
+  arbor__idmap_del(&rt->ids, root->id);
+fail_root:
+  free(root);
+fail_rec:
+  arbor__recorder_free(&rt->rec);
+fail_ids:
+  arbor__idmap_free(&rt->ids);
+fail_oom:
+  arbor_error_unref(rt->oom_error);
+fail:
+  free(rt);
+  return rc;
+}
+
+uv_loop_t *arbor_runtime_loop(const arbor_runtime_t *rt) { return rt != NULL ? rt->loop : NULL; }
+arbor_node_t *arbor_root(arbor_runtime_t *rt) { return rt != NULL ? rt->root : NULL; }
+
+/* Frees every node and the runtime once all handles are closed. */
+static void free_all(arbor_runtime_t *rt) {
+  arbor_runtime_close_cb cb = rt->close_cb;
+  void *arg = rt->close_arg;
+  rt->freeing = 1;
+  arbor__retention_trim(rt, 0);
+  /* Evicted nodes a caller still references die with the runtime (documented). */
+  while (rt->zombies != NULL) {
+    arbor_node_t *z = rt->zombies;
+    rt->zombies = z->retain_next;
+    arbor__node_free(z);
+  }
+  arbor__node_free(rt->root);
+  arbor__queue_free(&rt->runq);
+  arbor__queue_free(&rt->finq);
+  arbor__idmap_free(&rt->ids);
+  arbor__recorder_free(&rt->rec);
+  arbor_error_unref(rt->oom_error);
+  arbor_error_unref(rt->first_failure);
+  if (cb != NULL)
+    cb(rt, arg);
+  free(rt);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  arbor_runtime_t *rt = h->data;
+  if (--rt->handles_open == 0)
+    free_all(rt);
+}
+
+static void close_handles(arbor_runtime_t *rt) {
+  uv_close((uv_handle_t *)&rt->idle, on_handle_closed);
+  if (rt->signals_on) {
+    uv_close((uv_handle_t *)&rt->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&rt->sigterm, on_handle_closed);
+  }
+}
+
+int arbor_runtime_close(arbor_runtime_t *rt, arbor_runtime_close_cb cb, void *arg) {
+  if (rt == NULL)
+    return ARBOR_EINVAL;
+  if (rt->closing)
+    return ARBOR_EALREADY;
+  rt->closing = 1;
+  rt->close_cb = cb;
+  rt->close_arg = arg;
+  arbor_node_t *root = rt->root;
+  root->flags |= ARBOR__F_CANCEL;
+  root->t_stop = arbor__now();
+  arbor__transition(root, ARBOR_STATE_STOPPING);
+  arbor__cancel_children(root);
+  arbor__runtime_wake(rt);       /* the drain finishes the close from the loop */
+  return 0;
+}
+
+/* ------------------------------------------------------------ arbor_run */
+
+static void on_signal(uv_signal_t *sig, int signum) {
+  (void)signum;
+  arbor_runtime_t *rt = sig->data;
+  arbor__cancel_children(rt->root);
+}
+
+static int start_signals(arbor_runtime_t *rt) {
+  int rc;
+  if ((rc = uv_signal_init(rt->loop, &rt->sigint)) < 0)
+    return rc;
+  if ((rc = uv_signal_init(rt->loop, &rt->sigterm)) < 0) {
+    uv_close((uv_handle_t *)&rt->sigint, NULL);
+    return rc;
+  }
+  rt->sigint.data = rt->sigterm.data = rt;
+  rt->signals_on = 1;
+  rt->handles_open += 2;
+  uv_signal_start(&rt->sigint, on_signal, SIGINT);
+  uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
+  /* A signal watcher alone must not keep the loop running. */
+  uv_unref((uv_handle_t *)&rt->sigint);
+  uv_unref((uv_handle_t *)&rt->sigterm);
+  return 0;
+}
+
+static void on_run_closed(arbor_runtime_t *rt, void *arg) {
+  int *done = arg;
+  *done = 1;
+  uv_stop(arbor_runtime_loop(rt));
+}
+
+int arbor_run(arbor_runtime_t *rt) {
+  if (rt == NULL)
+    return ARBOR_EINVAL;
+  if (rt->closing)
+    return ARBOR_ECLOSING;
+  uv_loop_t *loop = rt->loop;
+  if (!rt->no_signals && !rt->signals_on)
+    (void)start_signals(rt);     /* without signal handling arbor_run still works */
+  rt->running = 1;
+  arbor__runtime_wake(rt);       /* an already empty tree stops at the first pass */
+  uv_run(loop, UV_RUN_DEFAULT);
+  rt->running = 0;
+  /* uv_run returned without our uv_stop: the loop ran out of handles while nodes
+   * still wait. Nothing can ever wake them; say so instead of hanging. */
+  int rc = rt->root->live_children > 0 ? ARBOR_EDEADLK : 0;
+  if (rc == 0 && rt->first_failure != NULL) {
+    int code = arbor_error_code(rt->first_failure);
+    rc = code < 0 ? code : ARBOR_EFAILED;
+  }
+  int done = 0;
+  arbor_runtime_close(rt, on_run_closed, &done);
+  while (!done)
+    uv_run(loop, UV_RUN_DEFAULT);
+  return rc;
+}
+
+/* ----------------------------------------------------------------- events */
+
+void arbor_events_stats(const arbor_runtime_t *rt, arbor_events_stats_t *stats) {
+  if (rt == NULL || stats == NULL)
+    return;
+  arbor__recorder_stats(&rt->rec, stats);
+}
+
+int arbor_events_read(const arbor_runtime_t *rt, uint64_t *cursor, arbor_event_t *out,
+                      size_t max, uint64_t *missed) {
+  if (rt == NULL || cursor == NULL || (out == NULL && max > 0))
+    return ARBOR_EINVAL;
+  if (max > INT32_MAX)
+    max = INT32_MAX;
+  return arbor__recorder_read(&rt->rec, cursor, out, max, missed);
+}
