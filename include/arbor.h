@@ -312,7 +312,7 @@ ARBOR_EXTERN int arbor_group_new(arbor_node_t *parent, const arbor_group_opts_t 
  * OK, FAILED (arbor_node_error holds the error group: every non-cancellation child
  * error in the order they happened, rule 2) or CANCELLED.
  * A cancelled or failed group ends its body by itself; join still registers cb.
- * Errors: ARBOR_EINVAL, ARBOR_EKIND, ARBOR_EALREADY (joined already). */
+ * Errors: ARBOR_EINVAL, ARBOR_EKIND, ARBOR_EALREADY (joined already), ARBOR_ENOMEM. */
 ARBOR_EXTERN int arbor_group_join(arbor_node_t *group, arbor_finish_cb cb, void *arg);
 
 /* ---------------------------------------------------------- observation API

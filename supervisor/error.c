@@ -172,7 +172,7 @@ static void format_chain(struct strbuf *sb, const arbor_error_t *e, int indent,
     sb_printf(sb, "%*s%s", indent, "", label);
     format_one(sb, e);
     for (size_t i = 0; i < e->nchildren; i++) {
-      char child_label[48];
+      char child_label[64];
       snprintf(child_label, sizeof child_label, "child %zu of %zu: ", i + 1, e->nchildren);
       format_chain(sb, e->children[i], indent + 2, child_label);
     }

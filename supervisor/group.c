@@ -41,8 +41,14 @@ int arbor_group_join(arbor_node_t *g, arbor_finish_cb cb, void *arg) {
   if (arbor__is_finished(g)) {
     /* It finished by itself (cancelled or failed, children done) before the join:
      * the callback still comes, from the loop. */
-    if (cb != NULL && arbor__queue_push(&g->rt->finq, g) == 0)
+    if (cb != NULL) {
+      if (arbor__queue_push(&g->rt->finq, g) < 0) {
+        g->flags &= (uint16_t)~ARBOR__F_JOINED;
+        g->finish = NULL;
+        return ARBOR_ENOMEM;
+      }
       arbor__runtime_wake(g->rt);
+    }
     return 0;
   }
   if (!(g->flags & ARBOR__F_BODY_ENDED)) {

@@ -56,12 +56,14 @@ struct arbor__extra {
 struct arbor__task {
   arbor_task_start_cb start;
   arbor_task_cancel_cb cancel;
-  uv_handle_t **handles;   /* owned handles; points at `one` while cap == 1 */
-  uv_handle_t *one;
+  union {                  /* owned handles: inline while there is at most one */
+    uv_handle_t *one;
+    uv_handle_t **many;
+  } h;
   uint16_t nhandles;
-  uint16_t cap;
-  uint32_t closing;        /* owned handles whose close callback is pending */
-  void *data;              /* spec.data_size bytes after the name, or NULL */
+  uint16_t cap;            /* 1: h.one is used; more: h.many */
+  uint16_t data_off;       /* spec.data_size bytes at this offset, or 0 */
+  uint16_t pad_;
 };
 
 struct arbor__group {
@@ -77,9 +79,8 @@ struct arbor_node_s {
   /* Children form a circular doubly-linked list in creation order:
    * first_child->prev is the last child. */
   arbor_node_t *first_child;
-  arbor_node_t *next;
+  arbor_node_t *next;            /* siblings; after eviction: the zombie list */
   arbor_node_t *prev;
-  arbor_node_t *retain_next;     /* retention FIFO link */
   arbor_error_t *error;          /* set once; the chain of a FAILED node */
   struct arbor__extra *extra;
   arbor_finish_cb finish;
@@ -89,6 +90,7 @@ struct arbor_node_s {
   uint32_t nchildren;            /* linked children (live + retained) */
   uint32_t live_children;        /* children not FINISHED */
   uint32_t refs;
+  uint32_t closing;              /* task: owned handles whose close callback is pending */
   uint16_t flags;
   uint8_t kind, state, outcome;
   union {
@@ -121,11 +123,10 @@ struct arbor_runtime_s {
   struct arbor__recorder rec;
   struct arbor__queue runq;      /* CREATED tasks waiting for their start */
   struct arbor__queue finq;      /* FINISHED nodes whose finish callback is due */
-  arbor_node_t *retain_head;     /* oldest retained FINISHED node */
-  arbor_node_t *retain_tail;
-  size_t retained;
+  struct arbor__queue retainq;   /* retained FINISHED nodes, oldest first */
   size_t retain_max;
-  arbor_node_t *zombies;         /* evicted nodes still referenced (retain_next links) */
+  size_t unfinished;             /* nodes not FINISHED: each has a retainq slot reserved */
+  arbor_node_t *zombies;         /* evicted nodes still referenced (next/prev links) */
   uv_idle_t idle;                /* runs arbor__runtime_drain while work is queued */
   uv_signal_t sigint, sigterm;
   int signals_on;

@@ -65,8 +65,11 @@ void arbor__finish(arbor_node_t *n) {
                : (n->flags & ARBOR__F_CANCEL) ? ARBOR_OUTCOME_CANCELLED
                                               : ARBOR_OUTCOME_OK;
   arbor__transition(n, ARBOR_STATE_FINISHED);
-  if (n->finish != NULL && arbor__queue_push(&n->rt->finq, n) == 0)
+  if (n->finish != NULL) {
+    int rc = arbor__queue_push(&n->rt->finq, n);   /* reserved at creation */
+    ARBOR_ASSERT(rc == 0);
     arbor__runtime_wake(n->rt);
+  }
   arbor__retain(n);
   /* A group's failure becomes final only now (its error group is complete); a
    * task's was passed up when it failed. */

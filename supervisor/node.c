@@ -20,6 +20,11 @@ arbor_node_t *arbor__node_new(arbor_node_t *parent, arbor_kind_t kind, const cha
   if (data_size > SIZE_MAX - data_off)
     return NULL;
   size_t size = data_size > 0 ? data_off + data_size : offsetof(arbor_node_t, name) + nlen + 1;
+  /* Reserve this node's retention and finish-callback slots now, so that finishing
+   * can never fail. */
+  if (rt != NULL && (arbor__queue_reserve(&rt->retainq, rt->unfinished + 1) < 0 ||
+                     arbor__queue_reserve(&rt->finq, rt->unfinished + 1) < 0))
+    return NULL;
   arbor_node_t *n = malloc(size);
   if (n == NULL)
     return NULL;
@@ -28,8 +33,12 @@ arbor_node_t *arbor__node_new(arbor_node_t *parent, arbor_kind_t kind, const cha
   memset(n, 0, offsetof(arbor_node_t, name));
   memcpy(n->name, name, nlen + 1);
   if (data_size > 0) {
-    n->u.task.data = (char *)n + data_off;
-    memset(n->u.task.data, 0, data_size);
+    if (data_off > UINT16_MAX) {     /* names are short; a huge one gets no data */
+      free(n);
+      return NULL;
+    }
+    n->u.task.data_off = (uint16_t)data_off;
+    memset((char *)n + data_off, 0, data_size);
   }
   n->kind = (uint8_t)kind;
   n->state = ARBOR_STATE_CREATED;
@@ -44,6 +53,7 @@ arbor_node_t *arbor__node_new(arbor_node_t *parent, arbor_kind_t kind, const cha
     return NULL;
   }
   rt->next_id++;
+  rt->unfinished++;
   n->t_created = arbor__now();
   n->parent = parent;
   parent->refs++;
@@ -91,8 +101,8 @@ void arbor__node_free(arbor_node_t *n) {
     }
     free(n->extra);
   }
-  if (n->kind == ARBOR_KIND_TASK && n->u.task.handles != &n->u.task.one)
-    free(n->u.task.handles);
+  if (n->kind == ARBOR_KIND_TASK && n->u.task.cap > 1)
+    free(n->u.task.h.many);
   if (n->kind == ARBOR_KIND_GROUP) {
     for (uint32_t i = 0; i < n->u.group.nerrors; i++)
       arbor_error_unref(n->u.group.errors[i]);
@@ -104,20 +114,25 @@ void arbor__node_free(arbor_node_t *n) {
     arbor__node_unref(parent);
 }
 
+static void zombie_remove(arbor_runtime_t *rt, arbor_node_t *n) {
+  if (n->prev != NULL)
+    n->prev->next = n->next;
+  else
+    rt->zombies = n->next;
+  if (n->next != NULL)
+    n->next->prev = n->prev;
+}
+
 void arbor__node_unref(arbor_node_t *n) {
   ARBOR_ASSERT(n->refs > 0);
   if (--n->refs == 0 && (n->flags & ARBOR__F_EVICTED)) {
-    /* An evicted node that was still referenced sits on the zombie list. */
-    arbor_runtime_t *rt = n->rt;
-    arbor_node_t **pp = &rt->zombies;
-    while (*pp != n)
-      pp = &(*pp)->retain_next;
-    *pp = n->retain_next;
+    zombie_remove(n->rt, n);
     arbor__node_free(n);
   }
 }
 
-/* Takes a FINISHED node out of the tree and the id map; frees it unless referenced. */
+/* Takes a FINISHED node out of the tree and the id map; frees it unless referenced,
+ * else parks it on the zombie list (its sibling links are free now). */
 static void evict(arbor_node_t *n) {
   arbor_runtime_t *rt = n->rt;
   n->flags = (uint16_t)((n->flags & ~ARBOR__F_RETAINED) | ARBOR__F_EVICTED);
@@ -125,39 +140,35 @@ static void evict(arbor_node_t *n) {
   arbor__idmap_del(&rt->ids, n->id);
   if (n->refs == 0) {
     arbor__node_free(n);
-  } else {
-    n->retain_next = rt->zombies;
-    rt->zombies = n;
+    return;
   }
+  n->prev = NULL;
+  n->next = rt->zombies;
+  if (rt->zombies != NULL)
+    rt->zombies->prev = n;
+  rt->zombies = n;
 }
 
-/* Appends a FINISHED node to the retention FIFO. Eviction waits for the loop
- * (arbor__retention_trim from the drain), so no node is freed inside an API call. */
+/* Appends a FINISHED node to the retention FIFO (its slot was reserved when it was
+ * created). Eviction waits for the loop (arbor__retention_trim from the drain), so
+ * no node is freed inside an API call. */
 void arbor__retain(arbor_node_t *n) {
   arbor_runtime_t *rt = n->rt;
+  struct arbor__queue *q = &rt->retainq;
+  ARBOR_ASSERT(q->len < q->cap && rt->unfinished > 0);
+  rt->unfinished--;
   n->flags |= ARBOR__F_RETAINED;
-  n->retain_next = NULL;
-  if (rt->retain_tail != NULL)
-    rt->retain_tail->retain_next = n;
-  else
-    rt->retain_head = n;
-  rt->retain_tail = n;
-  rt->retained++;
-  if (rt->retained > rt->retain_max)
+  q->items[q->len++] = n;
+  if (q->len - q->head > rt->retain_max)
     arbor__runtime_wake(rt);
 }
 
 /* Evicts the oldest retained nodes until at most `keep` remain. Children finish
  * before their parents (rule 1), so the FIFO evicts a child before its parent. */
 void arbor__retention_trim(arbor_runtime_t *rt, size_t keep) {
-  while (rt->retained > keep) {
-    arbor_node_t *n = rt->retain_head;
-    rt->retain_head = n->retain_next;
-    if (rt->retain_head == NULL)
-      rt->retain_tail = NULL;
-    rt->retained--;
-    evict(n);
-  }
+  struct arbor__queue *q = &rt->retainq;
+  while (q->len - q->head > keep)
+    evict(q->items[q->head++]);
 }
 
 /* Checks that parent may take a new child now. */

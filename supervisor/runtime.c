@@ -181,12 +181,13 @@ static void free_all(arbor_runtime_t *rt) {
   /* Evicted nodes a caller still references die with the runtime (documented). */
   while (rt->zombies != NULL) {
     arbor_node_t *z = rt->zombies;
-    rt->zombies = z->retain_next;
+    rt->zombies = z->next;
     arbor__node_free(z);
   }
   arbor__node_free(rt->root);
   arbor__queue_free(&rt->runq);
   arbor__queue_free(&rt->finq);
+  arbor__queue_free(&rt->retainq);
   arbor__idmap_free(&rt->ids);
   arbor__recorder_free(&rt->rec);
   arbor_error_unref(rt->oom_error);

@@ -29,7 +29,6 @@ int arbor_task_spawn(arbor_node_t *parent, const arbor_task_spec_t *spec, arbor_
     return ARBOR_ENOMEM;
   n->u.task.start = spec->start;
   n->u.task.cancel = spec->cancel;
-  n->u.task.handles = &n->u.task.one;
   n->u.task.cap = 1;
   n->finish = spec->finish;
   n->arg = spec->arg;
@@ -43,10 +42,14 @@ int arbor_task_spawn(arbor_node_t *parent, const arbor_task_spec_t *spec, arbor_
   return 0;
 }
 
+static uv_handle_t **handles(struct arbor__task *t) {
+  return t->cap == 1 ? &t->h.one : t->h.many;
+}
+
 static void on_handle_closed(uv_handle_t *h) {
   arbor_node_t *n = h->data;
-  ARBOR_ASSERT(n->u.task.closing > 0);
-  n->u.task.closing--;
+  ARBOR_ASSERT(n->closing > 0);
+  n->closing--;
   arbor__maybe_finish(n);
 }
 
@@ -54,18 +57,19 @@ static void on_handle_closed(uv_handle_t *h) {
  * contract) is skipped rather than closed twice, which libuv would abort on. */
 static void close_owned(arbor_node_t *n) {
   struct arbor__task *t = &n->u.task;
+  uv_handle_t **v = handles(t);
   for (uint16_t i = 0; i < t->nhandles; i++) {
-    uv_handle_t *h = t->handles[i];
+    uv_handle_t *h = v[i];
     if (uv_is_closing(h))
       continue;
     h->data = n;
     uv_close(h, on_handle_closed);
-    t->closing++;
+    n->closing++;
   }
   t->nhandles = 0;
 }
 
-int arbor__task_can_finish(const arbor_node_t *n) { return n->u.task.closing == 0; }
+int arbor__task_can_finish(const arbor_node_t *n) { return n->closing == 0; }
 
 /* The body ended, successfully (err NULL) or not. */
 static void end_body(arbor_node_t *n, arbor_error_t *err) {
@@ -168,9 +172,10 @@ int arbor_task_started(arbor_node_t *n) {
   return 0;
 }
 
-static int find_handle(const struct arbor__task *t, const uv_handle_t *h) {
+static int find_handle(struct arbor__task *t, const uv_handle_t *h) {
+  uv_handle_t **v = handles(t);
   for (uint16_t i = 0; i < t->nhandles; i++)
-    if (t->handles[i] == h)
+    if (v[i] == h)
       return i;
   return -1;
 }
@@ -191,13 +196,13 @@ int arbor_task_own(arbor_node_t *n, uv_handle_t *h) {
     uv_handle_t **v = malloc(cap * sizeof *v);
     if (v == NULL)
       return ARBOR_ENOMEM;
-    memcpy(v, t->handles, t->nhandles * sizeof *v);
-    if (t->handles != &t->one)
-      free(t->handles);
-    t->handles = v;
+    memcpy(v, handles(t), t->nhandles * sizeof *v);
+    if (t->cap > 1)
+      free(t->h.many);
+    t->h.many = v;
     t->cap = cap;
   }
-  t->handles[t->nhandles++] = h;
+  handles(t)[t->nhandles++] = h;
   return 0;
 }
 
@@ -210,12 +215,15 @@ int arbor_task_disown(arbor_node_t *n, uv_handle_t *h) {
   int i = find_handle(t, h);
   if (i < 0)
     return ARBOR_ENOENT;
-  t->handles[i] = t->handles[--t->nhandles];
+  uv_handle_t **v = handles(t);
+  v[i] = v[--t->nhandles];
   return 0;
 }
 
 void *arbor_task_data(arbor_node_t *n) {
-  return n != NULL && n->kind == ARBOR_KIND_TASK ? n->u.task.data : NULL;
+  if (n == NULL || n->kind != ARBOR_KIND_TASK || n->u.task.data_off == 0)
+    return NULL;
+  return (char *)n + n->u.task.data_off;
 }
 
 void *arbor_task_arg(const arbor_node_t *n) {
