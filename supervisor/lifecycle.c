@@ -108,6 +108,8 @@ void arbor__node_failed(arbor_node_t *n, arbor_error_t *err) {
     }
     arbor__error_set_node(err, n->id);
     n->error = err;
+    if (n->t_stop == 0)
+      n->t_stop = arbor__now();
     arbor__record(n, ARBOR_EVENT_FAILED, err);
   }
   arbor_node_t *p = n->parent;
