@@ -81,8 +81,9 @@ typedef enum {
 } arbor_event_type_t;
 
 /* Names of codes and enum values. Never NULL: an unknown value gives "UNKNOWN"
- * (arbor_err_name) or "unknown error" / "unknown" (the others). strerror and
- * err_name also know plain negative errno codes. */
+ * (arbor_err_name) or "unknown error" / "unknown" (the others). arbor_err_name
+ * returns the name without its prefix, as uv_err_name does: "EINVAL" for
+ * ARBOR_EINVAL. Both also know common plain negative errno codes (-ECONNREFUSED). */
 ARBOR_EXTERN const char *arbor_strerror(int code);
 ARBOR_EXTERN const char *arbor_err_name(int code);
 ARBOR_EXTERN const char *arbor_kind_name(arbor_kind_t kind);

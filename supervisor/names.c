@@ -47,7 +47,7 @@ const char *arbor_err_name(int code) {
   switch (code) {
 #define XX(name, value, msg)                                                           \
   case value:                                                                          \
-    return "ARBOR_" #name;
+    return #name;                /* as uv_err_name: "EINVAL", not "ARBOR_EINVAL" */
     ARBOR_ERRNO_MAP(XX)
 #undef XX
   default:
