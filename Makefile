@@ -1,0 +1,367 @@
+# arbor Makefile (GNU make). `make help` lists the targets.
+#
+# Every build variant lives in its own directory, build/<compiler>-<mode>/, where
+# mode is "opt" (SANITIZE empty) or "asan" (SANITIZE=address,undefined). So
+#   make                                        -> build/gcc-opt/
+#   make CC=clang SANITIZE=address,undefined    -> build/clang-asan/
+# never share an object file, and switching between them rebuilds nothing.
+#
+#   make V=1        show the full command lines
+#   make OPT=-O0    another optimisation level (the variant rebuilds: see FLAGS_STAMP)
+
+# make's built-in default CC is "cc"; call it gcc so the variant is named after the
+# compiler it really is (an explicit CC=cc still works and gets build/cc-*).
+ifeq ($(origin CC),default)
+CC = gcc
+endif
+AR ?= ar
+PKG_CONFIG ?= pkg-config
+
+# --------------------------------------------------------------- variant
+
+comma := ,
+SAN_ALL := address$(comma)undefined
+SANITIZE ?=
+
+# Sanitized builds use -O1: fast enough to run every test, yet the reports point at
+# the right line. -O2 otherwise. OPT on the command line wins in both modes.
+ifeq ($(SANITIZE),)
+  MODE := opt
+  OPT ?= -O2
+else ifeq ($(SANITIZE),$(SAN_ALL))
+  MODE := asan
+  OPT ?= -O1
+  SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+  $(error SANITIZE must be empty or "$(SAN_ALL)", not "$(SANITIZE)")
+endif
+
+# The compiler's own name, skipping a launcher: "ccache clang" -> clang.
+CC_NAME := $(notdir $(firstword $(filter-out ccache distcc,$(CC))))
+VARIANT := $(CC_NAME)-$(MODE)
+BUILD := build/$(VARIANT)
+OBJ := $(BUILD)/obj
+
+# ----------------------------------------------------------------- version
+
+# The version lives in include/arbor.h only; the soname follows its major number.
+version_part = $(shell sed -n 's/^\#define ARBOR_VERSION_$(1)[[:space:]]*\([0-9]*\).*/\1/p' include/arbor.h)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+
+STATIC_LIB := $(BUILD)/libarbor.a
+SO_LINK := libarbor.so
+SONAME := libarbor.so.$(VERSION_MAJOR)
+SO_REAL := libarbor.so.$(VERSION)
+SHARED_LIB := $(BUILD)/$(SO_REAL)
+
+# ------------------------------------------------------------ dependencies
+
+# pkg-config when it knows the package; the plain -l flag otherwise.
+pkg_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pkg_libs = $(or $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null),$(2))
+
+UV_CFLAGS := $(call pkg_cflags,libuv)
+UV_LIBS := $(call pkg_libs,libuv,-luv)
+CMOCKA_CFLAGS := $(call pkg_cflags,cmocka)
+CMOCKA_LIBS := $(call pkg_libs,cmocka,-lcmocka)
+
+# What libarbor itself links against. -lm is cheap insurance for backoff maths; the
+# shared library is linked with --as-needed, so it is recorded only if used.
+LIBS := $(UV_LIBS) -lm
+
+# ------------------------------------------------------------------ flags
+
+STD := -std=c11 -D_GNU_SOURCE
+WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith
+DEBUG := -g
+INCLUDES := -Iinclude -Isupervisor -Itracing
+DEPFLAGS = -MMD -MP
+
+# Fibers: supervisor/switch_<cpu>.S holds the context switch for one CPU. Only the
+# one for the target CPU is assembled; when there is none (or with FIBER=ucontext)
+# the C code is told to use ucontext instead, through ARBOR_FIBER_UCONTEXT.
+FIBER ?= auto
+ARCH := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
+KNOWN_ARCHES := x86_64 aarch64 arm i386 i686 riscv64 ppc64le s390x
+ASM_ALL := $(sort $(wildcard supervisor/*.S))
+ASM_OTHER_CPUS := $(filter $(foreach a,$(filter-out $(ARCH),$(KNOWN_ARCHES)),%_$(a).S),$(ASM_ALL))
+ASM_THIS_CPU := $(filter %_$(ARCH).S,$(ASM_ALL))
+ifeq ($(FIBER),ucontext)
+  ASM_SRCS := $(filter-out $(ASM_OTHER_CPUS) $(ASM_THIS_CPU),$(ASM_ALL))
+  FIBER_FLAGS := -DARBOR_FIBER_UCONTEXT=1
+else ifeq ($(FIBER),auto)
+  ASM_SRCS := $(filter-out $(ASM_OTHER_CPUS),$(ASM_ALL))
+  FIBER_FLAGS := $(if $(ASM_THIS_CPU),,-DARBOR_FIBER_UCONTEXT=1)
+else
+  $(error FIBER must be auto or ucontext, not "$(FIBER)")
+endif
+
+# User CFLAGS / CPPFLAGS / LDFLAGS come last so they can override ours.
+# FIBER_FLAGS goes everywhere: tests include internal headers, whose layout may
+# depend on it.
+BASE_CFLAGS = $(STD) $(OPT) $(DEBUG) $(WARN) $(SAN_FLAGS) $(FIBER_FLAGS) $(INCLUDES) $(UV_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+# Library objects go into both the .a and the .so, so they are all PIC. Symbols are
+# hidden unless arbor.h marks them ARBOR_EXTERN: the .so exports the API and nothing
+# else (make check-symbols).
+LIB_CFLAGS = $(BASE_CFLAGS) -fPIC -fvisibility=hidden
+# Hand-written assembly: no C flags, and no executable stack if a file forgets its
+# .note.GNU-stack section.
+ASFLAGS_ALL = $(DEBUG) $(INCLUDES) $(FIBER_FLAGS) -fPIC -Wa,--noexecstack $(CPPFLAGS) $(ASFLAGS)
+# cmocka test functions all take `void **state` and most ignore it.
+TEST_CFLAGS = $(BASE_CFLAGS) -Itests $(CMOCKA_CFLAGS) -Wno-unused-parameter
+LINK_FLAGS = $(SAN_FLAGS) $(LDFLAGS)
+
+# -z defs: the .so must name every library it needs (a missing -luv fails here, not
+# in a user's program). Not under sanitizers: clang leaves their runtime out of
+# shared objects on purpose; the executable brings it.
+SO_LDFLAGS = -shared -Wl,-soname,$(SONAME) -Wl,--as-needed $(if $(SAN_FLAGS),,-Wl$(comma)-z$(comma)defs)
+
+# --------------------------------------------------------------- sources
+
+# The core library. (http/ and the daemon will be a second library and a program.)
+LIB_SRCS := $(sort $(wildcard supervisor/*.c tracing/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o) $(ASM_SRCS:%.S=$(OBJ)/%.o)
+
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
+# Tests: every tests/**/test_*.c is one program, build/<v>/tests/<dir>/test_<name>.
+# Any other .c under tests/ is shared test support, archived into libtestsupport.a:
+# a test pulls in only the members it uses, so a helper program with its own main()
+# may live there too. tests/install/ is the install smoke test, built on its own.
+find_tests_c = $(sort $(shell find tests -name '$(1)' -not -path 'tests/install/*' -not -path '*/node_modules/*' 2>/dev/null))
+TEST_SRCS := $(call find_tests_c,test_*.c)
+TEST_SUPPORT_SRCS := $(filter-out $(TEST_SRCS),$(call find_tests_c,*.c))
+TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+TEST_SUPPORT_LIB := $(if $(TEST_SUPPORT_SRCS),$(BUILD)/tests/libtestsupport.a)
+
+ALL_OBJS := $(LIB_OBJS) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) $(BENCH_SRCS:%.c=$(OBJ)/%.o) \
+            $(TEST_SRCS:%.c=$(OBJ)/%.o) $(TEST_SUPPORT_SRCS:%.c=$(OBJ)/%.o)
+
+# ------------------------------------------------------------ quiet output
+
+ifeq ($(V),1)
+  Q :=
+  say :=
+else
+  Q := @
+  say = @printf '  %-5s %s\n' $(1) $(2);
+endif
+
+# ------------------------------------------------------------------ build
+
+.DEFAULT_GOAL := all
+# A recipe that fails must not leave a half-written target that looks up to date.
+.DELETE_ON_ERROR:
+.PHONY: all lib examples tests check bench run deps clean help FORCE
+
+all: lib examples
+
+lib: $(STATIC_LIB) $(SHARED_LIB)
+
+examples: $(EXAMPLES)
+
+tests: $(TESTS)
+
+# Changing flags (OPT=..., CFLAGS=..., another compiler of the same name) must
+# rebuild the variant, yet make only sees timestamps. This file holds the flags of
+# the last build and is rewritten only when they change; every object depends on it.
+FLAGS_STAMP := $(BUILD)/flags
+FLAGS_NOW = $(CC) | $(LIB_CFLAGS) | $(ASFLAGS_ALL) | $(TEST_CFLAGS) | $(LINK_FLAGS) | $(LIBS)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(subst ','\'',$(FLAGS_NOW))' | cmp -s - $@ || \
+	  printf '%s\n' '$(subst ','\'',$(FLAGS_NOW))' > $@
+
+# One compile rule; the flags depend on where the object goes.
+$(OBJ)/%.o: OBJ_CFLAGS = $(BASE_CFLAGS)
+$(OBJ)/supervisor/%.o $(OBJ)/tracing/%.o: OBJ_CFLAGS = $(LIB_CFLAGS)
+$(OBJ)/tests/%.o: OBJ_CFLAGS = $(TEST_CFLAGS)
+
+$(OBJ)/%.o: %.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call say,CC,$@)$(CC) $(OBJ_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(OBJ)/%.o: %.S $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call say,AS,$@)$(CC) $(ASFLAGS_ALL) $(DEPFLAGS) -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJS)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+# The real file carries the full version; libarbor.so.0 (the soname, what programs
+# load) and libarbor.so (what -larbor finds) point at it, as Debian lays them out.
+$(SHARED_LIB): $(LIB_OBJS)
+	$(call say,LINK,$@)$(CC) $(SO_LDFLAGS) $(LINK_FLAGS) -o $@ $^ $(LIBS)
+	$(Q)ln -sf $(SO_REAL) $(BUILD)/$(SONAME)
+	$(Q)ln -sf $(SO_REAL) $(BUILD)/$(SO_LINK)
+
+# Programs link the static library: they run from the build tree without
+# LD_LIBRARY_PATH, and tests may call internal (hidden) arbor__ functions.
+$(EXAMPLES): $(BUILD)/examples/%: $(OBJ)/examples/%.o $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(LIBS)
+
+$(BENCHES): $(BUILD)/bench/%: $(OBJ)/bench/%.o $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(LIBS)
+
+$(TEST_SUPPORT_LIB): $(TEST_SUPPORT_SRCS:%.c=$(OBJ)/%.o)
+	@mkdir -p $(@D)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+$(TESTS): $(BUILD)/tests/%: $(OBJ)/tests/%.o $(TEST_SUPPORT_LIB) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+
+-include $(ALL_OBJS:.o=.d)
+
+# ------------------------------------------------------------------ tests
+
+TEST_TIMEOUT ?= 60
+TEST_JOBS ?= 2
+# Only used by sanitized runs: leaks fail a test, and the first report stops it.
+ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1
+UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+TEST_ENV = TEST_JOBS=$(TEST_JOBS) $(if $(SAN_FLAGS),ASAN_OPTIONS=$(ASAN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_OPTIONS))
+
+# make check: build this variant and run its tests, each test in its own process.
+check: all tests
+	$(Q)$(TEST_ENV) tests/run-tests.sh $(BUILD) $(TEST_TIMEOUT)
+
+# The two runs `make test` does, and the builds it only compiles. Each is a make
+# of its own variant, so they can also be run one by one.
+OPT_CC ?= gcc
+ASAN_CC ?= clang
+.PHONY: test test-opt test-asan test-builds test-install test-valgrind check-symbols
+
+test-opt:
+	$(Q)$(MAKE) --no-print-directory CC=$(OPT_CC) SANITIZE= check
+
+test-asan:
+	$(Q)$(MAKE) --no-print-directory CC=$(ASAN_CC) SANITIZE=$(SAN_ALL) check
+
+# Both compilers in both modes, warning-free: the two variants no test run covers.
+test-builds:
+	$(Q)$(MAKE) --no-print-directory CC=$(ASAN_CC) SANITIZE= all tests
+	$(Q)$(MAKE) --no-print-directory CC=$(OPT_CC) SANITIZE=$(SAN_ALL) all tests
+
+# The exported symbols of the .so are exactly the ARBOR_EXTERN declarations.
+check-symbols: $(SHARED_LIB)
+	$(Q)mk/check-symbols.sh $(SHARED_LIB) include/arbor.h $(wildcard include/arbor/*.h)
+
+# Installs into a temporary prefix and builds a program against it with pkg-config.
+test-install:
+	$(Q)MAKE='$(MAKE)' CC='$(CC)' tests/install/run.sh
+
+# Not part of `make test` (slow): the optimised tests under valgrind's memcheck.
+VALGRIND ?= valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
+test-valgrind:
+	$(Q)$(MAKE) --no-print-directory CC=$(OPT_CC) SANITIZE= tests
+	$(Q)TEST_JOBS=$(TEST_JOBS) TEST_WRAPPER='$(VALGRIND)' tests/run-tests.sh build/$(OPT_CC)-opt $$(( $(TEST_TIMEOUT) * 5 ))
+
+# make test: everything CI checks. A failing stage does not stop the later ones (a
+# failure under gcc says little about clang, and the totals should count every
+# test), but make test fails if any stage failed. The last line totals the test
+# cases of both runs, from the summary file run-tests.sh leaves in each build dir.
+TEST_STAGES := test-opt check-symbols test-asan test-builds test-install
+test:
+	$(Q)rm -f build/*/test-logs/summary
+	$(Q)failed=; \
+	for stage in $(TEST_STAGES); do \
+	  echo "==> make $$stage"; \
+	  case $$stage in \
+	    check-symbols|test-install) set -- CC=$(OPT_CC) SANITIZE= ;; \
+	    *) set -- ;; \
+	  esac; \
+	  $(MAKE) --no-print-directory "$$@" $$stage || failed="$$failed $$stage"; \
+	done; \
+	[ -z "$$failed" ] || echo "make test: FAILED:$$failed"; \
+	cat build/*/test-logs/summary 2>/dev/null | \
+	  awk '{ p += $$1; f += $$3; s += $$5 } \
+	       END { printf "%d passed, %d failed", p, f; if (s) printf ", %d skipped", s; print "" }'; \
+	[ -z "$$failed" ]
+
+# ------------------------------------------------------------ bench, run
+
+# Benchmarks are built like everything else (-O2, asserts stay on) and run by
+# bench/run.sh, which gets the build directory. Nothing to do without bench/.
+bench: $(BENCHES)
+	$(Q)if [ -f bench/run.sh ]; then bash bench/run.sh $(BUILD); \
+	else echo "bench: no bench/run.sh; built $(words $(BENCHES)) benchmark(s) in $(BUILD)/bench"; fi
+
+# What `make run` starts, after installing missing packages and building.
+RUN_CMD ?= $(BUILD)/examples/tree_demo
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(RUN_CMD)
+
+deps:
+	$(Q)scripts/deps.sh
+
+# --------------------------------------------------------------- install
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+INSTALL ?= install
+# Libraries a static link of libarbor needs besides libuv (which Requires: brings).
+PC_LIBS_PRIVATE := -lm
+
+.PHONY: install uninstall
+ifneq ($(SAN_FLAGS),)
+ifneq ($(filter install,$(MAKECMDGOALS)),)
+  $(error refusing to install a sanitized build; use SANITIZE= (the default))
+endif
+endif
+install: lib
+	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/arbor $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	$(INSTALL) -m 644 include/arbor.h $(DESTDIR)$(INCLUDEDIR)/
+	$(INSTALL) -m 644 $(wildcard include/arbor/*.h) $(DESTDIR)$(INCLUDEDIR)/arbor/
+	$(INSTALL) -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
+	$(INSTALL) -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SO_LINK)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|g' arbor.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/arbor.pc
+# A system-wide install must refresh the loader's cache, or programs cannot find
+# libarbor.so.0 until someone runs ldconfig. Staged installs (DESTDIR) must not.
+ifeq ($(DESTDIR),)
+ifneq ($(filter /usr /usr/local,$(PREFIX)),)
+	-ldconfig
+endif
+endif
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/arbor.h $(patsubst include/%,$(DESTDIR)$(INCLUDEDIR)/%,$(wildcard include/arbor/*.h))
+	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,libarbor.a $(SO_REAL) $(SONAME) $(SO_LINK))
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/arbor.pc
+	rmdir $(DESTDIR)$(INCLUDEDIR)/arbor 2>/dev/null || true
+
+# ----------------------------------------------------------------- misc
+
+clean:
+	rm -rf build
+
+help:
+	@echo 'make                 libarbor.a, libarbor.so and examples in $(BUILD)/'
+	@echo 'make check           build this variant and run its tests'
+	@echo 'make test            everything CI checks: $(TEST_STAGES)'
+	@echo '  make test-opt        tests, $(OPT_CC) -O2'
+	@echo '  make test-asan       tests, $(ASAN_CC) -O1 with ASan + UBSan'
+	@echo '  make test-builds     the other two variants, build only'
+	@echo '  make check-symbols   the .so exports exactly the ARBOR_EXTERN API'
+	@echo '  make test-install    install to a temp prefix, build a pkg-config consumer'
+	@echo 'make test-valgrind   the tests under valgrind (slow; not part of make test)'
+	@echo 'make bench           build bench/*.c and run bench/run.sh'
+	@echo 'make run             install missing packages, build, run $(RUN_CMD)'
+	@echo 'make install         PREFIX=$(PREFIX) DESTDIR=; make uninstall'
+	@echo 'make clean           remove build/'
+	@echo 'Variables: CC=gcc|clang  SANITIZE=|$(SAN_ALL)  OPT=-O2  V=1  FIBER=auto|ucontext'
