@@ -272,8 +272,10 @@ ARBOR_EXTERN int arbor_task_spawn(arbor_node_t *parent, const arbor_task_spec_t 
  * already returned). */
 ARBOR_EXTERN int arbor_task_done(arbor_node_t *task);
 /* The body failed with err; takes the caller's reference (also on error). The task's
- * children are cancelled. Errors: ARBOR_EINVAL (NULL err), ARBOR_EKIND,
- * ARBOR_ESTATE. */
+ * children are cancelled. A NULL err means making the error ran out of memory (as
+ * arbor_task_fail does then): the task still fails, with a preallocated ENOMEM
+ * error, so a failure is never lost. Errors: ARBOR_EINVAL (NULL task), ARBOR_EKIND,
+ * ARBOR_ESTATE (not running, or the body already returned). */
 ARBOR_EXTERN int arbor_task_fail_error(arbor_node_t *task, arbor_error_t *err);
 /* arbor_task_fail(task, code, fmt, ...): fail with a new error at the caller's
  * location. */
