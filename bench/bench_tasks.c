@@ -1,11 +1,15 @@
 /* bench/bench_tasks.c - benchmarks A and B of ../shared/peers, for arbor.
  *
- *   spawn N   A: spawn N callback tasks into one group; each arms a zero timer it
- *               owns and calls arbor_task_done when it fires. Timed from before the
- *               first spawn until the group is FINISHED (its join callback).
- *   cancel N  B: N tasks each waiting on a 1-hour timer they own; once all are
- *               STARTED, cancel the group. Timed from the cancel call until the group
- *               is FINISHED (every timer closed, every node FINISHED).
+ *   spawn N   A: spawn N callback tasks into one group; each arms a zero timer and
+ *               calls arbor_task_done when it fires. Timed from before the first
+ *               spawn until the group is FINISHED (its join callback).
+ *   cancel N  B: N tasks each waiting on a 1-hour timer; once all are STARTED,
+ *               cancel the group. Timed from the cancel call until the group is
+ *               FINISHED (every timer gone, every node FINISHED).
+ *
+ * The timer is the runtime's own (arbor_task_after) by default, or, with
+ * ARBOR_BENCH_TIMER=uv in the environment, a uv_timer_t each task owns (the peer
+ * name is then arbor-uv): the same work through the libuv-handle path.
  *
  * Prints the harness's line, `RESULT peer=arbor bench=... n=... ns_per_task=...`.
  * Event recording stays on (it cannot be turned off). Not a test: bench/run.sh runs
@@ -19,10 +23,20 @@
 static uint64_t t_done;
 static size_t started;
 
+static int use_uv;
+
 static void on_timer(uv_timer_t *t) { arbor_task_done(t->data); }
+static void on_after(arbor_node_t *task, void *arg) {
+  (void)arg;
+  arbor_task_done(task);
+}
 
 static int task_start(arbor_node_t *task, void *arg) {
   uint64_t timeout = *(uint64_t *)arg;
+  if (!use_uv) {
+    started++;
+    return arbor_task_after(task, timeout, on_after);
+  }
   uv_timer_t *t = arbor_task_data(task);
   uv_timer_init(arbor_runtime_loop(arbor_node_runtime(task)), t);
   t->data = task;
@@ -39,7 +53,7 @@ static void on_group_finished(arbor_node_t *group, void *arg) {
 
 static void spawn_all(arbor_node_t *group, size_t n, uint64_t *timeout) {
   arbor_task_spec_t spec = {.name = "t", .start = task_start, .arg = timeout,
-                            .data_size = sizeof(uv_timer_t)};
+                            .data_size = use_uv ? sizeof(uv_timer_t) : 0};
   for (size_t i = 0; i < n; i++) {
     int rc = arbor_task_spawn(group, &spec, NULL);
     if (rc < 0) {
@@ -55,6 +69,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   size_t n = strtoull(argv[2], NULL, 10);
+  const char *mode = getenv("ARBOR_BENCH_TIMER");
+  use_uv = mode != NULL && strcmp(mode, "uv") == 0;
+  const char *peer = use_uv ? "arbor-uv" : "arbor";
   uv_loop_t *loop = uv_default_loop();
   arbor_runtime_t *rt;
   arbor_node_t *group;
@@ -69,7 +86,7 @@ int main(int argc, char **argv) {
     while (t_done == 0)
       uv_run(loop, UV_RUN_ONCE);
     uint64_t dt = t_done - t0;
-    printf("RESULT peer=arbor bench=spawn n=%zu wall_ns=%llu ns_per_task=%.1f\n", n,
+    printf("RESULT peer=%s bench=spawn n=%zu wall_ns=%llu ns_per_task=%.1f\n", peer, n,
            (unsigned long long)dt, (double)dt / (double)n);
   } else if (strcmp(argv[1], "cancel") == 0) {
     uint64_t timeout = 3600u * 1000u;
@@ -84,8 +101,8 @@ int main(int argc, char **argv) {
     while (t_done == 0)
       uv_run(loop, UV_RUN_ONCE);
     uint64_t t2 = t_done;
-    printf("RESULT peer=arbor bench=cancel n=%zu start_ns=%llu cancel_ns=%llu ns_per_task=%.1f\n",
-           n, (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
+    printf("RESULT peer=%s bench=cancel n=%zu start_ns=%llu cancel_ns=%llu ns_per_task=%.1f\n",
+           peer, n, (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
            (double)(t2 - t1) / (double)n);
   } else {
     fprintf(stderr, "bad mode %s\n", argv[1]);

@@ -295,6 +295,17 @@ ARBOR_EXTERN int arbor_task_own(arbor_node_t *task, uv_handle_t *handle);
 /* Gives ownership back; ARBOR_ENOENT when the handle is not owned. */
 ARBOR_EXTERN int arbor_task_disown(arbor_node_t *task, uv_handle_t *handle);
 
+/* A timer for a running task, kept by the runtime: cb runs from the loop `timeout`
+ * ms from now (loop time, as uv_timer_start), unless the body has ended by then.
+ * A task has at most one: arming it again replaces the pending one. It needs no
+ * handle and about 24 bytes, so it suits very wide fan-out; a task that needs more
+ * timers owns uv_timer_t handles instead. Errors: ARBOR_EINVAL (NULL task or cb),
+ * ARBOR_EKIND, ARBOR_ESTATE (not running), ARBOR_ENOMEM (nothing changed). */
+typedef void (*arbor_task_timer_cb)(arbor_node_t *task, void *arg);
+ARBOR_EXTERN int arbor_task_after(arbor_node_t *task, uint64_t timeout, arbor_task_timer_cb cb);
+/* Disarms the pending arbor_task_after; ARBOR_ENOENT when none is pending. */
+ARBOR_EXTERN int arbor_task_after_stop(arbor_node_t *task);
+
 ARBOR_EXTERN void *arbor_task_data(arbor_node_t *task);  /* NULL without data_size */
 ARBOR_EXTERN void *arbor_task_arg(const arbor_node_t *task);
 

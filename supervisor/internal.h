@@ -56,6 +56,7 @@ struct arbor__extra {
 struct arbor__task {
   arbor_task_start_cb start;
   arbor_task_cancel_cb cancel;
+  arbor_task_timer_cb timer_cb;  /* the pending arbor_task_after, if timer_slot > 0 */
   union {                  /* owned handles: inline while there is at most one */
     uv_handle_t *one;
     uv_handle_t **many;
@@ -64,6 +65,7 @@ struct arbor__task {
   uint16_t cap;            /* 1: h.one is used; more: h.many */
   uint16_t data_off;       /* spec.data_size bytes at this offset, or 0 */
   uint16_t pad_;
+  uint32_t timer_slot;     /* 1 + index in the runtime's timer heap; 0: none */
 };
 
 struct arbor__group {
@@ -107,6 +109,22 @@ struct arbor__queue {
   size_t head, len, cap;
 };
 
+/* The runtime's timers: one uv_timer_t for every arbor_task_after of every task, a
+ * binary min-heap of entries ordered by (deadline, seq). Entries carry their keys so
+ * that sifting compares within the array and does not touch the nodes. */
+struct arbor__timer_entry {
+  uint64_t deadline;         /* loop time, ms */
+  uint64_t seq;              /* arming order: equal deadlines fire first-armed first */
+  arbor_node_t *node;
+};
+
+struct arbor__timers {
+  struct arbor__timer_entry *heap;
+  size_t len, cap;
+  uint64_t seq;
+  uv_timer_t handle;
+};
+
 struct arbor__idmap {
   arbor_node_t **slots;      /* open addressing, linear probing; NULL = empty */
   size_t mask;               /* capacity - 1 (capacity is 2^k) */
@@ -128,6 +146,7 @@ struct arbor_runtime_s {
   size_t unfinished;             /* nodes not FINISHED: each has a retainq slot reserved */
   arbor_node_t *zombies;         /* evicted nodes still referenced (next/prev links) */
   uv_idle_t idle;                /* runs arbor__runtime_drain while work is queued */
+  struct arbor__timers timers;
   uv_signal_t sigint, sigterm;
   int signals_on;
   int no_signals;
@@ -167,6 +186,12 @@ void arbor__finish(arbor_node_t *node);
 void arbor__node_failed(arbor_node_t *node, arbor_error_t *err);
 void arbor__cancel_children(arbor_node_t *node);
 int arbor__cancel(arbor_node_t *node);
+
+/* timer.c */
+int arbor__timers_init(arbor_runtime_t *rt);
+void arbor__timers_free(arbor_runtime_t *rt);
+void arbor__timers_close(arbor_runtime_t *rt, uv_close_cb cb);
+void arbor__timer_cancel(arbor_node_t *task);
 
 /* task.c, group.c */
 void arbor__task_run(arbor_node_t *task);

@@ -74,6 +74,7 @@ int arbor__task_can_finish(const arbor_node_t *n) { return n->closing == 0; }
 /* The body ended, successfully (err NULL) or not. */
 static void end_body(arbor_node_t *n, arbor_error_t *err) {
   n->flags |= ARBOR__F_BODY_ENDED;
+  arbor__timer_cancel(n);
   if (n->state == ARBOR_STATE_STARTING) {
     /* Readiness was never reported: that is a failure of its own unless the body
      * failed anyway or was cancelled. */

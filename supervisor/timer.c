@@ -1,0 +1,159 @@
+/* supervisor/timer.c - arbor_task_after: the runtime's own timers.
+ *
+ * One uv_timer_t serves every task timer. Pending timers live in a binary min-heap
+ * of (deadline, seq, node) entries; the uv timer is armed for the earliest. Why not
+ * a uv_timer_t per task: a handle is 152 bytes and libuv's timer heap links through
+ * the handles, so each sift touches a different cache line of a different task. An
+ * entry here is 24 bytes and sifting stays within one array. Timers armed in order
+ * with the same deadline (a fan-out of zero timeouts) append without sifting.
+ */
+#include "internal.h"
+
+static int entry_less(const struct arbor__timer_entry *a, const struct arbor__timer_entry *b) {
+  return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static void place(struct arbor__timers *t, size_t i, struct arbor__timer_entry e) {
+  t->heap[i] = e;
+  e.node->u.task.timer_slot = (uint32_t)i + 1;
+}
+
+static void sift_up(struct arbor__timers *t, size_t i) {
+  struct arbor__timer_entry e = t->heap[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!entry_less(&e, &t->heap[parent]))
+      break;
+    place(t, i, t->heap[parent]);
+    i = parent;
+  }
+  place(t, i, e);
+}
+
+static void sift_down(struct arbor__timers *t, size_t i) {
+  struct arbor__timer_entry e = t->heap[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= t->len)
+      break;
+    if (c + 1 < t->len && entry_less(&t->heap[c + 1], &t->heap[c]))
+      c++;
+    if (!entry_less(&t->heap[c], &e))
+      break;
+    place(t, i, t->heap[c]);
+    i = c;
+  }
+  place(t, i, e);
+}
+
+/* Removes heap entry i and clears its node's slot. */
+static void heap_remove(struct arbor__timers *t, size_t i) {
+  t->heap[i].node->u.task.timer_slot = 0;
+  t->len--;
+  if (i == t->len)
+    return;
+  place(t, i, t->heap[t->len]);
+  if (i > 0 && entry_less(&t->heap[i], &t->heap[(i - 1) / 2]))
+    sift_up(t, i);
+  else
+    sift_down(t, i);
+}
+
+static void on_uv_timer(uv_timer_t *handle);
+
+/* Arms (or stops) the uv timer for the earliest entry. */
+static void rearm(arbor_runtime_t *rt) {
+  struct arbor__timers *t = &rt->timers;
+  if (t->len == 0) {
+    uv_timer_stop(&t->handle);
+    return;
+  }
+  uint64_t now = uv_now(rt->loop);
+  uint64_t first = t->heap[0].deadline;
+  uv_timer_start(&t->handle, on_uv_timer, first > now ? first - now : 0, 0);
+}
+
+/* Fires every entry due at the loop time the callback runs with. Entries armed by
+ * the callbacks it runs, even with timeout 0, wait for the next pass, as
+ * uv_timer_start's do. */
+static void on_uv_timer(uv_timer_t *handle) {
+  arbor_runtime_t *rt = handle->data;
+  struct arbor__timers *t = &rt->timers;
+  uint64_t now = uv_now(rt->loop);
+  uint64_t last_seq = t->seq;
+  while (t->len > 0 && t->heap[0].deadline <= now && t->heap[0].seq <= last_seq) {
+    arbor_node_t *n = t->heap[0].node;
+    heap_remove(t, 0);
+    n->u.task.timer_cb(n, n->arg);
+  }
+  rearm(rt);
+}
+
+int arbor__timers_init(arbor_runtime_t *rt) {
+  int rc = uv_timer_init(rt->loop, &rt->timers.handle);
+  rt->timers.handle.data = rt;
+  return rc;
+}
+
+void arbor__timers_close(arbor_runtime_t *rt, uv_close_cb cb) {
+  uv_close((uv_handle_t *)&rt->timers.handle, cb);
+}
+
+void arbor__timers_free(arbor_runtime_t *rt) {
+  free(rt->timers.heap);
+  rt->timers.heap = NULL;
+}
+
+/* Drops the task's pending timer, if any (its body ended). */
+void arbor__timer_cancel(arbor_node_t *n) {
+  if (n->u.task.timer_slot == 0)
+    return;
+  struct arbor__timers *t = &n->rt->timers;
+  heap_remove(t, n->u.task.timer_slot - 1);
+  /* With a later entry left, the uv timer may fire early for nothing and re-arm
+   * itself: cheaper than moving it in libuv's heap on every cancel. With none left
+   * it must stop, or a cancelled 1-hour timer would keep the loop alive. */
+  if (t->len == 0)
+    uv_timer_stop(&t->handle);
+}
+
+int arbor_task_after(arbor_node_t *n, uint64_t timeout, arbor_task_timer_cb cb) {
+  if (n == NULL || cb == NULL)
+    return ARBOR_EINVAL;
+  if (n->kind != ARBOR_KIND_TASK)
+    return ARBOR_EKIND;
+  if (n->state == ARBOR_STATE_CREATED || (n->flags & ARBOR__F_BODY_ENDED))
+    return ARBOR_ESTATE;
+  arbor_runtime_t *rt = n->rt;
+  struct arbor__timers *t = &rt->timers;
+  if (n->u.task.timer_slot == 0 && t->len == t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 64;
+    struct arbor__timer_entry *v = realloc(t->heap, cap * sizeof *v);
+    if (v == NULL)
+      return ARBOR_ENOMEM;
+    t->heap = v;
+    t->cap = cap;
+  }
+  if (n->u.task.timer_slot != 0)
+    heap_remove(t, n->u.task.timer_slot - 1);
+  uint64_t now = uv_now(rt->loop);
+  uint64_t deadline = timeout > UINT64_MAX - now ? UINT64_MAX : now + timeout;
+  n->u.task.timer_cb = cb;
+  size_t i = t->len++;
+  place(t, i, (struct arbor__timer_entry){deadline, ++t->seq, n});
+  sift_up(t, i);
+  if (t->heap[0].node == n)      /* a new earliest deadline: move the uv timer */
+    rearm(rt);
+  return 0;
+}
+
+int arbor_task_after_stop(arbor_node_t *n) {
+  if (n == NULL)
+    return ARBOR_EINVAL;
+  if (n->kind != ARBOR_KIND_TASK)
+    return ARBOR_EKIND;
+  if (n->u.task.timer_slot == 0)
+    return ARBOR_ENOENT;
+  arbor__timer_cancel(n);
+  return 0;
+}
