@@ -2,7 +2,7 @@
 # bench/run.sh - benchmarks A (spawn+join) and B (cancel) beside the libuv floor.
 #
 #   bench/run.sh BUILD_DIR            # REPS=5 by default; N = 100k and 1M for A, 100k for B
-#   REPS=3 NS="100000" bench/run.sh build/gcc-opt
+#   REPS=3 NS_A="100000" NS_B="100000" bench/run.sh build/gcc-opt
 #
 # Runs arbor's bench_tasks and the floor (../shared/peers/src/uv_bench.c, built here
 # when ../shared is present) alternately in one invocation, so their ratio comes from

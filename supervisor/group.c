@@ -79,8 +79,10 @@ void arbor__group_child_failed(arbor_node_t *g, arbor_node_t *child) {
     if (v == NULL) {
       /* Keep the failure even when its detail cannot be kept: the group still
        * fails (with the errors it has, or out of memory). */
-      if (g->error == NULL)
+      if (g->error == NULL) {
         g->error = arbor_error_ref(g->rt->oom_error);
+        arbor__record(g, ARBOR_EVENT_FAILED, g->error);
+      }
       stop(g);
       return;
     }

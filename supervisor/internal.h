@@ -122,6 +122,8 @@ struct arbor__timers {
   struct arbor__timer_entry *heap;
   size_t len, cap;
   uint64_t seq;
+  int firing;                /* inside the uv timer's callback */
+  int rearm_pending;         /* the drain must re-arm the uv timer */
   uv_timer_t handle;
 };
 
@@ -186,16 +188,19 @@ void arbor__finish(arbor_node_t *node);
 void arbor__node_failed(arbor_node_t *node, arbor_error_t *err);
 void arbor__cancel_children(arbor_node_t *node);
 int arbor__cancel(arbor_node_t *node);
+void arbor__abandon(arbor_node_t *node);
 
 /* timer.c */
 int arbor__timers_init(arbor_runtime_t *rt);
 void arbor__timers_free(arbor_runtime_t *rt);
 void arbor__timers_close(arbor_runtime_t *rt, uv_close_cb cb);
 void arbor__timer_cancel(arbor_node_t *task);
+void arbor__timers_rearm(arbor_runtime_t *rt);
 
 /* task.c, group.c */
 void arbor__task_run(arbor_node_t *task);
 void arbor__task_cancel(arbor_node_t *task);
+void arbor__task_abandon(arbor_node_t *task);
 int arbor__task_can_finish(const arbor_node_t *task);
 void arbor__group_cancel(arbor_node_t *group);
 void arbor__group_child_failed(arbor_node_t *group, arbor_node_t *child);

@@ -189,3 +189,19 @@ int arbor_node_cancel(arbor_node_t *n) {
     return ARBOR_EKIND;
   return arbor__cancel(n);
 }
+
+/* Ends, with an error saying so, the body of every task under n that is still
+ * running. Only for a loop with nothing left in it: no callback can ever end these
+ * tasks, so waiting would hang forever. Everything else follows the normal paths:
+ * owned handles close, failures propagate, groups finish after their children. */
+void arbor__abandon(arbor_node_t *n) {
+  arbor_node_t *first = n->first_child;
+  for (arbor_node_t *c = first; c != NULL;) {
+    arbor_node_t *next = c->next != first ? c->next : NULL;
+    if (!arbor__is_finished(c))
+      arbor__abandon(c);
+    c = next;
+  }
+  if (n->kind == ARBOR_KIND_TASK && !arbor__is_finished(n) && !(n->flags & ARBOR__F_BODY_ENDED))
+    arbor__task_abandon(n);
+}

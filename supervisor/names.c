@@ -5,6 +5,14 @@
 
 #include "internal.h"
 
+static const char *errno_name(int e);
+
+static int is_uv_code(int code) {
+  /* UV_EAI_* run from -3000 to -3014 with -3012 unused. */
+  return (code >= UV_EAI_PROTOCOL && code <= UV_EAI_ADDRFAMILY && code != -3012) ||
+         code == UV_EOF || code == UV_ECHARSET || code == UV_EFTYPE;
+}
+
 const char *arbor_strerror(int code) {
   switch (code) {
 #define XX(name, value, msg)                                                           \
@@ -15,10 +23,14 @@ const char *arbor_strerror(int code) {
   default:
     break;
   }
-  /* A plain negative errno that arbor does not name itself, e.g. -ECONNREFUSED
-   * returned by a task body. strerror() of a valid errno returns a static string in
-   * glibc; it is not called for positive (application) codes. */
-  if (code < 0 && code > -4000)
+  /* libuv's own codes, which task bodies pass on from libuv calls. Only the ones
+   * libuv knows: for an unknown code uv_strerror allocates (and leaks) a string. */
+  if (is_uv_code(code))
+    return uv_strerror(code);
+  /* A plain negative errno that arbor does not list itself, e.g. -ECONNREFUSED
+   * returned by a task body. glibc's strerror() returns a static string for a valid
+   * errno; it is not called for other codes. */
+  if (errno_name(-code) != NULL)
     return strerror(-code);
   return "unknown error";
 }
@@ -53,6 +65,8 @@ const char *arbor_err_name(int code) {
   default:
     break;
   }
+  if (is_uv_code(code))
+    return uv_err_name(code);
   if (code < 0) {
     const char *n = errno_name(-code);
     if (n != NULL)

@@ -184,7 +184,11 @@ int arbor__parent_check(arbor_node_t *parent) {
   if ((parent->flags & ARBOR__F_CANCEL) || parent->state == ARBOR_STATE_STOPPING ||
       (parent->kind == ARBOR_KIND_GROUP && parent->u.group.nerrors > 0))
     return ARBOR_ECANCELED;
-  if (parent->kind == ARBOR_KIND_TASK && (parent->flags & ARBOR__F_BODY_ENDED))
+  /* A task takes children only while its body runs: not before its start (a
+   * CREATED node can only finish directly, so it must not have children), not
+   * after its body ended. */
+  if (parent->kind == ARBOR_KIND_TASK &&
+      (parent->state == ARBOR_STATE_CREATED || (parent->flags & ARBOR__F_BODY_ENDED)))
     return ARBOR_ESTATE;
   return 0;
 }

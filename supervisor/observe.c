@@ -19,7 +19,10 @@ arbor_node_t *arbor_node_first_child(const arbor_node_t *n) {
 }
 
 arbor_node_t *arbor_node_next_sibling(const arbor_node_t *n) {
-  if (n == NULL || n->parent == NULL || n->next == NULL || n->next == n->parent->first_child)
+  /* An evicted node has left its parent's list; its links now serve the zombie
+   * list and lead nowhere useful. */
+  if (n == NULL || n->parent == NULL || (n->flags & ARBOR__F_EVICTED) ||
+      n->next == n->parent->first_child)
     return NULL;
   return n->next;
 }

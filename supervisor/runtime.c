@@ -88,6 +88,7 @@ static void drain(arbor_runtime_t *rt) {
   }
   if (!rt->closing)
     arbor__retention_trim(rt, rt->retain_max);
+  arbor__timers_rearm(rt);
 
   int idle = queue_size(&rt->runq) == 0 && queue_size(&rt->finq) == 0;
   if (!idle)
@@ -286,8 +287,16 @@ int arbor_run(arbor_runtime_t *rt) {
   }
   int done = 0;
   arbor_runtime_close(rt, on_run_closed, &done);
-  while (!done)
-    uv_run(loop, UV_RUN_DEFAULT);
+  while (!done) {
+    /* uv_run returning 0 with the close unfinished means a node (say, a task whose
+     * cancel hook never ends it) waits with nothing in the loop to wake it. Rule 8:
+     * shutdown gives up on it with an error rather than hang. */
+    if (uv_run(loop, UV_RUN_DEFAULT) == 0 && !done) {
+      arbor__abandon(rt->root);
+      if (rc == 0)
+        rc = ARBOR_EDEADLK;
+    }
+  }
   return rc;
 }
 

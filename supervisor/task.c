@@ -73,6 +73,13 @@ int arbor__task_can_finish(const arbor_node_t *n) { return n->closing == 0; }
 
 /* The body ended, successfully (err NULL) or not. */
 static void end_body(arbor_node_t *n, arbor_error_t *err) {
+  /* A cancelled body that ends with ARBOR_ECANCELED (what every checkpoint returns
+   * once cancelled) has been cancelled, not failed: rule 2's "cancellation is not
+   * failure" must hold for bodies that pass the code on, as anyio's does. */
+  if (err != NULL && (n->flags & ARBOR__F_CANCEL) && arbor_error_code(err) == ARBOR_ECANCELED) {
+    arbor_error_unref(err);
+    err = NULL;
+  }
   n->flags |= ARBOR__F_BODY_ENDED;
   arbor__timer_cancel(n);
   if (n->state == ARBOR_STATE_STARTING) {
@@ -130,6 +137,19 @@ void arbor__task_cancel(arbor_node_t *n) {
     arbor__cancel_children(n);
     return;
   }
+}
+
+/* Shutdown gives up on a task whose body never ended (see arbor__abandon). */
+void arbor__task_abandon(arbor_node_t *n) {
+  if (n->state == ARBOR_STATE_CREATED) {
+    arbor__cancel(n);
+    return;
+  }
+  arbor_error_t *err = arbor_error_new_at(ARBOR_EDEADLK, NULL, "", 0, "",
+                                          "task %s abandoned in %s: nothing left in the "
+                                          "loop to end it", n->name,
+                                          arbor_state_name((arbor_state_t)n->state));
+  end_body(n, err != NULL ? err : arbor_error_ref(n->rt->oom_error));
 }
 
 static int check_running(arbor_node_t *n) {

@@ -64,6 +64,7 @@ static void on_uv_timer(uv_timer_t *handle);
 /* Arms (or stops) the uv timer for the earliest entry. */
 static void rearm(arbor_runtime_t *rt) {
   struct arbor__timers *t = &rt->timers;
+  t->rearm_pending = 0;
   if (t->len == 0) {
     uv_timer_stop(&t->handle);
     return;
@@ -73,20 +74,34 @@ static void rearm(arbor_runtime_t *rt) {
   uv_timer_start(&t->handle, on_uv_timer, first > now ? first - now : 0, 0);
 }
 
+void arbor__timers_rearm(arbor_runtime_t *rt) {
+  if (rt->timers.rearm_pending)
+    rearm(rt);
+}
+
 /* Fires every entry due at the loop time the callback runs with. Entries armed by
- * the callbacks it runs, even with timeout 0, wait for the next pass, as
- * uv_timer_start's do. */
+ * the callbacks it runs, even with timeout 0, wait for a later loop pass. Why the
+ * detour through the drain: libuv 1.44 runs a timer re-armed with timeout 0 from
+ * its own callback again in the same pass, so a task that keeps re-arming would
+ * starve the loop. The drain runs in the idle phase, after this pass's timers. */
 static void on_uv_timer(uv_timer_t *handle) {
   arbor_runtime_t *rt = handle->data;
   struct arbor__timers *t = &rt->timers;
   uint64_t now = uv_now(rt->loop);
   uint64_t last_seq = t->seq;
+  t->firing = 1;
   while (t->len > 0 && t->heap[0].deadline <= now && t->heap[0].seq <= last_seq) {
     arbor_node_t *n = t->heap[0].node;
     heap_remove(t, 0);
     n->u.task.timer_cb(n, n->arg);
   }
-  rearm(rt);
+  t->firing = 0;
+  if (t->len > 0 && t->heap[0].deadline <= now) {
+    t->rearm_pending = 1;
+    arbor__runtime_wake(rt);
+  } else {
+    rearm(rt);
+  }
 }
 
 int arbor__timers_init(arbor_runtime_t *rt) {
@@ -142,7 +157,7 @@ int arbor_task_after(arbor_node_t *n, uint64_t timeout, arbor_task_timer_cb cb) 
   size_t i = t->len++;
   place(t, i, (struct arbor__timer_entry){deadline, ++t->seq, n});
   sift_up(t, i);
-  if (t->heap[0].node == n)      /* a new earliest deadline: move the uv timer */
+  if (t->heap[0].node == n && !t->firing)   /* a new earliest: move the uv timer */
     rearm(rt);
   return 0;
 }

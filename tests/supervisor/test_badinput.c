@@ -181,6 +181,8 @@ static void badinput_task_calls_wrong_kind_or_state(void **state) {
   assert_code(arbor_task_done(t), ARBOR_ESTATE);
   assert_code(arbor_task_fail(t, -EIO, "too early"), ARBOR_ESTATE);
   assert_code(arbor_task_started(u), ARBOR_ESTATE);
+  /* a task takes children only while its body runs: not before its start */
+  assert_code(arbor_group_new(t, NULL, NULL), ARBOR_ESTATE);
   assert_uint_eq(arbor_test_recorded(rt), before);
   assert_state(t, CREATED);
   assert_state(u, CREATED);

@@ -154,6 +154,36 @@ static void rule2_cancellation_is_not_failure(void **state) {
   arbor_test_close(rt, &loop);
 }
 
+/* Rule 2: a cancelled child whose body passes ARBOR_ECANCELED on (as every
+ * checkpoint returns it once cancelled) is cancelled, not failed: the group records
+ * no error for it. A child that was not cancelled and fails with ECANCELED did fail. */
+static void rule2_ecanceled_from_cancelled_child_is_not_failure(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_probe_t p[2] = {{0}}, g = {0};
+  arbor_node_t *grp, *t[2];
+  (void)state;
+  arbor_test_open(&loop, &rt, NULL);
+  grp = arbor_test_group(arbor_root(rt), "grp");
+  p[0].cancel_action = ARBOR_PROBE_CANCEL_FAIL;    /* its hook fails with ECANCELED */
+  p[0].fail_code = ARBOR_ECANCELED;
+  t[0] = arbor_test_spawn(grp, &p[0], "passes-it-on", ARBOR_PROBE_CUSTOM_CANCEL);
+  t[1] = arbor_test_spawn(grp, &p[1], "sibling", 0);
+  arbor_test_run_until(&loop, p[0].starts && p[1].starts);
+  assert_code(arbor_node_cancel(t[0]), 0);
+  assert_outcome(t[0], CANCELLED);
+  assert_null(arbor_node_error(t[0]));
+  assert_state(t[1], STARTED);     /* the sibling was not cancelled */
+  /* Not cancelled, yet fails with ECANCELED: a real failure of the group. */
+  assert_code(arbor_task_fail(t[1], ARBOR_ECANCELED, "an inner operation was cancelled"), 0);
+  assert_code(arbor_group_join(grp, arbor_probe_join_cb, &g), 0);
+  arbor_test_run_until(&loop, g.finishes > 0);
+  assert_outcome(t[1], FAILED);
+  assert_outcome(grp, FAILED);
+  assert_int_eq(arbor_error_child_count(arbor_node_error(grp)), 1);
+  arbor_test_close(rt, &loop);
+}
+
 /* Rule 2: a cancelled group ends CANCELLED, without join, with no error; join after
  * the cancel still registers its callback. */
 static void rule2_cancelled_group_ends_cancelled(void **state) {
@@ -363,6 +393,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(rule2_failure_cancels_siblings),
     cmocka_unit_test(rule2_error_group_order),
     cmocka_unit_test(rule2_cancellation_is_not_failure),
+    cmocka_unit_test(rule2_ecanceled_from_cancelled_child_is_not_failure),
     cmocka_unit_test(rule2_cancelled_group_ends_cancelled),
     cmocka_unit_test(rule2_failed_group_ends_without_join),
     cmocka_unit_test(rule2_nested_group_error_is_one_child),

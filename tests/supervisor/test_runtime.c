@@ -263,6 +263,28 @@ static void runtime_run_deadlock_edeadlk(void **state) {
   assert_int_eq(uv_loop_close(&loop), 0);
 }
 
+/* Rule 8: arbor_run's shutdown gives up on a task whose cancel hook never ends it
+ * (nothing in the loop can end it any more) with an error, instead of hanging or
+ * spinning: EDEADLK, the task FAILED with an EDEADLK chain, the loop closes. */
+static void rule8_run_gives_up_on_task_that_never_ends(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_runtime_opts_t opts = {0};
+  arbor_probe_t p = {0};
+  arbor_node_t *g;
+  (void)state;
+  opts.no_signals = 1;
+  arbor_test_open(&loop, &rt, &opts);
+  g = arbor_test_group(arbor_root(rt), "g");
+  p.cancel_action = ARBOR_PROBE_CANCEL_STAY;   /* the hook records and returns */
+  arbor_test_spawn(g, &p, "stuck", ARBOR_PROBE_CUSTOM_CANCEL);
+  assert_code(arbor_run(rt), ARBOR_EDEADLK);
+  assert_int_eq(p.cancels, 1);
+  assert_int_eq(p.finishes, 1);
+  assert_outcome_eq(p.finish_outcome, ARBOR_OUTCOME_FAILED);
+  assert_int_eq(uv_loop_close(&loop), 0);
+}
+
 /* Closing from inside a callback (a task deciding to shut everything down). */
 struct closer {
   arbor_probe_t probe;          /* first: start/finish use it */
@@ -423,6 +445,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(runtime_run_empty_tree),
     cmocka_unit_test(runtime_run_returns_first_top_level_failure),
     cmocka_unit_test(runtime_run_deadlock_edeadlk),
+    cmocka_unit_test(rule8_run_gives_up_on_task_that_never_ends),
     cmocka_unit_test(runtime_close_from_inside_a_callback),
     cmocka_unit_test(runtime_idle_does_not_keep_loop_alive),
     cmocka_unit_test(runtime_run_group_failure_returns_egroup),

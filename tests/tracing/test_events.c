@@ -501,7 +501,7 @@ static void retention_ref_keeps_evicted_node(void **state) {
   arbor_runtime_t *rt;
   arbor_runtime_opts_t opts = {0};
   arbor_probe_t p[4] = {{0}};
-  arbor_node_t *kept;
+  arbor_node_t *kept, *kept2;
   int i;
   (void)state;
   opts.retain_finished = 1;
@@ -510,6 +510,7 @@ static void retention_ref_keeps_evicted_node(void **state) {
   for (i = 0; i < 4; i++)
     arbor_test_spawn(arbor_root(rt), &p[i], "t", 0);
   kept = arbor_node_ref(p[0].node);
+  kept2 = arbor_node_ref(p[1].node);
   assert_ptr_equal(kept, p[0].node);
   arbor_test_run_until(&loop, p[3].starts > 0);
   assert_code(arbor_task_fail(p[0].node, -EIO, "kept error"), 0);
@@ -526,6 +527,11 @@ static void retention_ref_keeps_evicted_node(void **state) {
   assert_outcome(kept, FAILED);
   assert_string_equal(arbor_node_name(kept), "t");
   assert_string_equal(arbor_error_message(arbor_node_error(kept)), "kept error");
+  /* evicted nodes are out of the tree: no sibling leads anywhere */
+  assert_null(arbor_node_find(rt, arbor_node_id(kept2)));
+  assert_null(arbor_node_next_sibling(kept));
+  assert_null(arbor_node_next_sibling(kept2));
+  arbor_node_unref(kept2);
   arbor_node_unref(kept); /* frees it: ASan checks */
   arbor_test_close(rt, &loop);
 }
