@@ -4,9 +4,10 @@
 #   bench/run.sh BUILD_DIR            # REPS=5 by default; N = 100k and 1M for A, 100k for B
 #   REPS=3 NS_A="100000" NS_B="100000" bench/run.sh build/gcc-opt
 #
-# Runs arbor's bench_tasks and the floor (../shared/peers/src/uv_bench.c, built here
-# when ../shared is present) alternately in one invocation, so their ratio comes from
-# one run on one machine state. Prints every RESULT line, then medians with min-max,
+# Runs arbor's bench_tasks (twice: with the runtime's timers, peer "arbor", and with a
+# uv_timer_t per task, peer "arbor-uv") and the floor (../shared/peers/src/uv_bench.c,
+# built here when ../shared is present) alternately in one invocation, so their
+# ratio comes from one run on one machine state. Prints every RESULT line, then medians with min-max,
 # the ratio to the floor, and peak RSS (/usr/bin/time %M, or getrusage via bash when
 # GNU time is absent). Not a test: numbers go to docs/PERFORMANCE.md by hand.
 set -euo pipefail
@@ -32,9 +33,10 @@ TIME=/usr/bin/time
 RAW=$(mktemp)
 trap 'rm -f "$RAW"' EXIT
 
-# one PEER MODE N: runs one process, appends "RESULT ... peak_rss_kb=K" to $RAW
+# one BIN MODE N [TIMER]: runs one process, appends "RESULT ... peak_rss_kb=K" to $RAW
 one() {
   local bin=$1 mode=$2 n=$3 out tf
+  export ARBOR_BENCH_TIMER=${4:-arbor}
   tf=$(mktemp)
   if [ -n "$TIME" ]; then
     out=$(timeout 120 "$TIME" -f 'peak_rss_kb=%M' -o "$tf" "$bin" "$mode" "$n" 2>/dev/null)
@@ -49,10 +51,12 @@ for rep in $(seq "$REPS"); do
   for n in $NS_A; do
     [ -n "$FLOOR" ] && one "$FLOOR" spawn "$n"
     one "$ARBOR" spawn "$n"
+    one "$ARBOR" spawn "$n" uv
   done
   for n in $NS_B; do
     [ -n "$FLOOR" ] && one "$FLOOR" cancel "$n"
     one "$ARBOR" cancel "$n"
+    one "$ARBOR" cancel "$n" uv
   done
 done
 
@@ -65,16 +69,16 @@ function med(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n;
   k = f["peer"] " " f["bench"] " " f["n"]; c = ++cnt[k]
   ns[k, c] = f["ns_per_task"]; rss[k, c] = f["peak_rss_kb"]; keys[k] = 1 }
 END {
-  printf "%-8s %-7s %9s %28s %10s %9s %8s\n", "peer", "bench", "n", "ns/task median (min-max)", "ratio", "RSS MB", "KB/task"
+  printf "%-9s %-7s %9s %28s %10s %9s %8s\n", "peer", "bench", "n", "ns/task median (min-max)", "ratio", "RSS MB", "KB/task"
   for (k in keys) {
     split(k, p, " "); n = cnt[k]; delete a; delete r
     for (i = 1; i <= n; i++) { a[i] = ns[k, i]; r[i] = rss[k, i] }
     lo = a[1]; hi = a[1]; for (i = 1; i <= n; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
     m = med(a, n); rm = med(r, n); medns[k] = m
-    line[k] = sprintf("%-8s %-7s %9d %12.1f (%.1f-%.1f)", p[1], p[2], p[3], m, lo, hi)
+    line[k] = sprintf("%-9s %-7s %9d %12.1f (%.1f-%.1f)", p[1], p[2], p[3], m, lo, hi)
     mb[k] = rm / 1024; kbt[k] = (rm - 1741) / p[3]
   }
   for (k in keys) { split(k, p, " "); fk = "libuv " p[2] " " p[3]
-    ratio = (p[1] == "arbor" && (fk in medns)) ? sprintf("%.2fx", medns[k] / medns[fk]) : "-"
+    ratio = (p[1] ~ /^arbor/ && (fk in medns)) ? sprintf("%.2fx", medns[k] / medns[fk]) : "-"
     printf "%-48s %10s %9.1f %8.2f\n", line[k], ratio, mb[k], kbt[k] }
 }' "$RAW" | sort -k2,2 -k3,3n -k1,1
