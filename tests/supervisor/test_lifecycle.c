@@ -7,6 +7,11 @@
  */
 #include "harness.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
 /* 1. CREATED -> FINISHED: cancelled before it ran. */
 static void lifecycle_path_created_finished(void **state) {
   uv_loop_t loop;
@@ -437,7 +442,51 @@ static void lifecycle_only_legal_edges(void **state) {
   arbor_test_close(rt, &loop);
 }
 
+/* An illegal transition is a bug inside arbor: an always-on assert (not NDEBUG's)
+ * stops the process with a message naming the broken invariant. Forced through the
+ * internal arbor__transition in a child process, for every illegal edge out of
+ * STARTED (a group is STARTED at creation). */
+static void lifecycle_illegal_transition_aborts(void **state) {
+  static const arbor_state_t illegal[] = {ARBOR_STATE_CREATED, ARBOR_STATE_STARTING,
+                                          ARBOR_STATE_STARTED, ARBOR_STATE_FINISHED};
+  (void)state;
+  for (size_t k = 0; k < sizeof illegal / sizeof illegal[0]; k++) {
+    int fds[2];
+    assert_int_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+      uv_loop_t loop;
+      arbor_runtime_t *rt;
+      arbor_node_t *g;
+      dup2(fds[1], 2);
+      close(fds[0]);
+      if (uv_loop_init(&loop) != 0 || arbor_runtime_new(&rt, &loop, NULL) != 0 ||
+          arbor_group_new(arbor_root(rt), NULL, &g) != 0)
+        _exit(3);
+      arbor__transition(g, illegal[k]);
+      _exit(0);                  /* reached only if the assert did not fire */
+    }
+    close(fds[1]);
+    char buf[512] = {0};
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof buf - 1 && (r = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
+      got += (size_t)r;
+    close(fds[0]);
+    int status;
+    assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+      fail_msg("STARTED -> %s did not abort (status %d): %s", arbor_state_name(illegal[k]),
+               status, buf);
+    assert_non_null(strstr(buf, "internal invariant broken"));
+    assert_non_null(strstr(buf, "lifecycle.c"));
+  }
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(lifecycle_illegal_transition_aborts),
     cmocka_unit_test(lifecycle_path_created_finished),
     cmocka_unit_test(lifecycle_path_created_started_stopped_finished),
     cmocka_unit_test(lifecycle_path_created_started_stopping_stopped_finished),
