@@ -16,21 +16,26 @@ struct ticker {
   int beats;
 };
 
-static void on_beat(uv_timer_t *t) {
-  struct ticker *tk = t->data;
-  tk->beats++;
-}
-
-/* Heartbeat: a repeating timer the task owns. No cancel hook: the default one ends
- * the task and arbor closes the timer. */
-static int heartbeat_start(arbor_node_t *task, void *arg) {
-  (void)arg;
+/* Every task here is "a timer the task owns": arm one and let the callback decide.
+ * No cancel hook: the default one ends the task and arbor closes the timer. */
+static int arm(arbor_node_t *task, uv_timer_cb cb, uint64_t delay, uint64_t repeat) {
   struct ticker *tk = arbor_task_data(task);
   tk->task = task;
   uv_timer_init(arbor_runtime_loop(arbor_node_runtime(task)), &tk->timer);
   tk->timer.data = tk;
   arbor_task_own(task, (uv_handle_t *)&tk->timer);
-  return uv_timer_start(&tk->timer, on_beat, 10, 10);
+  return uv_timer_start(&tk->timer, cb, delay, repeat);
+}
+
+/* Heartbeat: ticks until it is cancelled. */
+static void on_beat(uv_timer_t *t) {
+  struct ticker *tk = t->data;
+  tk->beats++;
+}
+
+static int heartbeat_start(arbor_node_t *task, void *arg) {
+  (void)arg;
+  return arm(task, on_beat, 10, 10);
 }
 
 static void on_fetched(uv_timer_t *t) {
@@ -41,12 +46,7 @@ static void on_fetched(uv_timer_t *t) {
 
 static int fetch_start(arbor_node_t *task, void *arg) {
   (void)arg;
-  struct ticker *tk = arbor_task_data(task);
-  tk->task = task;
-  uv_timer_init(arbor_runtime_loop(arbor_node_runtime(task)), &tk->timer);
-  tk->timer.data = tk;
-  arbor_task_own(task, (uv_handle_t *)&tk->timer);
-  return uv_timer_start(&tk->timer, on_fetched, 20, 0);
+  return arm(task, on_fetched, 20, 0);
 }
 
 static void on_connect_timeout(uv_timer_t *t) {
@@ -59,12 +59,7 @@ static void on_connect_timeout(uv_timer_t *t) {
 
 static int connect_start(arbor_node_t *task, void *arg) {
   (void)arg;
-  struct ticker *tk = arbor_task_data(task);
-  tk->task = task;
-  uv_timer_init(arbor_runtime_loop(arbor_node_runtime(task)), &tk->timer);
-  tk->timer.data = tk;
-  arbor_task_own(task, (uv_handle_t *)&tk->timer);
-  return uv_timer_start(&tk->timer, on_connect_timeout, 50, 0);
+  return arm(task, on_connect_timeout, 50, 0);
 }
 
 static void on_workers_finished(arbor_node_t *group, void *arg) {

@@ -9,12 +9,18 @@
  *    arbor_strerror() / arbor_err_name() turn codes into text.
  *  - When a function that takes a callback returns an error, the callback will
  *    never be called.
- *  - Callbacks are never called from inside the call that registers them; they run
- *    from the loop.
+ *  - No callback is called from inside the call that registers it. Start, finish
+ *    (and join) and timer callbacks run from the loop. Cancel hooks run
+ *    synchronously inside whatever call spreads cancellation to the task:
+ *    arbor_node_cancel, a failure in its group (a sibling's arbor_task_fail or
+ *    failing start, an inner group finishing FAILED), a failed group of its own
+ *    finishing, arbor_runtime_close, arbor_run's signal watcher.
  *  - Node pointers are borrowed: one stays valid until the node's finish callback
  *    has returned (or, without one, until it reaches FINISHED), for as long as the
  *    runtime retains it after that, and for as long as the caller holds a
  *    reference (arbor_node_ref). Ids never dangle: look a node up again by id.
+ *  - uv.h needs POSIX types: compile with -std=gnu11, or define _GNU_SOURCE (or
+ *    _POSIX_C_SOURCE=200809L) before including this header under -std=c11.
  *
  * The full reference is docs/api.md.
  */
@@ -80,10 +86,14 @@ typedef enum {
   ARBOR_EVENT_COUNT
 } arbor_event_type_t;
 
-/* Names of codes and enum values. Never NULL: an unknown value gives "UNKNOWN"
- * (arbor_err_name) or "unknown error" / "unknown" (the others). arbor_err_name
- * returns the name without its prefix, as uv_err_name does: "EINVAL" for
- * ARBOR_EINVAL. Both also know common plain negative errno codes (-ECONNREFUSED). */
+/* Names of codes and enum values. Never NULL. arbor_err_name returns the name
+ * without its prefix, as uv_err_name does: "EINVAL" for ARBOR_EINVAL. Besides
+ * arbor's codes, both name libuv's own codes (UV_EAI_*, UV_EOF, UV_ECHARSET,
+ * UV_EFTYPE, through uv_strerror / uv_err_name) and the common negative errno
+ * codes listed in supervisor/names.c (-ECONNREFUSED: strerror's text). A code that
+ * equals an ARBOR_E* value gets arbor's text (-ENOENT: "no such node"). Any other
+ * code, 0 and positive ones included, gives "unknown error" / "UNKNOWN"; an
+ * unknown enum value gives "unknown". */
 ARBOR_EXTERN const char *arbor_strerror(int code);
 ARBOR_EXTERN const char *arbor_err_name(int code);
 ARBOR_EXTERN const char *arbor_kind_name(arbor_kind_t kind);
@@ -156,19 +166,33 @@ ARBOR_EXTERN uv_loop_t *arbor_runtime_loop(const arbor_runtime_t *rt);
 /* The root node: parent of every top-level node. It lives as long as the runtime. */
 ARBOR_EXTERN arbor_node_t *arbor_root(arbor_runtime_t *rt);
 
-/* Closes the runtime: cancels every node, waits until every node is FINISHED,
- * closes every handle arbor made, then calls cb (may be NULL) and frees the runtime
- * and every node. Node pointers and references die with it.
- * Errors: ARBOR_EINVAL, ARBOR_EALREADY (already closing). */
+/* Closes the runtime. Within the call every top-level node is cancelled (cancel
+ * hooks run now) and new nodes are refused (ARBOR_ECLOSING). From the loop, which
+ * the caller keeps running: once every node is FINISHED, arbor closes its handles,
+ * frees every node (references included) and the event ring, then calls cb(rt, arg)
+ * (cb may be NULL), inside which only arbor_runtime_loop(rt) is still valid, then
+ * frees rt. A task whose cancel hook never ends it keeps the close waiting: there
+ * is no shutdown timeout yet (rule 8, with the supervision work).
+ * Errors (cb never called): ARBOR_EINVAL (NULL rt), ARBOR_EALREADY (already
+ * closing). */
 ARBOR_EXTERN int arbor_runtime_close(arbor_runtime_t *rt, arbor_runtime_close_cb cb, void *arg);
 
 /* Convenience for programs that own their loop: runs the loop until every node
- * under the root has FINISHED, or until SIGINT/SIGTERM (unless no_signals), which
- * cancels the whole tree. Then closes the runtime and runs the loop until it is gone.
- * rt is freed when this returns. Must not be called from a loop callback.
- * Returns 0 when no top-level node failed, the code of the first top-level failure
- * otherwise, or ARBOR_EDEADLK when nodes were still waiting with nothing left in the
- * loop to wake them (they are cancelled). */
+ * under the root has FINISHED (SIGINT/SIGTERM, unless no_signals, cancel every
+ * top-level node). Then closes the runtime and runs the loop until it is gone: rt
+ * is freed when this returns. Must not be called from a loop callback; do not call
+ * arbor_runtime_close while it runs (rt would be freed under it).
+ * Shutdown gives up rather than hang (rule 8's shutdown half): when the loop has
+ * nothing left in it while the close still waits for a task whose body never
+ * ended (say, its cancel hook returned without ending it), every such task ends
+ * FAILED with an ARBOR_EDEADLK error "task NAME abandoned in STATE: ..." (unless
+ * it had failed already) and the close completes.
+ * Returns ARBOR_EDEADLK when uv_run returned with nodes unfinished (nothing left in
+ * the loop to wake them; the close cancels them) or when shutdown gave up on a
+ * task; else, when a top-level node failed, the first top-level failure's code if
+ * it is negative (ARBOR_EGROUP for a group), ARBOR_EFAILED if it is >= 0; else 0.
+ * Errors, with rt NOT freed: ARBOR_EINVAL (NULL), ARBOR_ECLOSING (already closing;
+ * that close frees rt). */
 ARBOR_EXTERN int arbor_run(arbor_runtime_t *rt);
 
 /* ------------------------------------------------------------------- nodes */
@@ -201,20 +225,22 @@ ARBOR_EXTERN arbor_outcome_t arbor_node_outcome(const arbor_node_t *node);
 ARBOR_EXTERN arbor_node_t *arbor_node_parent(const arbor_node_t *node);  /* NULL: root */
 ARBOR_EXTERN arbor_runtime_t *arbor_node_runtime(const arbor_node_t *node);
 /* The node's error chain (borrowed), or NULL unless its outcome is, or will be,
- * FAILED. */
+ * FAILED. A task's is set when it fails; a group's only when it finishes. */
 ARBOR_EXTERN const arbor_error_t *arbor_node_error(const arbor_node_t *node);
 ARBOR_EXTERN int arbor_node_is_finished(const arbor_node_t *node);
+/* 1 once cancellation reached the node (also when it then failed). A group that
+ * winds down because a child failed is not cancelled: 0. */
 ARBOR_EXTERN int arbor_node_is_cancelled(const arbor_node_t *node);
 ARBOR_EXTERN void arbor_node_info(const arbor_node_t *node, arbor_node_info_t *info);
 
 /* Keeps a node's memory valid after it FINISHED, until the runtime closes.
- * unref of the last reference of an evicted FINISHED node frees it. */
+ * unref of the last reference of an evicted FINISHED node frees it, at once. */
 ARBOR_EXTERN arbor_node_t *arbor_node_ref(arbor_node_t *node);
 ARBOR_EXTERN void arbor_node_unref(arbor_node_t *node);
 
 /* Cancels the node and its whole subtree (rule 3). A CREATED node finishes
- * CANCELLED without running; a running task gets its cancel hook; a group stops
- * accepting normal completion and finishes once its children have.
+ * CANCELLED without running; a running task gets its cancel hook, inside this
+ * call; a group ends its body and finishes once its children have.
  * Returns 0, also when cancellation was already requested (harmless),
  * ARBOR_EFINISHED for a FINISHED node (nothing changes), ARBOR_EKIND for the root
  * (close the runtime instead), ARBOR_EINVAL for NULL. */
@@ -238,12 +264,16 @@ ARBOR_EXTERN int arbor_node_attr_at(const arbor_node_t *node, size_t i, const ch
 /* start: the task's body. Return 0 and later call arbor_task_done/fail, or return
  * a negative code to fail at once (an error with that code is recorded). */
 typedef int (*arbor_task_start_cb)(arbor_node_t *task, void *arg);
-/* cancel: called once when cancellation reaches a running task. It must end the
- * task eventually (arbor_task_done / arbor_task_fail). NULL: the default hook, which
- * ends the task at once; its owned handles are then closed. */
+/* cancel: called at most once, synchronously inside the call that spreads
+ * cancellation, when it reaches a STARTING or STARTED task (now STOPPING). It must
+ * end the body eventually (arbor_task_done, or arbor_task_fail: ending with
+ * ARBOR_ECANCELED counts as cancelled, not failed). NULL: the default hook, which
+ * ends the body at once; its owned handles are then closed. */
 typedef void (*arbor_task_cancel_cb)(arbor_node_t *task, void *arg);
-/* finish: called exactly once when the node is FINISHED, whatever the outcome,
- * even when it was cancelled before it ran. The place to free arg. */
+/* finish: called exactly once, from the loop, after the node is FINISHED, whatever
+ * the outcome, even when it was cancelled before it ran. By then its parent may be
+ * FINISHED too (a parent can finish before its children's finish callbacks run).
+ * The place to free arg. */
 typedef void (*arbor_finish_cb)(arbor_node_t *node, void *arg);
 
 typedef struct {
@@ -268,14 +298,19 @@ ARBOR_EXTERN int arbor_task_spawn(arbor_node_t *parent, const arbor_task_spec_t 
 
 /* The body has returned successfully. The task finishes once its owned handles are
  * closed and its children have finished; its outcome is OK, or CANCELLED when
- * cancellation was requested. Errors: ARBOR_EKIND, ARBOR_ESTATE (not running, or
- * already returned). */
+ * cancellation was requested (FAILED if a group it owns fails). Errors:
+ * ARBOR_EINVAL, ARBOR_EKIND, ARBOR_ESTATE (start not run yet, or body ended). */
 ARBOR_EXTERN int arbor_task_done(arbor_node_t *task);
 /* The body failed with err; takes the caller's reference (also on error). The task's
- * children are cancelled. A NULL err means making the error ran out of memory (as
- * arbor_task_fail does then): the task still fails, with a preallocated ENOMEM
- * error, so a failure is never lost. Errors: ARBOR_EINVAL (NULL task), ARBOR_EKIND,
- * ARBOR_ESTATE (not running, or the body already returned). */
+ * children are cancelled and its parent learns of the failure now (rule 2). A NULL
+ * err means making the error ran out of memory (as arbor_task_fail does then): the
+ * task still fails, with a preallocated ENOMEM error, so a failure is never lost.
+ * Exception (rule 2, cancellation is not failure): when cancellation had reached
+ * the task and err's code is ARBOR_ECANCELED, err is dropped and the body ends as
+ * with arbor_task_done: outcome CANCELLED, nothing recorded against the parent. The
+ * same holds for a start that returns ARBOR_ECANCELED after being cancelled.
+ * Errors: ARBOR_EINVAL (NULL task), ARBOR_EKIND, ARBOR_ESTATE (start not run yet, or
+ * body ended). */
 ARBOR_EXTERN int arbor_task_fail_error(arbor_node_t *task, arbor_error_t *err);
 /* arbor_task_fail(task, code, fmt, ...): fail with a new error at the caller's
  * location. */
@@ -289,21 +324,29 @@ ARBOR_EXTERN int arbor_task_started(arbor_node_t *task);
 /* Owned handles: closed by arbor when the body ends (done, fail or the default
  * cancel hook); the task is FINISHED only after every close callback ran. The
  * handle must be initialised and must not be closed by the caller while owned;
- * arbor sets its ->data when it closes it. Errors: ARBOR_EINVAL, ARBOR_EKIND,
- * ARBOR_ESTATE (body already ended), ARBOR_EALREADY (owned already), ARBOR_ENOMEM. */
+ * arbor sets its ->data when it closes it. Errors: ARBOR_EINVAL (NULL task or
+ * handle), ARBOR_EKIND, ARBOR_ESTATE (start not run yet, or body ended),
+ * ARBOR_EALREADY (owned already), ARBOR_ENOSPC (65535 owned), ARBOR_ENOMEM. */
 ARBOR_EXTERN int arbor_task_own(arbor_node_t *task, uv_handle_t *handle);
-/* Gives ownership back; ARBOR_ENOENT when the handle is not owned. */
+/* Gives ownership back (any state). Errors: ARBOR_EINVAL, ARBOR_EKIND, ARBOR_ENOENT
+ * (not owned, or already being closed by arbor). */
 ARBOR_EXTERN int arbor_task_disown(arbor_node_t *task, uv_handle_t *handle);
 
-/* A timer for a running task, kept by the runtime: cb runs from the loop `timeout`
- * ms from now (loop time, as uv_timer_start), unless the body has ended by then.
- * A task has at most one: arming it again replaces the pending one. It needs no
- * handle and about 24 bytes, so it suits very wide fan-out; a task that needs more
- * timers owns uv_timer_t handles instead. Errors: ARBOR_EINVAL (NULL task or cb),
- * ARBOR_EKIND, ARBOR_ESTATE (not running), ARBOR_ENOMEM (nothing changed). */
+/* A timer for a running task, kept by the runtime: cb(task, arg) runs from the loop
+ * `timeout` ms from now (loop time, as uv_timer_start), unless the body has ended
+ * by then (ending the body drops it). A task has at most one: arming it again
+ * replaces the pending one. Timers fire in deadline order, equal deadlines in
+ * arming order; one armed from a timer callback, even with timeout 0, waits for a
+ * later loop pass. It may be armed while STOPPING (cancel hook run, body not
+ * ended). One uv_timer_t of the runtime serves a heap of 24-byte entries, so it
+ * suits very wide fan-out; a task that needs more timers owns uv_timer_t handles.
+ * A pending timer keeps the loop alive. Errors: ARBOR_EINVAL (NULL task or cb),
+ * ARBOR_EKIND, ARBOR_ESTATE (start not run yet, or body ended), ARBOR_ENOMEM
+ * (nothing changed). */
 typedef void (*arbor_task_timer_cb)(arbor_node_t *task, void *arg);
 ARBOR_EXTERN int arbor_task_after(arbor_node_t *task, uint64_t timeout, arbor_task_timer_cb cb);
-/* Disarms the pending arbor_task_after; ARBOR_ENOENT when none is pending. */
+/* Disarms the pending arbor_task_after. Errors: ARBOR_EINVAL, ARBOR_EKIND,
+ * ARBOR_ENOENT (none pending). */
 ARBOR_EXTERN int arbor_task_after_stop(arbor_node_t *task);
 
 ARBOR_EXTERN void *arbor_task_data(arbor_node_t *task);  /* NULL without data_size */
@@ -315,18 +358,25 @@ typedef struct {
   const char *name;              /* copied; NULL: "group" */
 } arbor_group_opts_t;
 
-/* Creates a group (a nursery) under parent: the root, a group or a task. It is
- * STARTED at once and takes children until it FINISHED. opts may be NULL.
- * Errors: as arbor_task_spawn. */
+/* Creates a group (a nursery) under parent: the root, a group or a task. A task
+ * takes children only while its body runs. The group is STARTED at once and takes
+ * children until it is FINISHED, cancelled, or failing (a child failed). opts may
+ * be NULL. Errors: as arbor_task_spawn (ARBOR_EKIND only for other kinds), plus
+ * ARBOR_ESTATE when parent is a task that is CREATED or whose body ended. */
 ARBOR_EXTERN int arbor_group_new(arbor_node_t *parent, const arbor_group_opts_t *opts,
                                  arbor_node_t **group);
 
 /* Ends the group's own body: from now on it finishes as soon as every child has
- * (rule 1). cb (may be NULL) is called once the group is FINISHED; its outcome is
- * OK, FAILED (arbor_node_error holds the error group: every non-cancellation child
- * error in the order they happened, rule 2) or CANCELLED.
- * A cancelled or failed group ends its body by itself; join still registers cb.
- * Errors: ARBOR_EINVAL, ARBOR_EKIND, ARBOR_EALREADY (joined already), ARBOR_ENOMEM. */
+ * (rule 1). cb (may be NULL) is called from the loop once the group is FINISHED; its
+ * outcome is OK, FAILED (arbor_node_error holds the error group: every
+ * non-cancellation child error in the order they happened, rule 2) or CANCELLED.
+ * A cancelled or failing group ends its body by itself; join still registers cb.
+ * A failing group cancels its other children and refuses new ones with
+ * ARBOR_ECANCELED, though arbor_node_is_cancelled(group) is 0. Its parent learns of
+ * the failure when the group finishes (as in Trio): an outer group then fails and
+ * cancels its other children; a task fails with the group's error (unless it had
+ * one) and is cancelled. Errors: ARBOR_EINVAL, ARBOR_EKIND, ARBOR_EALREADY (joined
+ * already), ARBOR_ENOMEM (only when joining a FINISHED group). */
 ARBOR_EXTERN int arbor_group_join(arbor_node_t *group, arbor_finish_cb cb, void *arg);
 
 /* ---------------------------------------------------------- observation API
@@ -338,7 +388,8 @@ ARBOR_EXTERN int arbor_group_join(arbor_node_t *group, arbor_finish_cb cb, void 
 /* The node with this id, alive or retained; NULL when unknown or evicted. */
 ARBOR_EXTERN arbor_node_t *arbor_node_find(arbor_runtime_t *rt, uint64_t id);
 
-/* Children in creation order (retained FINISHED ones included). */
+/* Children in creation order (retained FINISHED ones included). NULL at the end;
+ * next_sibling of an evicted node is NULL. */
 ARBOR_EXTERN arbor_node_t *arbor_node_first_child(const arbor_node_t *node);
 ARBOR_EXTERN arbor_node_t *arbor_node_next_sibling(const arbor_node_t *node);
 /* A page of children: writes up to `limit` node pointers starting at child number
@@ -355,8 +406,9 @@ typedef int (*arbor_walk_cb)(arbor_node_t *node, int depth, void *arg);
 ARBOR_EXTERN int arbor_tree_walk(arbor_node_t *node, int max_depth, arbor_walk_cb visit,
                                  void *arg);
 
-/* Prints the subtree as indented text, one node per line with kind, name, id, state,
- * outcome and, for failed nodes, the error chain. */
+/* Prints the subtree as indented text, one node per line with kind, name, id, state
+ * and outcome, then, for a node with an error, its chain; of an error group only
+ * the first line (the children print their own). ARBOR_EINVAL for NULL. */
 ARBOR_EXTERN int arbor_tree_print(arbor_node_t *node, FILE *out);
 
 /* ------------------------------------------------------------------ events */

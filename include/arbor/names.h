@@ -10,7 +10,17 @@
 #include <errno.h>
 
 /* Error codes: XX(NAME, value, message). Values are negative errno codes where one
- * fits, and arbor's own codes in -4000..-4099 where none does. */
+ * fits (Linux's numbers), and arbor's own codes in -10000..-10099 where none does:
+ * clear of errno values and of libuv's own codes (UV_EAI_* -3000..-3014, UV_EOF
+ * -4095, UV_ECHARSET -4080, UV_EFTYPE -4028), which task bodies often return and
+ * which arbor_strerror also names. A code from a task body that equals one of the
+ * values below gets arbor's message (-ENOENT from a failed open: "no such node").
+ * ENOENT ("no such node") is returned when an index, handle or timer is not there:
+ * arbor_node_attr_at past the last attribute, arbor_task_disown of a handle not
+ * owned, arbor_task_after_stop with none pending. Unknown ids are not errors:
+ * arbor_node_find returns NULL. ETIMEDOUT and EBUSY are reserved (not returned
+ * yet). EDEADLK: arbor_run found nodes waiting with nothing in the loop to wake
+ * them, and the code of the error of a task its shutdown gave up on. */
 #define ARBOR_ERRNO_MAP(XX)                                                            \
   XX(EINVAL, (-EINVAL), "invalid argument")                                            \
   XX(ENOMEM, (-ENOMEM), "out of memory")                                               \
@@ -21,12 +31,12 @@
   XX(EBUSY, (-EBUSY), "resource busy")                                                 \
   XX(ENOSPC, (-ENOSPC), "no space left")                                               \
   XX(EDEADLK, (-EDEADLK), "nodes are waiting but nothing is left to wake them")        \
-  XX(EFINISHED, (-4001), "node has finished")                                          \
-  XX(EKIND, (-4002), "wrong kind of node for this operation")                         \
-  XX(ESTATE, (-4003), "not allowed in the node's current state")                      \
-  XX(ECLOSING, (-4004), "runtime is closing")                                          \
-  XX(EGROUP, (-4005), "one or more children failed")                                   \
-  XX(EFAILED, (-4006), "task failed")
+  XX(EFINISHED, (-10001), "node has finished")                                          \
+  XX(EKIND, (-10002), "wrong kind of node for this operation")                         \
+  XX(ESTATE, (-10003), "not allowed in the node's current state")                      \
+  XX(ECLOSING, (-10004), "runtime is closing")                                          \
+  XX(EGROUP, (-10005), "one or more children failed")                                   \
+  XX(EFAILED, (-10006), "task failed")
 
 /* Node kinds: XX(NAME, text). */
 #define ARBOR_KIND_MAP(XX)                                                             \
