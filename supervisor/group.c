@@ -42,7 +42,11 @@ int arbor_group_join(arbor_node_t *g, arbor_finish_cb cb, void *arg) {
     /* It finished by itself (cancelled or failed, children done) before the join:
      * the callback still comes, from the loop. */
     if (cb != NULL) {
-      if (arbor__queue_push(&g->rt->finq, g) < 0) {
+      /* This push is beyond the slots reserved per unfinished node: reserve for
+       * those again, or a later finish could find the queue full. */
+      arbor_runtime_t *rt = g->rt;
+      if (arbor__queue_reserve(&rt->finq, rt->unfinished + 1) < 0 ||
+          arbor__queue_push(&rt->finq, g) < 0) {
         g->flags &= (uint16_t)~ARBOR__F_JOINED;
         g->finish = NULL;
         return ARBOR_ENOMEM;
