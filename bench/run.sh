@@ -8,8 +8,7 @@
 # uv_timer_t per task, peer "arbor-uv") and the floor (../shared/peers/src/uv_bench.c,
 # built here when ../shared is present) alternately in one invocation, so their
 # ratio comes from one run on one machine state. Prints every RESULT line, then medians with min-max,
-# the ratio to the floor, and peak RSS (/usr/bin/time %M, or getrusage via bash when
-# GNU time is absent). Not a test: numbers go to docs/PERFORMANCE.md by hand.
+# the ratio to the floor, and peak RSS (/usr/bin/time %M; 0 when GNU time is absent). Not a test: numbers go to docs/PERFORMANCE.md by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build/gcc-opt}

@@ -91,9 +91,9 @@ typedef enum {
  * arbor's codes, both name libuv's own codes (UV_EAI_*, UV_EOF, UV_ECHARSET,
  * UV_EFTYPE, through uv_strerror / uv_err_name) and the common negative errno
  * codes listed in supervisor/names.c (-ECONNREFUSED: strerror's text). A code that
- * equals an ARBOR_E* value gets arbor's text (-ENOENT: "no such node"). Any other
- * code, 0 and positive ones included, gives "unknown error" / "UNKNOWN"; an
- * unknown enum value gives "unknown". */
+ * equals an ARBOR_E* value gets arbor's text (-ENOENT: "no such file, directory or
+ * entry"). Any other code, 0 and positive ones included, gives "unknown error" /
+ * "UNKNOWN"; an unknown enum value gives "unknown". */
 ARBOR_EXTERN const char *arbor_strerror(int code);
 ARBOR_EXTERN const char *arbor_err_name(int code);
 ARBOR_EXTERN const char *arbor_kind_name(arbor_kind_t kind);
@@ -180,15 +180,16 @@ ARBOR_EXTERN int arbor_runtime_close(arbor_runtime_t *rt, arbor_runtime_close_cb
 /* Convenience for programs that own their loop: runs the loop until every node
  * under the root has FINISHED (SIGINT/SIGTERM, unless no_signals, cancel every
  * top-level node). Then closes the runtime and runs the loop until it is gone: rt
- * is freed when this returns. Must not be called from a loop callback; do not call
- * arbor_runtime_close while it runs (rt would be freed under it).
+ * is freed when this returns. Must not be called from a loop callback. A callback
+ * may close the runtime while it runs (arbor_runtime_close): arbor_run then returns
+ * once the close is complete. A uv_stop from elsewhere ends the run the same way.
  * Shutdown gives up rather than hang (rule 8's shutdown half): when the loop has
  * nothing left in it while the close still waits for a task whose body never
  * ended (say, its cancel hook returned without ending it), every such task ends
  * FAILED with an ARBOR_EDEADLK error "task NAME abandoned in STATE: ..." (unless
  * it had failed already) and the close completes.
- * Returns ARBOR_EDEADLK when uv_run returned with nodes unfinished (nothing left in
- * the loop to wake them; the close cancels them) or when shutdown gave up on a
+ * Returns ARBOR_EDEADLK when uv_run returned with nothing left in the loop while
+ * nodes were unfinished (nothing could wake them; the close cancels them) or when shutdown gave up on a
  * task; else, when a top-level node failed, the first top-level failure's code if
  * it is negative (ARBOR_EGROUP for a group), ARBOR_EFAILED if it is >= 0; else 0.
  * Errors, with rt NOT freed: ARBOR_EINVAL (NULL), ARBOR_ECLOSING (already closing;
@@ -261,8 +262,9 @@ ARBOR_EXTERN int arbor_node_attr_at(const arbor_node_t *node, size_t i, const ch
 
 /* ------------------------------------------------------------ callback tasks */
 
-/* start: the task's body. Return 0 and later call arbor_task_done/fail, or return
- * a negative code to fail at once (an error with that code is recorded). */
+/* start: the task's body, called once from the loop. Return 0 and later call
+ * arbor_task_done/fail, or return a negative code to fail at once (an error with
+ * that code is recorded). */
 typedef int (*arbor_task_start_cb)(arbor_node_t *task, void *arg);
 /* cancel: called at most once, synchronously inside the call that spreads
  * cancellation, when it reaches a STARTING or STARTED task (now STOPPING). It must
@@ -291,8 +293,9 @@ typedef struct {
  * The task is CREATED now and its start runs from the loop, soon.
  * *task (may be NULL) receives the node.
  * Errors: ARBOR_EINVAL (NULL, no start), ARBOR_EKIND (parent cannot have task
- * children), ARBOR_EFINISHED (parent FINISHED), ARBOR_ECANCELED (parent cancelled),
- * ARBOR_ECLOSING (runtime closing), ARBOR_ENOMEM. Nothing changes on error. */
+ * children), ARBOR_EFINISHED (parent FINISHED), ARBOR_ECANCELED (parent cancelled,
+ * or a group failing), ARBOR_ECLOSING (runtime closing), ARBOR_ENOMEM. Nothing
+ * changes on error. */
 ARBOR_EXTERN int arbor_task_spawn(arbor_node_t *parent, const arbor_task_spec_t *spec,
                                   arbor_node_t **task);
 

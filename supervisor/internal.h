@@ -2,7 +2,8 @@
  *
  * Ownership in one paragraph: the runtime owns every node. A node is freed only
  * from the loop (arbor__runtime_drain), never inside an API call, so any pointer a
- * caller or an internal loop holds stays valid for the whole call. A node is freed
+ * caller or an internal loop holds stays valid for the whole call. The one
+ * exception is arbor_node_unref of an evicted node: the caller's last use of it. A node is freed
  * once it is FINISHED, out of the retention FIFO (evicted) and unreferenced;
  * references come from callers (arbor_node_ref), from each child (a child holds its
  * parent, so no freed node has a live child) and from queued callbacks.
@@ -133,6 +134,12 @@ struct arbor__idmap {
   size_t count;
 };
 
+/* arbor_run's state, on its stack: survives the runtime being freed under it. */
+struct arbor__run {
+  int freed;
+  int failure;                   /* arbor_run's result from the first top-level failure */
+};
+
 struct arbor_runtime_s {
   uv_loop_t *loop;
   arbor_node_t *root;
@@ -154,6 +161,7 @@ struct arbor_runtime_s {
   int no_signals;
   int closing;
   int running;                   /* inside arbor_run: stop the loop when the tree empties */
+  struct arbor__run *run;        /* set inside arbor_run */
   int handles_open;              /* internal handles not yet closed */
   int freeing;                   /* tearing down: node_free leaves parents alone */
   arbor_error_t *oom_error;      /* preallocated: the error when making one failed */

@@ -30,7 +30,7 @@ const char *arbor_strerror(int code) {
   /* A plain negative errno that arbor does not list itself, e.g. -ECONNREFUSED
    * returned by a task body. glibc's strerror() returns a static string for a valid
    * errno; it is not called for other codes. */
-  if (errno_name(-code) != NULL)
+  if (code < 0 && code > -4096 && errno_name(-code) != NULL)   /* -INT_MIN is UB */
     return strerror(-code);
   return "unknown error";
 }
@@ -67,7 +67,7 @@ const char *arbor_err_name(int code) {
   }
   if (is_uv_code(code))
     return uv_err_name(code);
-  if (code < 0) {
+  if (code < 0 && code > -4096) {
     const char *n = errno_name(-code);
     if (n != NULL)
       return n;

@@ -182,7 +182,7 @@ int arbor__parent_check(arbor_node_t *parent) {
   /* A cancelled or failing parent is winding down: a new child would only be
    * cancelled at once. */
   if ((parent->flags & ARBOR__F_CANCEL) || parent->state == ARBOR_STATE_STOPPING ||
-      (parent->kind == ARBOR_KIND_GROUP && parent->u.group.nerrors > 0))
+      (parent->kind == ARBOR_KIND_GROUP && (parent->u.group.nerrors > 0 || parent->error)))
     return ARBOR_ECANCELED;
   /* A task takes children only while its body runs: not before its start (a
    * CREATED node can only finish directly, so it must not have children), not

@@ -69,6 +69,7 @@ void arbor__runtime_tree_changed(arbor_runtime_t *rt) {
 }
 
 static void close_handles(arbor_runtime_t *rt);
+static int failure_code(const arbor_runtime_t *rt);
 
 /* Starts the tasks spawned since the last pass, runs due finish callbacks, trims
  * retention and moves a closing runtime on. Work queued by the callbacks it runs
@@ -179,6 +180,12 @@ arbor_node_t *arbor_root(arbor_runtime_t *rt) { return rt != NULL ? rt->root : N
 static void free_all(arbor_runtime_t *rt) {
   arbor_runtime_close_cb cb = rt->close_cb;
   void *arg = rt->close_arg;
+  struct arbor__run *run = rt->run;
+  if (run != NULL) {             /* inside arbor_run: hand it the result, stop the loop */
+    run->freed = 1;
+    run->failure = failure_code(rt);
+    uv_stop(rt->loop);
+  }
   rt->freeing = 1;
   arbor__retention_trim(rt, 0);
   /* Evicted nodes a caller still references die with the runtime (documented). */
@@ -260,10 +267,12 @@ static int start_signals(arbor_runtime_t *rt) {
   return 0;
 }
 
-static void on_run_closed(arbor_runtime_t *rt, void *arg) {
-  int *done = arg;
-  *done = 1;
-  uv_stop(arbor_runtime_loop(rt));
+/* The first top-level failure as arbor_run's result. */
+static int failure_code(const arbor_runtime_t *rt) {
+  if (rt->first_failure == NULL)
+    return 0;
+  int code = arbor_error_code(rt->first_failure);
+  return code < 0 ? code : ARBOR_EFAILED;
 }
 
 int arbor_run(arbor_runtime_t *rt) {
@@ -272,32 +281,37 @@ int arbor_run(arbor_runtime_t *rt) {
   if (rt->closing)
     return ARBOR_ECLOSING;
   uv_loop_t *loop = rt->loop;
+  /* A callback may close the runtime while we run the loop; free_all then tells us
+   * through `run` (on our stack) and we never touch rt again. */
+  struct arbor__run run = {0};
+  rt->run = &run;
   if (!rt->no_signals && !rt->signals_on)
     (void)start_signals(rt);     /* without signal handling arbor_run still works */
   rt->running = 1;
   arbor__runtime_wake(rt);       /* an already empty tree stops at the first pass */
-  uv_run(loop, UV_RUN_DEFAULT);
-  rt->running = 0;
-  /* uv_run returned without our uv_stop: the loop ran out of handles while nodes
-   * still wait. Nothing can ever wake them; say so instead of hanging. */
-  int rc = rt->root->live_children > 0 ? ARBOR_EDEADLK : 0;
-  if (rc == 0 && rt->first_failure != NULL) {
-    int code = arbor_error_code(rt->first_failure);
-    rc = code < 0 ? code : ARBOR_EFAILED;
+  int alive = uv_run(loop, UV_RUN_DEFAULT);
+  int rc = 0;
+  if (!run.freed) {
+    rt->running = 0;
+    /* uv_run returned 0 (nothing left in the loop) with nodes still waiting:
+     * nothing can ever wake them; say so instead of hanging. A uv_stop from
+     * elsewhere (alive != 0) just ends the run. */
+    if (alive == 0 && rt->root->live_children > 0)
+      rc = ARBOR_EDEADLK;
+    if (!rt->closing)
+      arbor_runtime_close(rt, NULL, NULL);
   }
-  int done = 0;
-  arbor_runtime_close(rt, on_run_closed, &done);
-  while (!done) {
+  while (!run.freed) {
     /* uv_run returning 0 with the close unfinished means a node (say, a task whose
      * cancel hook never ends it) waits with nothing in the loop to wake it. Rule 8:
      * shutdown gives up on it with an error rather than hang. */
-    if (uv_run(loop, UV_RUN_DEFAULT) == 0 && !done) {
+    if (uv_run(loop, UV_RUN_DEFAULT) == 0 && !run.freed) {
       arbor__abandon(rt->root);
       if (rc == 0)
         rc = ARBOR_EDEADLK;
     }
   }
-  return rc;
+  return rc != 0 ? rc : run.failure;
 }
 
 /* ----------------------------------------------------------------- events */

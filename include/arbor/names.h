@@ -14,8 +14,9 @@
  * clear of errno values and of libuv's own codes (UV_EAI_* -3000..-3014, UV_EOF
  * -4095, UV_ECHARSET -4080, UV_EFTYPE -4028), which task bodies often return and
  * which arbor_strerror also names. A code from a task body that equals one of the
- * values below gets arbor's message (-ENOENT from a failed open: "no such node").
- * ENOENT ("no such node") is returned when an index, handle or timer is not there:
+ * values below gets arbor's message, which is therefore worded to fit both (-ENOENT
+ * from a failed open: "no such file, directory or entry").
+ * arbor returns ENOENT when an index, handle or timer is not there:
  * arbor_node_attr_at past the last attribute, arbor_task_disown of a handle not
  * owned, arbor_task_after_stop with none pending. Unknown ids are not errors:
  * arbor_node_find returns NULL. ETIMEDOUT and EBUSY are reserved (not returned
@@ -24,18 +25,18 @@
 #define ARBOR_ERRNO_MAP(XX)                                                            \
   XX(EINVAL, (-EINVAL), "invalid argument")                                            \
   XX(ENOMEM, (-ENOMEM), "out of memory")                                               \
-  XX(ENOENT, (-ENOENT), "no such node")                                                \
+  XX(ENOENT, (-ENOENT), "no such file, directory or entry")                            \
   XX(ECANCELED, (-ECANCELED), "operation cancelled")                                   \
   XX(ETIMEDOUT, (-ETIMEDOUT), "timed out")                                             \
   XX(EALREADY, (-EALREADY), "already done")                                            \
   XX(EBUSY, (-EBUSY), "resource busy")                                                 \
   XX(ENOSPC, (-ENOSPC), "no space left")                                               \
   XX(EDEADLK, (-EDEADLK), "nodes are waiting but nothing is left to wake them")        \
-  XX(EFINISHED, (-10001), "node has finished")                                          \
+  XX(EFINISHED, (-10001), "node has finished")                                         \
   XX(EKIND, (-10002), "wrong kind of node for this operation")                         \
   XX(ESTATE, (-10003), "not allowed in the node's current state")                      \
-  XX(ECLOSING, (-10004), "runtime is closing")                                          \
-  XX(EGROUP, (-10005), "one or more children failed")                                   \
+  XX(ECLOSING, (-10004), "runtime is closing")                                         \
+  XX(EGROUP, (-10005), "one or more children failed")                                  \
   XX(EFAILED, (-10006), "task failed")
 
 /* Node kinds: XX(NAME, text). */

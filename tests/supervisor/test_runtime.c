@@ -432,7 +432,69 @@ static void runtime_close_frees_referenced_nodes(void **state) {
   arbor_test_close(rt, &loop);
 }
 
+/* A callback closes the runtime while arbor_run runs it: arbor_run returns once the
+ * close is complete and never touches the freed runtime (ASan checks). */
+static int close_rt_in_start(arbor_node_t *task, void *arg) {
+  struct closer *c = arg;
+  (void)task;
+  c->probe.starts++;
+  c->close_rc = arbor_runtime_close(c->rt, arbor_test_close_cb_, &c->closed);
+  return 0;
+}
+
+static void runtime_run_survives_close_from_a_callback(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_runtime_opts_t opts = {0};
+  struct closer c;
+  memset(&c, 0, sizeof c);
+  arbor_task_spec_t spec = {.name = "closer", .start = close_rt_in_start, .arg = &c};
+  (void)state;
+  opts.no_signals = 1;
+  arbor_test_open(&loop, &rt, &opts);
+  c.rt = rt;
+  assert_code(arbor_task_spawn(arbor_root(rt), &spec, NULL), 0);
+  assert_code(arbor_run(rt), 0);
+  assert_int_eq(c.close_rc, 0);
+  assert_int_eq(c.closed, 1);
+  assert_int_eq(uv_loop_close(&loop), 0);
+}
+
+/* A uv_stop from a handle of the program's own ends arbor_run like a signal would,
+ * without calling it a deadlock: the loop was not empty. */
+static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
+static void never_fires(arbor_node_t *task, void *arg) {
+  (void)task;
+  (void)arg;
+  fail_msg("a 1-hour timer fired");
+}
+static int sleep_an_hour(arbor_node_t *task, void *arg) {
+  (void)arg;
+  return arbor_task_after(task, 3600u * 1000u, never_fires);
+}
+
+static void runtime_run_uv_stop_is_not_deadlock(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_runtime_opts_t opts = {0};
+  uv_timer_t mine;
+  arbor_node_t *task;
+  arbor_task_spec_t spec = {.name = "sleeper", .start = sleep_an_hour};
+  (void)state;
+  opts.no_signals = 1;
+  arbor_test_open(&loop, &rt, &opts);
+  assert_int_eq(uv_timer_init(&loop, &mine), 0);
+  assert_int_eq(uv_timer_start(&mine, stop_loop, 1, 0), 0);
+  assert_code(arbor_task_spawn(arbor_root(rt), &spec, &task), 0);
+  assert_code(arbor_run(rt), 0);      /* the close cancelled the sleeper: no failure */
+  uv_close((uv_handle_t *)&mine, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_eq(uv_loop_close(&loop), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(runtime_run_survives_close_from_a_callback),
+    cmocka_unit_test(runtime_run_uv_stop_is_not_deadlock),
     cmocka_unit_test(runtime_new_and_accessors),
     cmocka_unit_test(runtime_new_rejects_bad_arguments),
     cmocka_unit_test(runtime_close_empty),
