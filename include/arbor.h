@@ -154,6 +154,8 @@ typedef struct {
   size_t event_capacity;   /* events kept in the ring; 0: 16384. Rounded up to 2^k. */
   size_t retain_finished;  /* FINISHED nodes kept for observers; 0: 1024 */
   int no_signals;          /* 1: arbor_run() leaves SIGINT/SIGTERM alone */
+  size_t fiber_stack_size; /* a fiber's stack unless its spec says; 0: 64 KiB */
+  size_t fiber_stack_pool; /* stacks of that size kept for reuse; 0: 64 */
 } arbor_runtime_opts_t;
 
 typedef void (*arbor_runtime_close_cb)(arbor_runtime_t *rt, void *arg);
@@ -354,6 +356,44 @@ ARBOR_EXTERN int arbor_task_after_stop(arbor_node_t *task);
 
 ARBOR_EXTERN void *arbor_task_data(arbor_node_t *task);  /* NULL without data_size */
 ARBOR_EXTERN void *arbor_task_arg(const arbor_node_t *task);
+
+/* ------------------------------------------------------------ fiber tasks
+ *
+ * A fiber task's body is plain sequential code on a stack of its own (mmap'd, a
+ * guard page below, taken when it first runs, pooled when it ends). It blocks only
+ * through arbor calls, the checkpoints, which switch back to the loop. It is a task
+ * node like any other: same lifecycle, events, failure and cancellation rules. It
+ * ends by returning: 0 (OK, or CANCELLED if it was cancelled), or a negative code,
+ * which fails it (ARBOR_ECANCELED after a cancel counts as cancelled).
+ *
+ * Rule 4: once cancellation reached the fiber, every checkpoint returns
+ * ARBOR_ECANCELED at once, and keeps doing so. A checkpoint called from anywhere
+ * but its own fiber returns ARBOR_ESTATE. The callback-task calls that end a body
+ * (arbor_task_done/fail) and arbor_task_after/_data refuse fibers (ARBOR_EKIND).
+ */
+typedef struct arbor_ctx_s arbor_ctx_t;
+typedef int (*arbor_fiber_fn)(arbor_ctx_t *cx, void *arg);
+
+typedef struct {
+  const char *name;              /* copied; NULL: "fiber" */
+  arbor_fiber_fn fn;             /* required: the body */
+  void *arg;                     /* passed to fn and finish */
+  arbor_finish_cb finish;        /* optional, as for callback tasks */
+  size_t stack_size;             /* usable bytes, rounded up to pages; 0: the runtime's */
+} arbor_fiber_spec_t;
+
+/* Spawns a fiber task under parent (the root or a group); it is CREATED now and
+ * first runs from the loop. A stack it cannot get (out of memory, or the process's
+ * map count exhausted) fails the task with ARBOR_ENOMEM. Errors: as
+ * arbor_task_spawn (ARBOR_EINVAL without fn). */
+ARBOR_EXTERN int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec,
+                                   arbor_node_t **fiber);
+/* The fiber's node (borrowed, valid while the fiber runs). */
+ARBOR_EXTERN arbor_node_t *arbor_ctx_node(arbor_ctx_t *cx);
+/* Checkpoint: lets every other ready fiber and the loop run once, then returns 0. */
+ARBOR_EXTERN int arbor_yield(arbor_ctx_t *cx);
+/* Checkpoint: returns 0 after `ms` milliseconds of loop time. */
+ARBOR_EXTERN int arbor_sleep(arbor_ctx_t *cx, uint64_t ms);
 
 /* ------------------------------------------------------------------ groups */
 

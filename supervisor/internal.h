@@ -17,6 +17,7 @@
 
 #include "arbor.h"
 #include "recorder.h"
+#include "switch.h"
 
 /* Always-on assert for broken invariants (programming errors inside arbor), like
  * libdill's dill_assert: independent of NDEBUG, prints where, aborts. */
@@ -41,6 +42,7 @@ enum {
   ARBOR__F_EVICTED = 1u << 5,     /* out of the tree and the id map; freed at refs 0 */
   ARBOR__F_IN_START = 1u << 6,    /* task: its start callback is running */
   ARBOR__F_CANCEL_HOOK = 1u << 7, /* task: its cancel hook has been called */
+  ARBOR__F_FIBER = 1u << 8,       /* task: its body is a fiber (fiber.c) */
 };
 
 struct arbor__attr {
@@ -134,6 +136,40 @@ struct arbor__idmap {
   size_t count;
 };
 
+/* A fiber's stack: an mmap'd region whose lowest page is a PROT_NONE guard. */
+struct arbor__stack {
+  void *map;                     /* NULL: none */
+  size_t map_size;               /* guard page included */
+};
+
+/* Stacks of the runtime's default size that fibers gave back, for reuse. */
+struct arbor__stacks {
+  struct arbor__stack *pool;
+  size_t len, max;
+  size_t default_size;           /* usable bytes, a multiple of the page size */
+  size_t page;
+};
+
+/* A fiber. It lives in its task node's data (arbor_ctx_t is this struct). */
+struct arbor_ctx_s {
+  arbor__ctx_t ctx;
+  arbor_node_t *task;
+  arbor_fiber_fn fn;
+  void *arg;
+  struct arbor__stack stack;
+  size_t stack_size;             /* usable bytes wanted */
+  void *asan_fake;               /* ASan's fake stack while switched out */
+  unsigned valgrind_id;
+  int rc;                        /* what fn returned */
+  int wake_rc;                   /* what the parked checkpoint returns */
+  uint8_t parked;                /* switched out at a checkpoint */
+  uint8_t finished;              /* fn returned */
+  const char *wait_what;         /* the checkpoint it waits in, or NULL */
+  const char *wait_file;
+  int wait_line;
+  uint64_t wait_since;
+};
+
 /* arbor_run's state, on its stack: survives the runtime being freed under it. */
 struct arbor__run {
   int freed;
@@ -156,6 +192,12 @@ struct arbor_runtime_s {
   arbor_node_t *zombies;         /* evicted nodes still referenced (next/prev links) */
   uv_idle_t idle;                /* runs arbor__runtime_drain while work is queued */
   struct arbor__timers timers;
+  struct arbor__queue fibq;      /* fibers to resume from the loop */
+  struct arbor__stacks stacks;
+  arbor__ctx_t main_ctx;         /* the loop's side of every fiber switch */
+  struct arbor_ctx_s *current;   /* the fiber running now, or NULL: the loop's stack */
+  const void *main_stack_bottom; /* for ASan's switch annotations */
+  size_t main_stack_size;
   uv_signal_t sigint, sigterm;
   int signals_on;
   int no_signals;
@@ -205,7 +247,21 @@ void arbor__timers_close(arbor_runtime_t *rt, uv_close_cb cb);
 void arbor__timer_cancel(arbor_node_t *task);
 void arbor__timers_rearm(arbor_runtime_t *rt);
 
+/* stack.c */
+void arbor__stacks_init(struct arbor__stacks *s, size_t default_size, size_t max);
+int arbor__stack_get(struct arbor__stacks *s, size_t size, struct arbor__stack *out);
+void arbor__stack_put(struct arbor__stacks *s, struct arbor__stack *st);
+void arbor__stacks_free(struct arbor__stacks *s);
+void *arbor__stack_lo(const struct arbor__stacks *s, const struct arbor__stack *st);
+size_t arbor__stack_usable(const struct arbor__stacks *s, const struct arbor__stack *st);
+
+/* fiber.c */
+void arbor__fibers_drain(arbor_runtime_t *rt);
+
 /* task.c, group.c */
+void arbor__task_end(arbor_node_t *task, arbor_error_t *err);
+void *arbor__task_data(arbor_node_t *task);
+int arbor__task_after(arbor_node_t *task, uint64_t timeout, arbor_task_timer_cb cb);
 void arbor__task_run(arbor_node_t *task);
 void arbor__task_cancel(arbor_node_t *task);
 void arbor__task_abandon(arbor_node_t *task);

@@ -81,6 +81,7 @@ static void drain(arbor_runtime_t *rt) {
     arbor__task_run(task);
     arbor__node_unref(task);
   }
+  arbor__fibers_drain(rt);
   n = queue_size(&rt->finq);
   while (n-- > 0) {
     arbor_node_t *node = rt->finq.items[rt->finq.head++];
@@ -91,7 +92,8 @@ static void drain(arbor_runtime_t *rt) {
     arbor__retention_trim(rt, rt->retain_max);
   arbor__timers_rearm(rt);
 
-  int idle = queue_size(&rt->runq) == 0 && queue_size(&rt->finq) == 0;
+  int idle = queue_size(&rt->runq) == 0 && queue_size(&rt->finq) == 0 &&
+             queue_size(&rt->fibq) == 0;
   if (!idle)
     return;
   uv_idle_stop(&rt->idle);
@@ -121,6 +123,10 @@ int arbor_runtime_new(arbor_runtime_t **out, uv_loop_t *loop, const arbor_runtim
   rt->loop = loop;
   rt->retain_max = opts != NULL && opts->retain_finished > 0 ? opts->retain_finished : 1024;
   rt->no_signals = opts != NULL && opts->no_signals;
+  arbor__stacks_init(&rt->stacks,
+                     opts != NULL && opts->fiber_stack_size > 0 ? opts->fiber_stack_size
+                                                                : 64 * 1024,
+                     opts != NULL && opts->fiber_stack_pool > 0 ? opts->fiber_stack_pool : 64);
   rt->next_id = 1;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -198,6 +204,8 @@ static void free_all(arbor_runtime_t *rt) {
   arbor__queue_free(&rt->runq);
   arbor__queue_free(&rt->finq);
   arbor__queue_free(&rt->retainq);
+  arbor__queue_free(&rt->fibq);
+  arbor__stacks_free(&rt->stacks);
   arbor__timers_free(rt);
   arbor__idmap_free(&rt->ids);
   arbor__recorder_free(&rt->rec);

@@ -101,6 +101,8 @@ static void end_body(arbor_node_t *n, arbor_error_t *err) {
   arbor__maybe_finish(n);
 }
 
+void arbor__task_end(arbor_node_t *n, arbor_error_t *err) { end_body(n, err); }
+
 /* Runs a task's start (from the runtime's drain). */
 void arbor__task_run(arbor_node_t *n) {
   if (n->state != ARBOR_STATE_CREATED)
@@ -145,6 +147,20 @@ void arbor__task_abandon(arbor_node_t *n) {
     arbor__cancel(n);
     return;
   }
+  if (n->flags & ARBOR__F_FIBER) {
+    /* A fiber's body is its stack: it can only end by returning. Wake it with
+     * ECANCELED wherever it waits (the loop is empty, so nothing else will). */
+    struct arbor_ctx_s *f = arbor__task_data(n);
+    if (f->parked) {
+      arbor__timer_cancel(n);
+      f->parked = 0;
+      f->wake_rc = ARBOR_ECANCELED;
+      int rc = arbor__queue_push(&n->rt->fibq, n);   /* reserved at spawn */
+      ARBOR_ASSERT(rc == 0);
+      arbor__runtime_wake(n->rt);
+    }
+    return;
+  }
   arbor_error_t *err = arbor_error_new_at(ARBOR_EDEADLK, NULL, "", 0, "",
                                           "task %s abandoned in %s: nothing left in the "
                                           "loop to end it", n->name,
@@ -162,8 +178,16 @@ static int check_running(arbor_node_t *n) {
   return 0;
 }
 
-int arbor_task_done(arbor_node_t *n) {
+/* A fiber's body ends by returning from its function, never by these calls. */
+static int check_callback_body(arbor_node_t *n) {
   int rc = check_running(n);
+  if (rc == 0 && (n->flags & ARBOR__F_FIBER))
+    return ARBOR_EKIND;
+  return rc;
+}
+
+int arbor_task_done(arbor_node_t *n) {
+  int rc = check_callback_body(n);
   if (rc < 0)
     return rc;
   end_body(n, NULL);
@@ -171,7 +195,7 @@ int arbor_task_done(arbor_node_t *n) {
 }
 
 int arbor_task_fail_error(arbor_node_t *n, arbor_error_t *err) {
-  int rc = check_running(n);
+  int rc = check_callback_body(n);
   if (rc < 0) {
     arbor_error_unref(err);
     return rc;
@@ -241,10 +265,14 @@ int arbor_task_disown(arbor_node_t *n, uv_handle_t *h) {
   return 0;
 }
 
+void *arbor__task_data(arbor_node_t *n) {
+  return n->u.task.data_off != 0 ? (char *)n + n->u.task.data_off : NULL;
+}
+
 void *arbor_task_data(arbor_node_t *n) {
-  if (n == NULL || n->kind != ARBOR_KIND_TASK || n->u.task.data_off == 0)
-    return NULL;
-  return (char *)n + n->u.task.data_off;
+  if (n == NULL || n->kind != ARBOR_KIND_TASK || (n->flags & ARBOR__F_FIBER))
+    return NULL;                 /* a fiber's data is the fiber itself */
+  return arbor__task_data(n);
 }
 
 void *arbor_task_arg(const arbor_node_t *n) {

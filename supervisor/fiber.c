@@ -1,0 +1,229 @@
+/* supervisor/fiber.c - fiber tasks: plain sequential bodies on their own stacks.
+ *
+ * A fiber is a callback task underneath: its data holds the fiber (arbor_ctx_t),
+ * its start switches onto the fiber's stack, and its cancel hook wakes the fiber if
+ * it is parked. So fibers share every rule of the tree with callback tasks: the
+ * lifecycle, owned handles, failure propagation, retention.
+ *
+ * Who runs where: the loop's stack (rt->main_ctx) is the only place a fiber is
+ * switched to; a fiber only ever switches back to it. Wake-ups that may happen on a
+ * fiber's stack (a cancel hook runs inside whatever call spreads the cancellation)
+ * are queued in rt->fibq and resumed by the runtime's drain; the timer behind
+ * arbor_sleep resumes directly, as its callback runs on the loop's stack.
+ *
+ * Checkpoints are level-triggered (rule 4): once cancellation reached the fiber's
+ * task, every checkpoint returns ARBOR_ECANCELED at once, and keeps doing so.
+ */
+#include "internal.h"
+
+/* ASan must be told about every switch, or it takes the new stack for a buffer
+ * overflow of the old one. Debian installs <sanitizer/common_interface_defs.h> only
+ * in each compiler's own directory, so the two functions are declared here. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARBOR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARBOR_ASAN 1
+#endif
+#endif
+#ifdef ARBOR_ASAN
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
+                                     size_t *size_old);
+#define ASAN_START(save, bottom, size) __sanitizer_start_switch_fiber((save), (bottom), (size))
+#define ASAN_FINISH(save, bottom, size) __sanitizer_finish_switch_fiber((save), (bottom), (size))
+#else
+#define ASAN_START(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
+#define ASAN_FINISH(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
+#endif
+
+/* valgrind must know every stack, or it reports the first switch as a huge stack
+ * change. The client requests are no-ops outside valgrind. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define ARBOR_VALGRIND 1
+#endif
+#endif
+#ifndef ARBOR_VALGRIND
+#define VALGRIND_STACK_REGISTER(lo, hi) ((void)(lo), (void)(hi), 0u)
+#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#endif
+
+static struct arbor_ctx_s *fiber_of(arbor_node_t *task) {
+  return (struct arbor_ctx_s *)arbor__task_data(task);
+}
+
+static void fiber_finished(struct arbor_ctx_s *f);
+
+/* Runs f from the loop's stack until it parks or returns. */
+static void resume(struct arbor_ctx_s *f) {
+  arbor_runtime_t *rt = f->task->rt;
+  struct arbor__stacks *s = &rt->stacks;
+  void *fake = NULL;
+  ARBOR_ASSERT(rt->current == NULL);
+  rt->current = f;
+  ASAN_START(&fake, arbor__stack_lo(s, &f->stack), arbor__stack_usable(s, &f->stack));
+  arbor__ctx_switch(&rt->main_ctx, &f->ctx);
+  ASAN_FINISH(fake, NULL, NULL);
+  rt->current = NULL;
+  if (f->finished)
+    fiber_finished(f);
+}
+
+/* From the fiber: back to the loop until something resumes it. */
+static void switch_out(struct arbor_ctx_s *f, const char *what) {
+  arbor_runtime_t *rt = f->task->rt;
+  f->wait_what = what;
+  f->wait_since = arbor__now();
+  ASAN_START(&f->asan_fake, rt->main_stack_bottom, rt->main_stack_size);
+  arbor__ctx_switch(&f->ctx, &rt->main_ctx);
+  ASAN_FINISH(f->asan_fake, NULL, NULL);
+  f->wait_what = NULL;
+}
+
+static void fiber_entry(void *p) {
+  struct arbor_ctx_s *f = p;
+  arbor_runtime_t *rt = f->task->rt;
+  /* The first switch in: learn the loop's stack for the switches back. */
+  ASAN_FINISH(NULL, &rt->main_stack_bottom, &rt->main_stack_size);
+  f->rc = f->fn(f, f->arg);
+  f->finished = 1;
+  ASAN_START(NULL, rt->main_stack_bottom, rt->main_stack_size);   /* NULL: for good */
+  arbor__ctx_switch(&f->ctx, &rt->main_ctx);
+  ARBOR_ASSERT(!"a finished fiber was resumed");
+}
+
+/* On the loop's stack, once fn has returned: the stack goes back, the body ends. */
+static void fiber_finished(struct arbor_ctx_s *f) {
+  arbor_node_t *task = f->task;
+  VALGRIND_STACK_DEREGISTER(f->valgrind_id);
+  arbor__stack_put(&task->rt->stacks, &f->stack);
+  arbor_error_t *err = NULL;
+  if (f->rc < 0) {
+    err = arbor_error_new_at(f->rc, NULL, "", 0, "", "fiber %s returned %s", task->name,
+                             arbor_strerror(f->rc));
+    if (err == NULL)
+      err = arbor_error_ref(task->rt->oom_error);
+  }
+  arbor__task_end(task, err);
+}
+
+/* The task's start: take a stack and run the fiber up to its first checkpoint. */
+static int fiber_start(arbor_node_t *task, void *arg) {
+  (void)arg;
+  struct arbor_ctx_s *f = fiber_of(task);
+  struct arbor__stacks *s = &task->rt->stacks;
+  int rc = arbor__stack_get(s, f->stack_size, &f->stack);
+  if (rc < 0)
+    return rc;
+  char *lo = arbor__stack_lo(s, &f->stack);
+  size_t size = arbor__stack_usable(s, &f->stack);
+  f->valgrind_id = VALGRIND_STACK_REGISTER(lo, lo + size);
+  arbor__ctx_make(&f->ctx, lo, size, fiber_entry, f);
+  resume(f);
+  return 0;
+}
+
+/* Queues a parked fiber to be resumed by the drain with rc. Safe on any stack. */
+static void wake_later(struct arbor_ctx_s *f, int rc) {
+  arbor_runtime_t *rt = f->task->rt;
+  f->parked = 0;
+  f->wake_rc = rc;
+  int pushed = arbor__queue_push(&rt->fibq, f->task);   /* reserved at spawn */
+  ARBOR_ASSERT(pushed == 0);
+  arbor__runtime_wake(rt);
+}
+
+/* The task's cancel hook (rule 4): a parked fiber wakes with ARBOR_ECANCELED; a
+ * running or queued one finds the cancellation at its next checkpoint. */
+static void fiber_cancel(arbor_node_t *task, void *arg) {
+  (void)arg;
+  struct arbor_ctx_s *f = fiber_of(task);
+  if (!f->parked)
+    return;
+  arbor__timer_cancel(task);
+  wake_later(f, ARBOR_ECANCELED);
+}
+
+void arbor__fibers_drain(arbor_runtime_t *rt) {
+  size_t n = rt->fibq.len - rt->fibq.head;
+  while (n-- > 0) {
+    arbor_node_t *task = rt->fibq.items[rt->fibq.head++];
+    struct arbor_ctx_s *f = fiber_of(task);
+    if (!f->finished && f->stack.map != NULL)
+      resume(f);
+    arbor__node_unref(task);
+  }
+}
+
+int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec, arbor_node_t **out) {
+  if (parent == NULL || spec == NULL || spec->fn == NULL)
+    return ARBOR_EINVAL;
+  arbor_runtime_t *rt = parent->rt;
+  /* One resume slot per fiber, reserved now, so a wake-up can never fail. */
+  if (arbor__queue_reserve(&rt->fibq, rt->unfinished + 1) < 0)
+    return ARBOR_ENOMEM;
+  arbor_task_spec_t ts = {.name = spec->name != NULL ? spec->name : "fiber",
+                          .start = fiber_start,
+                          .cancel = fiber_cancel,
+                          .finish = spec->finish,
+                          .arg = spec->arg,
+                          .data_size = sizeof(struct arbor_ctx_s)};
+  arbor_node_t *task;
+  int rc = arbor_task_spawn(parent, &ts, &task);
+  if (rc < 0)
+    return rc;
+  task->flags |= ARBOR__F_FIBER;
+  struct arbor_ctx_s *f = fiber_of(task);
+  f->task = task;
+  f->fn = spec->fn;
+  f->arg = spec->arg;
+  f->stack_size = spec->stack_size;
+  if (out != NULL)
+    *out = task;
+  return 0;
+}
+
+arbor_node_t *arbor_ctx_node(arbor_ctx_t *cx) { return cx != NULL ? cx->task : NULL; }
+
+/* Every checkpoint starts here: only from its own fiber, and never once cancelled. */
+static int checkpoint(arbor_ctx_t *cx) {
+  if (cx == NULL)
+    return ARBOR_EINVAL;
+  if (cx->task->rt->current != cx)
+    return ARBOR_ESTATE;         /* called from the loop or another fiber */
+  if (cx->task->flags & ARBOR__F_CANCEL)
+    return ARBOR_ECANCELED;
+  return 0;
+}
+
+int arbor_yield(arbor_ctx_t *cx) {
+  int rc = checkpoint(cx);
+  if (rc < 0)
+    return rc;
+  wake_later(cx, 0);             /* back of the queue: everyone ready runs first */
+  switch_out(cx, "yield");
+  return (cx->task->flags & ARBOR__F_CANCEL) ? ARBOR_ECANCELED : cx->wake_rc;
+}
+
+static void on_sleep_done(arbor_node_t *task, void *arg) {
+  (void)arg;
+  struct arbor_ctx_s *f = fiber_of(task);
+  if (!f->parked)
+    return;
+  f->parked = 0;
+  f->wake_rc = 0;
+  resume(f);                     /* a timer callback runs on the loop's stack */
+}
+
+int arbor_sleep(arbor_ctx_t *cx, uint64_t ms) {
+  int rc = checkpoint(cx);
+  if (rc < 0)
+    return rc;
+  if ((rc = arbor__task_after(cx->task, ms, on_sleep_done)) < 0)
+    return rc;
+  cx->parked = 1;
+  switch_out(cx, "sleep");
+  return (cx->task->flags & ARBOR__F_CANCEL) ? ARBOR_ECANCELED : cx->wake_rc;
+}
