@@ -390,10 +390,14 @@ ARBOR_EXTERN int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_
                                    arbor_node_t **fiber);
 /* The fiber's node (borrowed, valid while the fiber runs). */
 ARBOR_EXTERN arbor_node_t *arbor_ctx_node(arbor_ctx_t *cx);
+/* Checkpoints are macros that pass the caller's file:line, so the snapshot can
+ * show where each fiber waits. */
 /* Checkpoint: lets every other ready fiber and the loop run once, then returns 0. */
-ARBOR_EXTERN int arbor_yield(arbor_ctx_t *cx);
+#define arbor_yield(cx) arbor_yield_at((cx), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_yield_at(arbor_ctx_t *cx, const char *file, int line);
 /* Checkpoint: returns 0 after `ms` milliseconds of loop time. */
-ARBOR_EXTERN int arbor_sleep(arbor_ctx_t *cx, uint64_t ms);
+#define arbor_sleep(cx, ms) arbor_sleep_at((cx), (ms), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_sleep_at(arbor_ctx_t *cx, uint64_t ms, const char *file, int line);
 
 /* ------------------------------------------------------------------ groups */
 

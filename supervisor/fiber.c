@@ -125,10 +125,11 @@ static int fiber_start(arbor_node_t *task, void *arg) {
   return 0;
 }
 
-/* Queues a parked fiber to be resumed by the drain with rc. Safe on any stack. */
+/* Queues a fiber to be resumed by the drain with rc. Safe on any stack. */
 static void wake_later(struct arbor_ctx_s *f, int rc) {
   arbor_runtime_t *rt = f->task->rt;
   f->parked = 0;
+  f->unpark = NULL;
   f->wake_rc = rc;
   int pushed = arbor__queue_push(&rt->fibq, f->task);   /* reserved at spawn */
   ARBOR_ASSERT(pushed == 0);
@@ -142,7 +143,8 @@ static void fiber_cancel(arbor_node_t *task, void *arg) {
   struct arbor_ctx_s *f = fiber_of(task);
   if (!f->parked)
     return;
-  arbor__timer_cancel(task);
+  if (f->unpark != NULL)
+    f->unpark(f, f->unpark_arg);
   wake_later(f, ARBOR_ECANCELED);
 }
 
@@ -187,8 +189,7 @@ int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec, arbo
 
 arbor_node_t *arbor_ctx_node(arbor_ctx_t *cx) { return cx != NULL ? cx->task : NULL; }
 
-/* Every checkpoint starts here: only from its own fiber, and never once cancelled. */
-static int checkpoint(arbor_ctx_t *cx) {
+int arbor__checkpoint(arbor_ctx_t *cx) {
   if (cx == NULL)
     return ARBOR_EINVAL;
   if (cx->task->rt->current != cx)
@@ -198,10 +199,29 @@ static int checkpoint(arbor_ctx_t *cx) {
   return 0;
 }
 
-int arbor_yield(arbor_ctx_t *cx) {
-  int rc = checkpoint(cx);
+int arbor__fiber_park(arbor_ctx_t *cx, const char *what, const char *file, int line,
+                      void (*unhook)(arbor_ctx_t *cx, void *arg), void *arg) {
+  ARBOR_ASSERT(cx->task->rt->current == cx && !cx->parked);
+  cx->parked = 1;
+  cx->unpark = unhook;
+  cx->unpark_arg = arg;
+  cx->wait_file = file;
+  cx->wait_line = line;
+  switch_out(cx, what);
+  return cx->wake_rc;
+}
+
+void arbor__fiber_wake(arbor_ctx_t *cx, int rc) {
+  if (cx->parked)
+    wake_later(cx, rc);
+}
+
+int arbor_yield_at(arbor_ctx_t *cx, const char *file, int line) {
+  int rc = arbor__checkpoint(cx);
   if (rc < 0)
     return rc;
+  cx->wait_file = file;
+  cx->wait_line = line;
   wake_later(cx, 0);             /* back of the queue: everyone ready runs first */
   switch_out(cx, "yield");
   return (cx->task->flags & ARBOR__F_CANCEL) ? ARBOR_ECANCELED : cx->wake_rc;
@@ -213,17 +233,21 @@ static void on_sleep_done(arbor_node_t *task, void *arg) {
   if (!f->parked)
     return;
   f->parked = 0;
+  f->unpark = NULL;
   f->wake_rc = 0;
   resume(f);                     /* a timer callback runs on the loop's stack */
 }
 
-int arbor_sleep(arbor_ctx_t *cx, uint64_t ms) {
-  int rc = checkpoint(cx);
+static void sleep_unhook(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  arbor__timer_cancel(cx->task);
+}
+
+int arbor_sleep_at(arbor_ctx_t *cx, uint64_t ms, const char *file, int line) {
+  int rc = arbor__checkpoint(cx);
   if (rc < 0)
     return rc;
   if ((rc = arbor__task_after(cx->task, ms, on_sleep_done)) < 0)
     return rc;
-  cx->parked = 1;
-  switch_out(cx, "sleep");
-  return (cx->task->flags & ARBOR__F_CANCEL) ? ARBOR_ECANCELED : cx->wake_rc;
+  return arbor__fiber_park(cx, "sleep", file, line, sleep_unhook, NULL);
 }

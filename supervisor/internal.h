@@ -162,8 +162,10 @@ struct arbor_ctx_s {
   unsigned valgrind_id;
   int rc;                        /* what fn returned */
   int wake_rc;                   /* what the parked checkpoint returns */
-  uint8_t parked;                /* switched out at a checkpoint */
+  uint8_t parked;                /* switched out at a checkpoint, wake-up not queued */
   uint8_t finished;              /* fn returned */
+  void (*unpark)(arbor_ctx_t *cx, void *arg);   /* see arbor__fiber_park */
+  void *unpark_arg;
   const char *wait_what;         /* the checkpoint it waits in, or NULL */
   const char *wait_file;
   int wait_line;
@@ -255,7 +257,38 @@ void arbor__stacks_free(struct arbor__stacks *s);
 void *arbor__stack_lo(const struct arbor__stacks *s, const struct arbor__stack *st);
 size_t arbor__stack_usable(const struct arbor__stacks *s, const struct arbor__stack *st);
 
-/* fiber.c */
+/* fiber.c: what every checkpoint (channels, streams, thread-pool work) builds on.
+ *
+ * A checkpoint is:
+ *     int rc = arbor__checkpoint(cx);          // 0, ARBOR_ESTATE or ARBOR_ECANCELED
+ *     if (rc < 0) return rc;
+ *     ...hook cx up to whatever will wake it (a wait list, a libuv request)...
+ *     rc = arbor__fiber_park(cx, "channel_recv", file, line, unhook, arg);
+ *     ...rc is what the waker passed to arbor__fiber_wake, or ARBOR_ECANCELED...
+ * State the wake-up needs (a waiter record, a uv_req_t) must not live on the
+ * fiber's stack if anything can touch it after the fiber stopped waiting: allocate
+ * it with the object, or make unhook make it unreachable. */
+
+/* 0 when cx may block now: called on cx's own fiber (else ARBOR_ESTATE, and
+ * ARBOR_EINVAL for NULL) and not cancelled (else ARBOR_ECANCELED: rule 4,
+ * level-triggered). */
+int arbor__checkpoint(arbor_ctx_t *cx);
+
+/* Parks cx (the running fiber) until arbor__fiber_wake(cx, rc) and returns that rc.
+ * If cancellation reaches cx first, unhook(cx, arg) is called (may be NULL), then
+ * the park returns ARBOR_ECANCELED. unhook runs synchronously on whatever stack
+ * spread the cancellation: it must only make sure nothing will wake cx any more
+ * (take it off a wait list, stop a timer, uv_read_stop, uv_cancel ...), never
+ * switch or block. `what` (a static string) and file:line name the wait site for
+ * the snapshot. */
+int arbor__fiber_park(arbor_ctx_t *cx, const char *what, const char *file, int line,
+                      void (*unhook)(arbor_ctx_t *cx, void *arg), void *arg);
+
+/* Wakes a parked fiber: its park returns rc. Safe on any stack, from any loop
+ * callback or another fiber: the resume is queued for the loop. A no-op when cx is
+ * not parked (already woken, or cancelled). */
+void arbor__fiber_wake(arbor_ctx_t *cx, int rc);
+
 void arbor__fibers_drain(arbor_runtime_t *rt);
 
 /* task.c, group.c */
