@@ -399,6 +399,63 @@ ARBOR_EXTERN int arbor_yield_at(arbor_ctx_t *cx, const char *file, int line);
 #define arbor_sleep(cx, ms) arbor_sleep_at((cx), (ms), __FILE__, __LINE__)
 ARBOR_EXTERN int arbor_sleep_at(arbor_ctx_t *cx, uint64_t ms, const char *file, int line);
 
+/* ----------------------------------------------------------- cancel scopes
+ *
+ * A cancel scope is a region of a fiber's body: entered and exited in LIFO order on
+ * that fiber, usually a variable on its stack. Cancelling a scope (by hand, or when
+ * its deadline passes) makes every checkpoint inside it return ARBOR_ECANCELED
+ * until the scope is exited. Two deadline modes (rule 5):
+ *  - move-on (anyio move_on_after): the scope ends quietly; arbor_scope_exit
+ *    returns 0 and arbor_scope_cancelled_caught() says the scope was cut short;
+ *  - fail (anyio fail_after): arbor_scope_exit returns ARBOR_ETIMEDOUT; a fiber
+ *    that returns it fails with a timeout error naming the scope's file:line.
+ * The effective deadline is the earliest of all enclosing scopes' (up to the first
+ * shielded one). A shielded scope (rule 6) is not reached by cancellation from
+ * outside it (its task's, or an outer scope's), but its own deadline applies.
+ * Every deadline expiry is an ARBOR_EVENT_DEADLINE event of the fiber's node.
+ * Times are loop time in ms (uv_now): see arbor_now_ms.
+ */
+typedef struct arbor_scope_s arbor_scope_t;
+struct arbor_scope_s {           /* fields are private; the caller owns the memory */
+  arbor_scope_t *parent_;
+  arbor_ctx_t *cx_;
+  uint64_t deadline_;
+  const char *file_;
+  int line_;
+  unsigned char shield_, fail_, cancelled_, expired_;
+};
+
+typedef struct {
+  int shield;                    /* 1: outside cancellation does not reach inside */
+  uint64_t move_on_after_ms;     /* at most one of these four; 0 = unset */
+  uint64_t fail_after_ms;
+  uint64_t move_on_at_ms;        /* absolute, in arbor_now_ms() time */
+  uint64_t fail_at_ms;
+} arbor_scope_opts_t;
+
+/* Opens scope as cx's innermost (opts may be NULL: no deadline, no shield). Not a
+ * checkpoint. Errors: ARBOR_EINVAL (NULL, or two deadlines), ARBOR_ESTATE (not on
+ * cx's own fiber). */
+/* Variadic so that a compound literal with several fields passes as one argument:
+ * arbor_scope_enter(cx, &s, &(arbor_scope_opts_t){.shield = 1, .fail_after_ms = 10}). */
+#define arbor_scope_enter(cx, scope, ...)                                              \
+  arbor_scope_enter_at((cx), (scope), (__VA_ARGS__), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_scope_enter_at(arbor_ctx_t *cx, arbor_scope_t *scope,
+                                      const arbor_scope_opts_t *opts, const char *file,
+                                      int line);
+/* Closes cx's innermost scope, which must be `scope` (else ARBOR_ESTATE and nothing
+ * changes). Returns 0, or ARBOR_ETIMEDOUT when a fail-mode deadline expired. */
+ARBOR_EXTERN int arbor_scope_exit(arbor_ctx_t *cx, arbor_scope_t *scope);
+/* Cancels the scope (from anywhere on the loop thread, while it is open): a fiber
+ * parked inside it wakes with ARBOR_ECANCELED. Twice is harmless. */
+ARBOR_EXTERN int arbor_scope_cancel(arbor_scope_t *scope);
+/* 1 when the scope was cancelled (by hand or by its deadline). */
+ARBOR_EXTERN int arbor_scope_cancelled_caught(const arbor_scope_t *scope);
+/* The earliest deadline that applies to cx now (rule 5), UINT64_MAX for none. */
+ARBOR_EXTERN uint64_t arbor_current_effective_deadline(arbor_ctx_t *cx);
+/* The loop's time in ms (uv_now), the clock of deadlines. */
+ARBOR_EXTERN uint64_t arbor_now_ms(arbor_runtime_t *rt);
+
 /* ------------------------------------------------------------------ groups */
 
 typedef struct {

@@ -100,12 +100,25 @@ static void fiber_finished(struct arbor_ctx_s *f) {
   VALGRIND_STACK_DEREGISTER(f->valgrind_id);
   arbor__stack_put(&task->rt->stacks, &f->stack);
   arbor_error_t *err = NULL;
-  if (f->rc < 0) {
+  int failed = f->rc < 0;
+  if (f->scope != NULL) {
+    /* Scopes must nest LIFO within the body: returning past an open one skipped
+     * its exit, so whatever it was meant to catch went astray. */
+    failed = 1;
+    err = arbor_error_new_at(ARBOR_ESTATE, NULL, f->scope->file_, f->scope->line_, "",
+                             "fiber %s returned inside the cancel scope entered at %s:%d",
+                             task->name, f->scope->file_, f->scope->line_);
+    f->scope = NULL;
+  } else if (f->rc == ARBOR_ETIMEDOUT && f->timeout_error != NULL) {
+    err = arbor_error_ref(f->timeout_error);     /* names the scope that expired */
+  } else if (failed) {
     err = arbor_error_new_at(f->rc, NULL, "", 0, "", "fiber %s returned %s", task->name,
                              arbor_strerror(f->rc));
-    if (err == NULL)
-      err = arbor_error_ref(task->rt->oom_error);
   }
+  if (err == NULL && failed)
+    err = arbor_error_ref(task->rt->oom_error);
+  arbor_error_unref(f->timeout_error);
+  f->timeout_error = NULL;
   arbor__task_end(task, err);
 }
 
@@ -125,9 +138,12 @@ static int fiber_start(arbor_node_t *task, void *arg) {
   return 0;
 }
 
-/* Queues a fiber to be resumed by the drain with rc. Safe on any stack. */
+/* Queues a fiber to be resumed by the drain with rc. Safe on any stack. The timer
+ * its park armed (sleep's end, a deadline) must not fire after this wake-up. */
 static void wake_later(struct arbor_ctx_s *f, int rc) {
   arbor_runtime_t *rt = f->task->rt;
+  if (f->parked)
+    arbor__timer_cancel(f->task);
   f->parked = 0;
   f->unpark = NULL;
   f->wake_rc = rc;
@@ -138,14 +154,17 @@ static void wake_later(struct arbor_ctx_s *f, int rc) {
 
 /* The task's cancel hook (rule 4): a parked fiber wakes with ARBOR_ECANCELED; a
  * running or queued one finds the cancellation at its next checkpoint. */
-static void fiber_cancel(arbor_node_t *task, void *arg) {
-  (void)arg;
-  struct arbor_ctx_s *f = fiber_of(task);
-  if (!f->parked)
-    return;
+void arbor__fiber_interrupt(arbor_ctx_t *f) {
+  if (!f->parked || !arbor__fiber_cancelled(f))
+    return;                      /* running, queued, or shielded (rule 6) */
   if (f->unpark != NULL)
     f->unpark(f, f->unpark_arg);
   wake_later(f, ARBOR_ECANCELED);
+}
+
+static void fiber_cancel(arbor_node_t *task, void *arg) {
+  (void)arg;
+  arbor__fiber_interrupt(fiber_of(task));
 }
 
 void arbor__fibers_drain(arbor_runtime_t *rt) {
@@ -179,6 +198,7 @@ int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec, arbo
   task->flags |= ARBOR__F_FIBER;
   struct arbor_ctx_s *f = fiber_of(task);
   f->task = task;
+  f->wake_at = UINT64_MAX;
   f->fn = spec->fn;
   f->arg = spec->arg;
   f->stack_size = spec->stack_size;
@@ -194,21 +214,68 @@ int arbor__checkpoint(arbor_ctx_t *cx) {
     return ARBOR_EINVAL;
   if (cx->task->rt->current != cx)
     return ARBOR_ESTATE;         /* called from the loop or another fiber */
-  if (cx->task->flags & ARBOR__F_CANCEL)
+  if (arbor__fiber_cancelled(cx))
     return ARBOR_ECANCELED;
   return 0;
 }
 
-int arbor__fiber_park(arbor_ctx_t *cx, const char *what, const char *file, int line,
-                      void (*unhook)(arbor_ctx_t *cx, void *arg), void *arg) {
+/* The parked fiber's timer: its sleep ended or a deadline passed. Runs on the
+ * loop's stack, so it resumes the fiber directly. */
+static void on_fiber_timer(arbor_node_t *task, void *arg);
+
+static void arm_timer(struct arbor_ctx_s *f) {
+  uint64_t at = arbor__effective_deadline(f);
+  if (f->wake_at < at)
+    at = f->wake_at;
+  if (at == UINT64_MAX)
+    return;
+  uint64_t now = uv_now(f->task->rt->loop);
+  int rc = arbor__task_after(f->task, at > now ? at - now : 0, on_fiber_timer);
+  ARBOR_ASSERT(rc == 0 || rc == ARBOR_ENOMEM);
+  (void)rc;  /* out of memory: the park still ends by cancellation or its waker */
+}
+
+static void on_fiber_timer(arbor_node_t *task, void *arg) {
+  (void)arg;
+  struct arbor_ctx_s *f = fiber_of(task);
+  if (!f->parked)
+    return;
+  int rc;
+  if (arbor__fiber_cancelled(f)) {           /* a deadline expired */
+    if (f->unpark != NULL)
+      f->unpark(f, f->unpark_arg);
+    rc = ARBOR_ECANCELED;
+  } else if (uv_now(task->rt->loop) >= f->wake_at) {
+    rc = 0;                                  /* the sleep is over */
+  } else {
+    arm_timer(f);                            /* early (a deadline moved): again */
+    return;
+  }
+  f->parked = 0;
+  f->unpark = NULL;
+  f->wake_rc = rc;
+  resume(f);
+}
+
+static int park_until(arbor_ctx_t *cx, const char *what, const char *file, int line,
+                      void (*unhook)(arbor_ctx_t *cx, void *arg), void *arg,
+                      uint64_t wake_at) {
   ARBOR_ASSERT(cx->task->rt->current == cx && !cx->parked);
   cx->parked = 1;
   cx->unpark = unhook;
   cx->unpark_arg = arg;
   cx->wait_file = file;
   cx->wait_line = line;
+  cx->wake_at = wake_at;
+  arm_timer(cx);
   switch_out(cx, what);
+  cx->wake_at = UINT64_MAX;
   return cx->wake_rc;
+}
+
+int arbor__fiber_park(arbor_ctx_t *cx, const char *what, const char *file, int line,
+                      void (*unhook)(arbor_ctx_t *cx, void *arg), void *arg) {
+  return park_until(cx, what, file, line, unhook, arg, UINT64_MAX);
 }
 
 void arbor__fiber_wake(arbor_ctx_t *cx, int rc) {
@@ -224,30 +291,14 @@ int arbor_yield_at(arbor_ctx_t *cx, const char *file, int line) {
   cx->wait_line = line;
   wake_later(cx, 0);             /* back of the queue: everyone ready runs first */
   switch_out(cx, "yield");
-  return (cx->task->flags & ARBOR__F_CANCEL) ? ARBOR_ECANCELED : cx->wake_rc;
-}
-
-static void on_sleep_done(arbor_node_t *task, void *arg) {
-  (void)arg;
-  struct arbor_ctx_s *f = fiber_of(task);
-  if (!f->parked)
-    return;
-  f->parked = 0;
-  f->unpark = NULL;
-  f->wake_rc = 0;
-  resume(f);                     /* a timer callback runs on the loop's stack */
-}
-
-static void sleep_unhook(arbor_ctx_t *cx, void *arg) {
-  (void)arg;
-  arbor__timer_cancel(cx->task);
+  return arbor__fiber_cancelled(cx) ? ARBOR_ECANCELED : 0;
 }
 
 int arbor_sleep_at(arbor_ctx_t *cx, uint64_t ms, const char *file, int line) {
   int rc = arbor__checkpoint(cx);
   if (rc < 0)
     return rc;
-  if ((rc = arbor__task_after(cx->task, ms, on_sleep_done)) < 0)
-    return rc;
-  return arbor__fiber_park(cx, "sleep", file, line, sleep_unhook, NULL);
+  uint64_t now = uv_now(cx->task->rt->loop);
+  uint64_t at = ms > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ms;
+  return park_until(cx, "sleep", file, line, NULL, NULL, at);
 }

@@ -166,6 +166,9 @@ struct arbor_ctx_s {
   uint8_t finished;              /* fn returned */
   void (*unpark)(arbor_ctx_t *cx, void *arg);   /* see arbor__fiber_park */
   void *unpark_arg;
+  arbor_scope_t *scope;          /* innermost open cancel scope, or NULL */
+  uint64_t wake_at;              /* loop ms a parked sleep ends; UINT64_MAX: none */
+  arbor_error_t *timeout_error;  /* the chain of an expired fail-mode deadline */
   const char *wait_what;         /* the checkpoint it waits in, or NULL */
   const char *wait_file;
   int wait_line;
@@ -290,6 +293,13 @@ int arbor__fiber_park(arbor_ctx_t *cx, const char *what, const char *file, int l
 void arbor__fiber_wake(arbor_ctx_t *cx, int rc);
 
 void arbor__fibers_drain(arbor_runtime_t *rt);
+/* Cancellation may have reached cx: wake it with ECANCELED if it is parked and
+ * cancelled as its scopes see it (a shielded one stays parked). */
+void arbor__fiber_interrupt(arbor_ctx_t *cx);
+
+/* scope.c */
+int arbor__fiber_cancelled(arbor_ctx_t *cx);   /* expires due deadlines, then rules 4-6 */
+uint64_t arbor__effective_deadline(const arbor_ctx_t *cx);
 
 /* task.c, group.c */
 void arbor__task_end(arbor_node_t *task, arbor_error_t *err);
