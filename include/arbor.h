@@ -390,8 +390,30 @@ ARBOR_EXTERN int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_
                                    arbor_node_t **fiber);
 /* The fiber's node (borrowed, valid while the fiber runs). */
 ARBOR_EXTERN arbor_node_t *arbor_ctx_node(arbor_ctx_t *cx);
+/* Readiness handshake, like anyio's tg.start(): from a parent fiber, spawns a fiber
+ * under `parent` (the root or a group) and waits until it calls
+ * arbor_fiber_started(); the child is STARTING until then. Returns 0 and the
+ * child's value in *value (may be NULL). When the child ends before reporting
+ * ready, returns its failure's code (its error also propagates to its group as
+ * usual), ARBOR_ECANCELED if it was cancelled, or ARBOR_ESTATE if it returned
+ * without calling arbor_fiber_started (which fails it). If the waiting fiber is
+ * cancelled, the child is cancelled too and ARBOR_ECANCELED returned. *out (may be
+ * NULL) receives the child's node either way. A checkpoint. */
+#define arbor_fiber_start(cx, parent, spec, value, out)                                \
+  arbor_fiber_start_at((cx), (parent), (spec), (value), (out), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_fiber_start_at(arbor_ctx_t *cx, arbor_node_t *parent,
+                                      const arbor_fiber_spec_t *spec, void **value,
+                                      arbor_node_t **out, const char *file, int line);
+/* In a fiber started with arbor_fiber_start: reports ready, handing value to the
+ * waiting parent. Errors: ARBOR_ESTATE (not STARTING, or off its own fiber). */
+ARBOR_EXTERN int arbor_fiber_started(arbor_ctx_t *cx, void *value);
+
 /* Checkpoints are macros that pass the caller's file:line, so the snapshot can
  * show where each fiber waits. */
+/* Checkpoint: waits until `node` (any node, not cx's own) is FINISHED; returns 0
+ * (read its outcome), or ARBOR_EDEADLK for cx's own node. */
+#define arbor_wait(cx, node) arbor_wait_at((cx), (node), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_wait_at(arbor_ctx_t *cx, arbor_node_t *node, const char *file, int line);
 /* Checkpoint: lets every other ready fiber and the loop run once, then returns 0. */
 #define arbor_yield(cx) arbor_yield_at((cx), __FILE__, __LINE__)
 ARBOR_EXTERN int arbor_yield_at(arbor_ctx_t *cx, const char *file, int line);

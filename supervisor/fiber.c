@@ -178,7 +178,8 @@ void arbor__fibers_drain(arbor_runtime_t *rt) {
   }
 }
 
-int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec, arbor_node_t **out) {
+static int spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec, int handshake,
+                 arbor_node_t **out) {
   if (parent == NULL || spec == NULL || spec->fn == NULL)
     return ARBOR_EINVAL;
   arbor_runtime_t *rt = parent->rt;
@@ -190,7 +191,8 @@ int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec, arbo
                           .cancel = fiber_cancel,
                           .finish = spec->finish,
                           .arg = spec->arg,
-                          .data_size = sizeof(struct arbor_ctx_s)};
+                          .data_size = sizeof(struct arbor_ctx_s),
+                          .handshake = handshake};
   arbor_node_t *task;
   int rc = arbor_task_spawn(parent, &ts, &task);
   if (rc < 0)
@@ -207,7 +209,77 @@ int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec, arbo
   return 0;
 }
 
+int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec, arbor_node_t **out) {
+  return spawn(parent, spec, 0, out);
+}
+
 arbor_node_t *arbor_ctx_node(arbor_ctx_t *cx) { return cx != NULL ? cx->task : NULL; }
+
+/* ----------------------------------------------------- readiness handshake */
+
+/* The child finished: a starter still waiting learns it never became ready. */
+void arbor__fiber_node_finished(arbor_node_t *n) {
+  struct arbor_ctx_s *f = fiber_of(n);
+  arbor_ctx_t *starter = f->starter;
+  if (starter == NULL)
+    return;
+  f->starter = NULL;
+  int rc = n->error != NULL ? arbor_error_code(n->error)
+           : n->outcome == ARBOR_OUTCOME_CANCELLED ? ARBOR_ECANCELED
+                                                   : ARBOR_ESTATE;
+  arbor__fiber_wake(starter, rc < 0 ? rc : ARBOR_EFAILED);
+}
+
+int arbor_fiber_started(arbor_ctx_t *cx, void *value) {
+  if (cx == NULL)
+    return ARBOR_EINVAL;
+  if (cx->task->rt->current != cx)
+    return ARBOR_ESTATE;
+  int rc = arbor_task_started(cx->task);   /* ARBOR_ESTATE unless STARTING */
+  if (rc < 0)
+    return rc;
+  arbor_ctx_t *starter = cx->starter;
+  if (starter != NULL) {
+    cx->starter = NULL;
+    starter->start_value = value;
+    arbor__fiber_wake(starter, 0);
+  }
+  return 0;
+}
+
+struct start_hook {
+  arbor_node_t *child;
+};
+
+/* The starter was cancelled while it waited: nobody awaits the child's readiness
+ * any more, and a child half started on the starter's behalf is cancelled too. */
+static void start_unhook(arbor_ctx_t *cx, void *arg) {
+  (void)cx;
+  struct start_hook *h = arg;
+  fiber_of(h->child)->starter = NULL;
+  arbor__cancel(h->child);
+}
+
+int arbor_fiber_start_at(arbor_ctx_t *cx, arbor_node_t *parent, const arbor_fiber_spec_t *spec,
+                         void **value, arbor_node_t **out, const char *file, int line) {
+  int rc = arbor__checkpoint(cx);
+  if (rc < 0)
+    return rc;
+  arbor_node_t *child;
+  if ((rc = spawn(parent, spec, 1, &child)) < 0)
+    return rc;
+  fiber_of(child)->starter = cx;
+  cx->start_value = NULL;
+  arbor_node_ref(child);         /* valid across the wait, whatever happens to it */
+  struct start_hook hook = {child};
+  rc = arbor__fiber_park(cx, "fiber_start", file, line, start_unhook, &hook);
+  if (rc == 0 && value != NULL)
+    *value = cx->start_value;
+  if (out != NULL)
+    *out = child;
+  arbor__node_unref(child);
+  return rc;
+}
 
 int arbor__checkpoint(arbor_ctx_t *cx) {
   if (cx == NULL)

@@ -51,9 +51,17 @@ struct arbor__attr {
 };
 
 /* Rarely needed parts, allocated on first use to keep the hot node small. */
+/* A fiber parked in arbor_wait on a node; the record lives on its stack, linked
+ * while it waits (wait.c). */
+struct arbor__waiter {
+  arbor_ctx_t *cx;
+  struct arbor__waiter *next, *prev;
+};
+
 struct arbor__extra {
   struct arbor__attr attrs[ARBOR_ATTRS_MAX];
   uint32_t nattrs;
+  struct arbor__waiter *waiters;   /* fibers waiting for this node to finish */
 };
 
 struct arbor__task {
@@ -169,6 +177,8 @@ struct arbor_ctx_s {
   arbor_scope_t *scope;          /* innermost open cancel scope, or NULL */
   uint64_t wake_at;              /* loop ms a parked sleep ends; UINT64_MAX: none */
   arbor_error_t *timeout_error;  /* the chain of an expired fail-mode deadline */
+  arbor_ctx_t *starter;          /* a fiber parked in arbor_fiber_start for this one */
+  void *start_value;             /* as a starter: the value the child reported */
   const char *wait_what;         /* the checkpoint it waits in, or NULL */
   const char *wait_file;
   int wait_line;
@@ -296,6 +306,10 @@ void arbor__fibers_drain(arbor_runtime_t *rt);
 /* Cancellation may have reached cx: wake it with ECANCELED if it is parked and
  * cancelled as its scopes see it (a shielded one stays parked). */
 void arbor__fiber_interrupt(arbor_ctx_t *cx);
+
+/* The node is FINISHED now (lifecycle.c): wake whoever waits for it. */
+void arbor__fiber_node_finished(arbor_node_t *node);
+void arbor__wait_node_finished(arbor_node_t *node);
 
 /* scope.c */
 int arbor__fiber_cancelled(arbor_ctx_t *cx);   /* expires due deadlines, then rules 4-6 */

@@ -65,6 +65,10 @@ void arbor__finish(arbor_node_t *n) {
                : (n->flags & ARBOR__F_CANCEL) ? ARBOR_OUTCOME_CANCELLED
                                               : ARBOR_OUTCOME_OK;
   arbor__transition(n, ARBOR_STATE_FINISHED);
+  if (n->extra != NULL && n->extra->waiters != NULL)
+    arbor__wait_node_finished(n);
+  if (n->flags & ARBOR__F_FIBER)
+    arbor__fiber_node_finished(n);
   if (n->finish != NULL) {
     int rc = arbor__queue_push(&n->rt->finq, n);   /* reserved at creation */
     ARBOR_ASSERT(rc == 0);
