@@ -478,6 +478,106 @@ ARBOR_EXTERN uint64_t arbor_current_effective_deadline(arbor_ctx_t *cx);
 /* The loop's time in ms (uv_now), the clock of deadlines. */
 ARBOR_EXTERN uint64_t arbor_now_ms(arbor_runtime_t *rt);
 
+/* ---- channels ----------------------------------------------------------
+ *
+ * A channel passes fixed-size items between the fibers of one runtime, like anyio's
+ * memory object streams: bounded (capacity 0 is a rendezvous: a send completes only
+ * when a receiver takes the item), FIFO, each item to exactly one receiver, FIFO
+ * among parked senders and among parked receivers. Items are copied in and out
+ * (item_size bytes), so a sender may pass the address of a local variable.
+ *
+ * It has two sides, each reached through ends: a channel starts with one send end
+ * and one receive end; arbor_channel_clone makes more, and a side is closed once
+ * every end of it is closed. Ends are caller-owned structs (fields private, like
+ * arbor_scope_t): clone an end, never copy one. The channel is freed by the close of
+ * its last end, wherever that happens; it does not need its runtime for that, and
+ * the runtime does not free it: close every end you opened.
+ *
+ * Closing wakes every waiter, each with its own code:
+ *  - UV_EOF, end of stream: a receive on a channel whose send side is closed and
+ *    whose buffer is drained (items buffered or held by parked senders are still
+ *    received first). Fibers parked in receive when the send side closes get it.
+ *  - -EPIPE, broken: a send on a channel whose receive side is closed. Fibers
+ *    parked in send when the receive side closes get it; items still buffered are
+ *    dropped. (Fibers parked in receive then, on ends closed under them, get
+ *    UV_EOF.)
+ * Rule 4: send and receive are checkpoints. Cancelled while parked, they return
+ * ARBOR_ECANCELED and the item is neither sent nor lost; once a parked send's item
+ * was taken, or a parked receive was given one, the call returns 0 even if
+ * cancellation comes before the fiber runs again. An operation that can complete
+ * at once does so without switching (after the cancellation check).
+ *
+ * Errors common to every call: ARBOR_EINVAL (a NULL argument, an item NULL while
+ * item_size > 0, the wrong end: send on a receive end or the reverse),
+ * ARBOR_ESTATE (an end that is closed or was never opened).
+ */
+struct arbor_channel_s;          /* the channel itself: private, freed with its last end */
+typedef struct {                 /* fields are private; the caller owns the memory */
+  struct arbor_channel_s *channel_;   /* NULL: closed */
+  int send_;                          /* 1: a send end; 0: a receive end */
+} arbor_channel_end_t;
+
+typedef struct {                 /* anyio's MemoryObjectStreamStatistics */
+  size_t buffer_used;            /* items in the buffer */
+  size_t capacity;               /* the buffer's capacity; 0: rendezvous */
+  size_t item_size;
+  size_t open_send_ends;         /* send ends not closed, clones included */
+  size_t open_recv_ends;
+  size_t waiting_senders;        /* fibers parked in arbor_channel_send */
+  size_t waiting_receivers;      /* fibers parked in arbor_channel_recv */
+} arbor_channel_stats_t;
+
+/* Creates a channel of `capacity` items of item_size bytes (0 is allowed: items
+ * then carry nothing and may be NULL) and opens its two ends into *send_end and
+ * *recv_end, which the caller owns and must close. Not a checkpoint: callable
+ * anywhere on the loop thread. Errors: ARBOR_EINVAL (NULL rt or end, the same
+ * struct for both ends), ARBOR_ENOMEM (nothing opened). */
+ARBOR_EXTERN int arbor_channel_new(arbor_runtime_t *rt, size_t capacity, size_t item_size,
+                                   arbor_channel_end_t *send_end,
+                                   arbor_channel_end_t *recv_end);
+/* Opens *clone as one more end of end's side and channel. Errors: the common ones
+ * (clone == end is ARBOR_EINVAL). */
+ARBOR_EXTERN int arbor_channel_clone(const arbor_channel_end_t *end, arbor_channel_end_t *clone);
+/* Closes this end; its side closes with its last end (see above for who wakes with
+ * what), and the channel is freed with the last end of both. Fibers parked on this
+ * very end stay parked unless its side closed. Never blocks; wakes fibers for the
+ * loop to resume. Errors: ARBOR_EINVAL (NULL), ARBOR_EALREADY (closed already, or
+ * never opened). */
+ARBOR_EXTERN int arbor_channel_close(arbor_channel_end_t *end);
+/* 1 for a send end, 0 for a receive end. Errors: ARBOR_EINVAL, ARBOR_ESTATE. */
+ARBOR_EXTERN int arbor_channel_end_is_send(const arbor_channel_end_t *end);
+/* Fills *stats (either end will do). Errors: the common ones. */
+ARBOR_EXTERN int arbor_channel_stats(const arbor_channel_end_t *end,
+                                     arbor_channel_stats_t *stats);
+
+/* Checkpoint: sends the item at `item` (copied) through a send end, parking the
+ * fiber while the buffer is full (for capacity 0, until a receiver takes it).
+ * Returns 0 once the item is buffered or taken. Errors: the common ones,
+ * ARBOR_ESTATE (not on cx's own fiber), ARBOR_EINVAL (a fiber of another runtime),
+ * ARBOR_ECANCELED (rule 4: not sent), -EPIPE (broken: not sent). The item is a
+ * variadic argument so that a compound literal with commas passes whole:
+ * arbor_channel_send(cx, &tx, &(struct msg){.a = 1, .b = 2}). */
+#define arbor_channel_send(cx, end, ...)                                               \
+  arbor_channel_send_at((cx), (end), (__VA_ARGS__), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_channel_send_at(arbor_ctx_t *cx, const arbor_channel_end_t *end,
+                                       const void *item, const char *file, int line);
+/* Checkpoint: receives the oldest item into `item` (item_size bytes) through a
+ * receive end, parking the fiber while there is none. Returns 0 with the item.
+ * Errors: as arbor_channel_send, with UV_EOF (end of stream) instead of -EPIPE;
+ * *item is untouched on error. */
+#define arbor_channel_recv(cx, end, item)                                              \
+  arbor_channel_recv_at((cx), (end), (item), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_channel_recv_at(arbor_ctx_t *cx, const arbor_channel_end_t *end,
+                                       void *item, const char *file, int line);
+/* Non-blocking send, from anywhere on the loop thread (a callback task, a libuv
+ * callback, a fiber): not a checkpoint, no cancellation check. Returns 0 (buffered,
+ * or handed to a parked receiver, which wakes), -EAGAIN (it would block: nothing
+ * changed), -EPIPE, or a common error. */
+ARBOR_EXTERN int arbor_channel_try_send(const arbor_channel_end_t *end, const void *item);
+/* Non-blocking receive, as arbor_channel_try_send: 0 with the item, -EAGAIN (none
+ * now), UV_EOF, or a common error. */
+ARBOR_EXTERN int arbor_channel_try_recv(const arbor_channel_end_t *end, void *item);
+
 /* ------------------------------------------------------------------ groups */
 
 typedef struct {
@@ -531,6 +631,22 @@ ARBOR_EXTERN int arbor_node_children(const arbor_node_t *node, size_t offset, si
 typedef int (*arbor_walk_cb)(arbor_node_t *node, int depth, void *arg);
 ARBOR_EXTERN int arbor_tree_walk(arbor_node_t *node, int max_depth, arbor_walk_cb visit,
                                  void *arg);
+
+/* Where a fiber is, for snapshots. */
+typedef struct {
+  const char *wait_what;         /* the checkpoint it is parked in ("sleep", "wait",
+                                    "channel_recv" ...), or NULL when it is running,
+                                    ready to run, not started or finished */
+  const char *wait_file;         /* the checkpoint's call site */
+  int wait_line;
+  uint64_t wait_since_ns;        /* monotonic, when it parked */
+  size_t stack_size;             /* usable bytes; 0 when it holds no stack */
+  size_t stack_high_water;       /* bytes of stack ever touched, measured now by a
+                                    scan (a pooled stack counts earlier users too) */
+} arbor_fiber_info_t;
+
+/* Fills info for a fiber task. Errors: ARBOR_EINVAL, ARBOR_EKIND (not a fiber). */
+ARBOR_EXTERN int arbor_node_fiber_info(const arbor_node_t *node, arbor_fiber_info_t *info);
 
 /* Prints the subtree as indented text, one node per line with kind, name, id, state
  * and outcome, then, for a node with an error, its chain; of an error group only

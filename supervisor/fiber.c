@@ -14,6 +14,9 @@
  * Checkpoints are level-triggered (rule 4): once cancellation reached the fiber's
  * task, every checkpoint returns ARBOR_ECANCELED at once, and keeps doing so.
  */
+#include <string.h>
+#include <sys/mman.h>
+
 #include "internal.h"
 
 /* ASan must be told about every switch, or it takes the new stack for a buffer
@@ -373,4 +376,45 @@ int arbor_sleep_at(arbor_ctx_t *cx, uint64_t ms, const char *file, int line) {
   uint64_t now = uv_now(cx->task->rt->loop);
   uint64_t at = ms > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ms;
   return park_until(cx, "sleep", file, line, NULL, NULL, at);
+}
+
+/* ------------------------------------------------------------- snapshots */
+
+/* The lowest byte of the stack anyone wrote: stacks start zero-filled (fresh
+ * mmap), and a fiber's frames grow down from the top. Pages the process never
+ * touched are not resident, so mincore lets the scan skip them without faulting
+ * them in. */
+static size_t high_water(const struct arbor__stacks *s, const struct arbor__stack *st) {
+  const unsigned char *lo = arbor__stack_lo(s, st);
+  size_t size = arbor__stack_usable(s, st);
+  for (size_t off = 0; off < size; off += s->page) {
+    unsigned char resident = 1;
+    if (mincore((void *)(lo + off), s->page, &resident) == 0 && !(resident & 1))
+      continue;
+    for (size_t i = 0; i < s->page; i++)
+      if (lo[off + i] != 0)
+        return size - (off + i);
+  }
+  return 0;
+}
+
+int arbor_node_fiber_info(const arbor_node_t *node, arbor_fiber_info_t *info) {
+  if (node == NULL || info == NULL)
+    return ARBOR_EINVAL;
+  if (node->kind != ARBOR_KIND_TASK || !(node->flags & ARBOR__F_FIBER))
+    return ARBOR_EKIND;
+  const struct arbor_ctx_s *f = arbor__task_data((arbor_node_t *)node);
+  const struct arbor__stacks *s = &node->rt->stacks;
+  memset(info, 0, sizeof *info);
+  if (f->parked || f->wait_what != NULL) {
+    info->wait_what = f->wait_what;
+    info->wait_file = f->wait_file;
+    info->wait_line = f->wait_line;
+    info->wait_since_ns = f->wait_since;
+  }
+  if (f->stack.map != NULL) {
+    info->stack_size = arbor__stack_usable(s, &f->stack);
+    info->stack_high_water = high_water(s, &f->stack);
+  }
+  return 0;
 }

@@ -71,6 +71,10 @@ static int print_node(arbor_node_t *n, int depth, void *arg) {
     fprintf(out, " %s", arbor_outcome_name((arbor_outcome_t)n->outcome));
   else if (n->flags & ARBOR__F_CANCEL)
     fprintf(out, " (cancelling)");
+  arbor_fiber_info_t fi;
+  if (arbor_node_fiber_info(n, &fi) == 0 && fi.wait_what != NULL)
+    fprintf(out, " in %s at %s:%d", fi.wait_what, fi.wait_file != NULL ? fi.wait_file : "?",
+            fi.wait_line);
   fputc('\n', out);
   /* The whole chain where a failure started; a group's error group repeats its
    * children's chains, which are printed under the children, so it gets its first

@@ -228,7 +228,55 @@ static void fiber_many_then_close_with_sleepers(void **state) {
   }
 }
 
+/* The snapshot shows where a parked fiber waits (checkpoint, file:line, since
+ * when) and how much of its stack it has used. */
+static int snapshot_line;
+static int snap_body(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  volatile char deep[3000];      /* make the high-water mark visible */
+  memset((char *)deep, 1, sizeof deep);
+  snapshot_line = __LINE__ + 1;
+  return arbor_sleep(cx, HOUR) + deep[5] - 1;
+}
+
+static void fiber_snapshot_shows_wait_site_and_stack(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_node_t *n;
+  arbor_probe_t p = {0};
+  arbor_fiber_info_t fi;
+  arbor_fiber_spec_t spec = {.name = "snap", .fn = snap_body};
+  (void)state;
+  arbor_test_open(&loop, &rt, NULL);
+  assert_code(arbor_fiber_spawn(arbor_root(rt), &spec, &n), 0);
+  assert_code(arbor_node_fiber_info(n, &fi), 0);
+  assert_null(fi.wait_what);                 /* not started: no stack either */
+  assert_uint_eq(fi.stack_size, 0);
+  arbor_test_run_until(&loop, snapshot_line != 0);
+  arbor_test_spin(&loop, 2);
+  assert_code(arbor_node_fiber_info(n, &fi), 0);
+  assert_string_equal(fi.wait_what, "sleep");
+  assert_non_null(strstr(fi.wait_file, "test_fiber.c"));
+  assert_int_eq(fi.wait_line, snapshot_line);
+  assert_true(fi.wait_since_ns > 0);
+  assert_uint_eq(fi.stack_size, 64 * 1024);
+  assert_true(fi.stack_high_water >= 3000 && fi.stack_high_water < fi.stack_size);
+  /* the tree text names it too */
+  char buf[4096] = {0};
+  FILE *mem = fmemopen(buf, sizeof buf - 1, "w");
+  assert_non_null(mem);
+  arbor_tree_print(arbor_root(rt), mem);
+  fclose(mem);
+  assert_non_null(strstr(buf, "in sleep at"));
+  /* not a fiber */
+  arbor_node_t *t = arbor_test_spawn(arbor_root(rt), &p, "cb", 0);
+  assert_code(arbor_node_fiber_info(t, &fi), ARBOR_EKIND);
+  assert_code(arbor_node_fiber_info(NULL, &fi), ARBOR_EINVAL);
+  arbor_test_close(rt, &loop);
+}
+
 static const struct CMUnitTest fiber_tests[] = {
+    cmocka_unit_test(fiber_snapshot_shows_wait_site_and_stack),
     cmocka_unit_test(fiber_runs_to_completion),
     cmocka_unit_test(fiber_failure_cancels_sibling_fiber),
     cmocka_unit_test(rule4_checkpoints_return_ecanceled_level_triggered),
