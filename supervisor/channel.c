@@ -27,9 +27,9 @@
  * is detected on every later use. The channel is freed by the close of its last
  * end. Items left in the buffer then are dropped: they are plain bytes.
  *
- * Codes (until arbor/names.h has its own for them): end of stream is UV_EOF (libuv's
- * code for the same thing on streams), a broken channel (every receive end closed)
- * is -EPIPE, and a try_ call that would block returns -EAGAIN (as uv_try_write).
+ * Codes: end of stream is ARBOR_EOF (equal to libuv's UV_EOF, which streams return
+ * for the same thing), a broken channel (every receive end closed) ARBOR_EPIPE, and
+ * a try_ call that would block ARBOR_EAGAIN (as uv_try_write).
  */
 #include <string.h>
 
@@ -58,9 +58,9 @@ struct arbor_channel_s {
   unsigned char buf[];           /* capacity * item_size bytes */
 };
 
-#define EOS UV_EOF
-#define BROKEN (-EPIPE)
-#define WOULD_BLOCK (-EAGAIN)
+#define EOS ARBOR_EOF
+#define BROKEN ARBOR_EPIPE
+#define WOULD_BLOCK ARBOR_EAGAIN
 
 /* ------------------------------------------------------------- wait lists */
 

@@ -175,6 +175,8 @@ struct arbor_ctx_s {
   void (*unpark)(arbor_ctx_t *cx, void *arg);   /* see arbor__fiber_park */
   void *unpark_arg;
   arbor_scope_t *scope;          /* innermost open cancel scope, or NULL */
+  const char *scope_file;        /* where the innermost open scope was entered: kept */
+  int scope_line;                /* here so that a return past it needs no dead frame */
   uint64_t wake_at;              /* loop ms a parked sleep ends; UINT64_MAX: none */
   arbor_error_t *timeout_error;  /* the chain of an expired fail-mode deadline */
   arbor_ctx_t *starter;          /* a fiber parked in arbor_fiber_start for this one */
@@ -306,6 +308,9 @@ void arbor__fibers_drain(arbor_runtime_t *rt);
 /* Cancellation may have reached cx: wake it with ECANCELED if it is parked and
  * cancelled as its scopes see it (a shielded one stays parked). */
 void arbor__fiber_interrupt(arbor_ctx_t *cx);
+/* Shutdown gives up on a parked fiber (task.c's abandon): off every wait list,
+ * then woken with ARBOR_ECANCELED. */
+void arbor__fiber_abandon(arbor_ctx_t *cx);
 
 /* The node is FINISHED now (lifecycle.c): wake whoever waits for it. */
 void arbor__fiber_node_finished(arbor_node_t *node);

@@ -81,6 +81,8 @@ int arbor_scope_enter_at(arbor_ctx_t *cx, arbor_scope_t *s, const arbor_scope_op
                        .file_ = file, .line_ = line,
                        .shield_ = opts != NULL && opts->shield, .fail_ = (unsigned char)fail};
   cx->scope = s;
+  cx->scope_file = file;
+  cx->scope_line = line;
   return 0;
 }
 
@@ -91,6 +93,8 @@ int arbor_scope_exit(arbor_ctx_t *cx, arbor_scope_t *s) {
     return ARBOR_ESTATE;         /* scopes nest LIFO, on their own fiber */
   expire(cx, uv_now(cx->task->rt->loop));
   cx->scope = s->parent_;
+  cx->scope_file = s->parent_ != NULL ? s->parent_->file_ : NULL;   /* alive: outer */
+  cx->scope_line = s->parent_ != NULL ? s->parent_->line_ : 0;
   s->cx_ = NULL;
   return s->expired_ && s->fail_ ? ARBOR_ETIMEDOUT : 0;
 }

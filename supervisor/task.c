@@ -150,15 +150,7 @@ void arbor__task_abandon(arbor_node_t *n) {
   if (n->flags & ARBOR__F_FIBER) {
     /* A fiber's body is its stack: it can only end by returning. Wake it with
      * ECANCELED wherever it waits (the loop is empty, so nothing else will). */
-    struct arbor_ctx_s *f = arbor__task_data(n);
-    if (f->parked) {
-      arbor__timer_cancel(n);
-      f->parked = 0;
-      f->wake_rc = ARBOR_ECANCELED;
-      int rc = arbor__queue_push(&n->rt->fibq, n);   /* reserved at spawn */
-      ARBOR_ASSERT(rc == 0);
-      arbor__runtime_wake(n->rt);
-    }
+    arbor__fiber_abandon(arbor__task_data(n));
     return;
   }
   arbor_error_t *err = arbor_error_new_at(ARBOR_EDEADLK, NULL, "", 0, "",

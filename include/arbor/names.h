@@ -10,10 +10,11 @@
 #include <errno.h>
 
 /* Error codes: XX(NAME, value, message). Values are negative errno codes where one
- * fits (Linux's numbers), and arbor's own codes in -10000..-10099 where none does:
- * clear of errno values and of libuv's own codes (UV_EAI_* -3000..-3014, UV_EOF
- * -4095, UV_ECHARSET -4080, UV_EFTYPE -4028), which task bodies often return and
- * which arbor_strerror also names. A code from a task body that equals one of the
+ * fits (Linux's numbers), ARBOR_EOF equal to libuv's UV_EOF (-4095) so that stream
+ * reads and channel receives end alike, and arbor's own codes in -10000..-10099,
+ * clear of errno values and of libuv's other codes (UV_EAI_* -3000..-3014,
+ * UV_ECHARSET -4080, UV_EFTYPE -4028), which task bodies often return and which
+ * arbor_strerror also names. A code from a task body that equals one of the
  * values below gets arbor's message, which is therefore worded to fit both (-ENOENT
  * from a failed open: "no such file, directory or entry").
  * arbor returns ENOENT when an index, handle or timer is not there:
@@ -32,6 +33,9 @@
   XX(EBUSY, (-EBUSY), "resource busy")                                                 \
   XX(ENOSPC, (-ENOSPC), "no space left")                                               \
   XX(EDEADLK, (-EDEADLK), "nodes are waiting but nothing is left to wake them")        \
+  XX(EAGAIN, (-EAGAIN), "operation would block")                                       \
+  XX(EPIPE, (-EPIPE), "broken: the other side is closed")                              \
+  XX(EOF, (-4095), "end of stream")                                                    \
   XX(EFINISHED, (-10001), "node has finished")                                         \
   XX(EKIND, (-10002), "wrong kind of node for this operation")                         \
   XX(ESTATE, (-10003), "not allowed in the node's current state")                      \

@@ -61,16 +61,16 @@ user_cflags="-std=gnu11 -pedantic -Wall -Wextra -Werror"
 step "shared: $cc consumer.c $cflags $libs"
 # shellcheck disable=SC2086
 "$cc" $user_cflags "$here/consumer.c" -o "$tmp/consumer-shared" $cflags $libs
-readelf -d "$tmp/consumer-shared" | grep -q "(NEEDED).*\[libarbor.so.$major\]" ||
+readelf -d "$tmp/consumer-shared" | grep "(NEEDED).*\[libarbor.so.$major\]" >/dev/null ||
   fail "consumer-shared does not need libarbor.so.$major"
 LD_LIBRARY_PATH="$prefix/lib" "$tmp/consumer-shared" || fail "consumer-shared failed"
-LD_LIBRARY_PATH="$prefix/lib" ldd "$tmp/consumer-shared" | grep -q "libarbor.so.$major => $prefix/lib/" ||
+LD_LIBRARY_PATH="$prefix/lib" ldd "$tmp/consumer-shared" | grep "libarbor.so.$major => $prefix/lib/" >/dev/null ||
   fail "consumer-shared did not load the installed libarbor"
 
 step "static: $cc consumer.c $cflags $static_libs"
 # shellcheck disable=SC2086
 "$cc" $user_cflags "$here/consumer.c" -o "$tmp/consumer-static" $cflags $static_libs
-if readelf -d "$tmp/consumer-static" | grep -q '(NEEDED).*libarbor'; then
+if readelf -d "$tmp/consumer-static" | grep '(NEEDED).*libarbor' >/dev/null; then
   fail "consumer-static still needs a shared libarbor"
 fi
 env -u LD_LIBRARY_PATH "$tmp/consumer-static" || fail "consumer-static failed"

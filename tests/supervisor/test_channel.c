@@ -53,7 +53,7 @@ static int chan_body(arbor_ctx_t *cx, void *arg) {
   if (f->plan == DO_SEND_THEN_CLOSE || f->plan == DO_RECV_THEN_CLOSE)
     f->close_rc = arbor_channel_close(f->end);
   f->returned = 1;
-  return f->rc == UV_EOF || f->rc == -EPIPE ? 0 : f->rc;
+  return f->rc == ARBOR_EOF || f->rc == ARBOR_EPIPE ? 0 : f->rc;
 }
 
 static void chan_finish(arbor_node_t *node, void *arg) {
@@ -128,7 +128,7 @@ static void channel_order_is_fifo(void **state) {
   assert_code(arbor_channel_try_send(&tx, &(int){-1}), 0);
   for (int i = 0; i < 3; i++)
     assert_code(arbor_channel_try_send(&tx, &(int){-2 - i}), 0);
-  assert_code(arbor_channel_try_send(&tx, &(int){0}), -EAGAIN);
+  assert_code(arbor_channel_try_send(&tx, &(int){0}), ARBOR_EAGAIN);
   for (int i = 0; i < 3; i++) {
     ss[i] = new_fib();
     ss[i]->items[0] = 200 + i;
@@ -166,7 +166,7 @@ static void channel_rendezvous_blocks_sender_until_receiver(void **state) {
   (void)state;
   arbor_test_open(&loop, &rt, NULL);
   assert_code(arbor_channel_new(rt, 0, sizeof(int), &tx, &rx), 0);
-  assert_code(arbor_channel_try_send(&tx, &(int){1}), -EAGAIN);   /* nobody takes it */
+  assert_code(arbor_channel_try_send(&tx, &(int){1}), ARBOR_EAGAIN);   /* nobody takes it */
 
   s->items[0] = 42;
   s->items[1] = 43;
@@ -248,7 +248,7 @@ static void channel_buffer_holds_capacity_items(void **state) {
   }
   assert_true(s->returned);
   assert_int_eq(s->done, 6);
-  assert_code(arbor_channel_try_recv(&rx, &got), -EAGAIN);
+  assert_code(arbor_channel_try_recv(&rx, &got), ARBOR_EAGAIN);
   assert_uint_eq(stats_of(&rx).buffer_used, 0);
 
   assert_code(arbor_channel_close(&tx), 0);
@@ -300,7 +300,7 @@ static void channel_each_item_delivered_exactly_once(void **state) {
   }
   for (int i = 0; i < NR; i++) {
     int last[NS] = {-1, -1, -1};
-    assert_code(r[i]->rc, UV_EOF);
+    assert_code(r[i]->rc, ARBOR_EOF);
     assert_code(r[i]->close_rc, 0);
     for (int k = 0; k < r[i]->done; k++) {
       int item = r[i]->items[k];
@@ -347,15 +347,15 @@ static void channel_close_send_side_wakes_receivers_with_eof_after_drain(void **
   assert_uint_eq(stats_of(&rx).open_send_ends, 0);
   arbor_test_run_until(&loop, r[0]->returned && r[1]->returned && r[2]->returned);
   for (int i = 0; i < 3; i++)
-    assert_code(r[i]->rc, UV_EOF);
+    assert_code(r[i]->rc, ARBOR_EOF);
 
   /* Buffered items still come out before the end of the stream. */
   int got;
-  assert_code(arbor_channel_try_recv(&rx, &got), UV_EOF);
+  assert_code(arbor_channel_try_recv(&rx, &got), ARBOR_EOF);
   chan_fib_t *late = new_fib();
   spawn_chan(arbor_root(rt), late, DO_RECV, &rx, 0);
   arbor_test_run_until(&loop, late->returned);
-  assert_code(late->rc, UV_EOF);
+  assert_code(late->rc, ARBOR_EOF);
   assert_int_eq(late->done, 0);
   assert_code(arbor_channel_close(&rx), 0);
 
@@ -368,7 +368,7 @@ static void channel_close_send_side_wakes_receivers_with_eof_after_drain(void **
   assert_int_eq(got, 7);
   assert_code(arbor_channel_try_recv(&rx, &got), 0);
   assert_int_eq(got, 8);
-  assert_code(arbor_channel_try_recv(&rx, &got), UV_EOF);
+  assert_code(arbor_channel_try_recv(&rx, &got), ARBOR_EOF);
   assert_code(arbor_channel_close(&rx), 0);
 
   arbor_test_close(rt, &loop);
@@ -377,7 +377,7 @@ static void channel_close_send_side_wakes_receivers_with_eof_after_drain(void **
   free(late);
 }
 
-/* Closing the receive side: every parked sender wakes with -EPIPE (broken), its
+/* Closing the receive side: every parked sender wakes with ARBOR_EPIPE (broken), its
  * item not sent, and every later send fails at once. */
 static void channel_close_recv_side_wakes_senders_with_broken(void **state) {
   uv_loop_t loop;
@@ -402,15 +402,15 @@ static void channel_close_recv_side_wakes_senders_with_broken(void **state) {
   assert_uint_eq(stats_of(&tx).open_recv_ends, 0);
   arbor_test_run_until(&loop, s[0]->returned && s[1]->returned && s[2]->returned);
   assert_int_eq(s[0]->rc, 0);    /* its item went into the buffer */
-  assert_code(s[1]->rc, -EPIPE);
-  assert_code(s[2]->rc, -EPIPE);
+  assert_code(s[1]->rc, ARBOR_EPIPE);
+  assert_code(s[2]->rc, ARBOR_EPIPE);
   assert_int_eq(s[1]->done + s[2]->done, 0);
 
-  assert_code(arbor_channel_try_send(&tx, &(int){9}), -EPIPE);
+  assert_code(arbor_channel_try_send(&tx, &(int){9}), ARBOR_EPIPE);
   chan_fib_t *late = new_fib();
   spawn_chan(arbor_root(rt), late, DO_SEND, &tx, 1);
   arbor_test_run_until(&loop, late->returned);
-  assert_code(late->rc, -EPIPE);
+  assert_code(late->rc, ARBOR_EPIPE);
   assert_int_eq(late->done, 0);
 
   assert_code(arbor_channel_close(&tx), 0);  /* frees it, with its buffered item */
@@ -442,14 +442,14 @@ static void channel_clone_counting(void **state) {
   assert_code(arbor_channel_close(&tx), 0);
   assert_code(arbor_channel_close(&tx), ARBOR_EALREADY);
   assert_uint_eq(stats_of(&rx).open_send_ends, 2);
-  assert_code(arbor_channel_try_recv(&rx, &got), -EAGAIN);     /* still open */
+  assert_code(arbor_channel_try_recv(&rx, &got), ARBOR_EAGAIN);     /* still open */
   assert_code(arbor_channel_try_send(&tx2, &(int){5}), 0);      /* a clone works */
   assert_code(arbor_channel_close(&tx1), 0);
   assert_code(arbor_channel_try_recv(&rx1, &got), 0);
   assert_int_eq(got, 5);
-  assert_code(arbor_channel_try_recv(&rx, &got), -EAGAIN);
+  assert_code(arbor_channel_try_recv(&rx, &got), ARBOR_EAGAIN);
   assert_code(arbor_channel_close(&tx2), 0);                    /* the last one */
-  assert_code(arbor_channel_try_recv(&rx, &got), UV_EOF);
+  assert_code(arbor_channel_try_recv(&rx, &got), ARBOR_EOF);
   assert_uint_eq(stats_of(&rx).open_send_ends, 0);
 
   assert_code(arbor_channel_close(&rx1), 0);
@@ -463,7 +463,7 @@ static void channel_clone_counting(void **state) {
   assert_code(arbor_channel_try_send(&tx, &(int){1}), 0);
   assert_uint_eq(stats_of(&tx).open_recv_ends, 1);
   assert_code(arbor_channel_close(&rx1), 0);
-  assert_code(arbor_channel_try_send(&tx, &(int){2}), -EPIPE);
+  assert_code(arbor_channel_try_send(&tx, &(int){2}), ARBOR_EPIPE);
   assert_uint_eq(stats_of(&tx).open_recv_ends, 0);
   assert_code(arbor_channel_close(&tx), 0);
 
@@ -574,7 +574,7 @@ static void rule4_channel_send_cancelled_returns_ecanceled_item_not_sent(void **
 
   assert_code(arbor_channel_try_recv(&rx, &got), 0);
   assert_int_eq(got, 10);
-  assert_code(arbor_channel_try_recv(&rx, &got), -EAGAIN);   /* 11 was not sent */
+  assert_code(arbor_channel_try_recv(&rx, &got), ARBOR_EAGAIN);   /* 11 was not sent */
 
   /* Rendezvous: the same, and a receiver that comes later finds no sender. */
   arbor_channel_end_t tx0, rx0;
@@ -586,7 +586,7 @@ static void rule4_channel_send_cancelled_returns_ecanceled_item_not_sent(void **
   assert_code(arbor_node_cancel(n), 0);
   arbor_test_run_until(&loop, s0->finishes == 1);
   assert_code(s0->rc, ARBOR_ECANCELED);
-  assert_code(arbor_channel_try_recv(&rx0, &got), -EAGAIN);
+  assert_code(arbor_channel_try_recv(&rx0, &got), ARBOR_EAGAIN);
 
   assert_code(arbor_channel_close(&tx), 0);
   assert_code(arbor_channel_close(&rx), 0);
@@ -739,7 +739,7 @@ static void rule4_channel_waiters_cancelled_by_runtime_close(void **state) {
   assert_uint_eq(stats_of(&rx).open_send_ends, 0);
   assert_uint_eq(stats_of(&rx).waiting_senders, 0);
   assert_uint_eq(stats_of(&tx2).open_recv_ends, 0);
-  assert_code(arbor_channel_try_send(&tx2, &(int){1}), -EPIPE);
+  assert_code(arbor_channel_try_send(&tx2, &(int){1}), ARBOR_EPIPE);
   assert_code(arbor_channel_close(&rx), 0);    /* the channels outlive the runtime */
   assert_code(arbor_channel_close(&tx2), 0);
   free(s);
@@ -764,7 +764,7 @@ static void channel_close_under_parked_receiver_wakes_it(void **state) {
   assert_uint_eq(stats_of(&tx).waiting_receivers, 0);
   assert_code(arbor_channel_close(&tx), 0);     /* frees it while r is queued */
   arbor_test_run_until(&loop, r->returned);
-  assert_code(r->rc, UV_EOF);
+  assert_code(r->rc, ARBOR_EOF);
   arbor_test_close(rt, &loop);
   free(r);
 }
@@ -802,8 +802,8 @@ static void channel_wait_site_reported(void **state) {
   assert_code(arbor_channel_close(&tx2), 0);
   assert_code(arbor_channel_close(&rx2), 0);
   arbor_test_run_until(&loop, s->returned && r->returned);
-  assert_code(s->rc, -EPIPE);
-  assert_code(r->rc, UV_EOF);
+  assert_code(s->rc, ARBOR_EPIPE);
+  assert_code(r->rc, ARBOR_EOF);
   assert_code(arbor_node_fiber_info(sn, &fi), 0);
   assert_null(fi.wait_what);
   arbor_test_close(rt, &loop);
@@ -892,10 +892,10 @@ static void channel_misuse_is_refused(void **state) {
   arbor_channel_end_t sig_tx, sig_rx;
   assert_code(arbor_channel_new(rt, 1, 0, &sig_tx, &sig_rx), 0);
   assert_code(arbor_channel_try_send(&sig_tx, NULL), 0);
-  assert_code(arbor_channel_try_send(&sig_tx, NULL), -EAGAIN);
+  assert_code(arbor_channel_try_send(&sig_tx, NULL), ARBOR_EAGAIN);
   assert_code(arbor_channel_try_recv(&sig_rx, NULL), 0);
   assert_code(arbor_channel_close(&sig_tx), 0);
-  assert_code(arbor_channel_try_recv(&sig_rx, NULL), UV_EOF);
+  assert_code(arbor_channel_try_recv(&sig_rx, NULL), ARBOR_EOF);
   assert_code(arbor_channel_close(&sig_rx), 0);
 
   arbor_test_close(rt, &loop);   /* cancels the parked fiber */
@@ -904,7 +904,48 @@ static void channel_misuse_is_refused(void **state) {
   assert_code(arbor_channel_close(&rx), 0);
 }
 
+/* Shutdown's give-up (rule 8's shutdown half) on a shielded fiber parked in a
+ * receive: the fiber must leave the channel's wait list before it is woken, or the
+ * channel keeps a waiter on a dead stack (a later send would write into it). */
+static arbor_channel_end_t *shielded_rx;
+static int shielded_rc;
+
+static int shielded_recv(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  arbor_scope_t shield;
+  int item;
+  arbor_scope_enter(cx, &shield, &(arbor_scope_opts_t){.shield = 1});
+  shielded_rc = arbor_channel_recv(cx, shielded_rx, &item);
+  arbor_scope_exit(cx, &shield);
+  return 0;
+}
+
+static void rule8_abandoned_receiver_leaves_the_wait_list(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_runtime_opts_t opts = {0};
+  arbor_channel_end_t tx, rx;
+  arbor_channel_stats_t st;
+  arbor_fiber_spec_t spec = {.name = "shielded", .fn = shielded_recv};
+  (void)state;
+  opts.no_signals = 1;
+  arbor_test_open(&loop, &rt, &opts);
+  assert_code(arbor_channel_new(rt, 0, sizeof(int), &tx, &rx), 0);
+  shielded_rx = &rx;
+  shielded_rc = 1;
+  assert_code(arbor_fiber_spawn(arbor_root(rt), &spec, NULL), 0);
+  assert_code(arbor_run(rt), ARBOR_EDEADLK);     /* nothing could ever wake it */
+  assert_int_eq(shielded_rc, ARBOR_ECANCELED);
+  assert_code(arbor_channel_stats(&tx, &st), 0);
+  assert_uint_eq(st.waiting_receivers, 0);
+  assert_code(arbor_channel_try_send(&tx, &(int){7}), ARBOR_EAGAIN);
+  assert_code(arbor_channel_close(&tx), 0);
+  assert_code(arbor_channel_close(&rx), 0);
+  assert_int_eq(uv_loop_close(&loop), 0);
+}
+
 static const struct CMUnitTest channel_tests[] = {
+    cmocka_unit_test(rule8_abandoned_receiver_leaves_the_wait_list),
     cmocka_unit_test(channel_order_is_fifo),
     cmocka_unit_test(channel_rendezvous_blocks_sender_until_receiver),
     cmocka_unit_test(channel_buffer_holds_capacity_items),
