@@ -181,7 +181,8 @@ ARBOR_EXTERN int arbor_runtime_close(arbor_runtime_t *rt, arbor_runtime_close_cb
 
 /* Convenience for programs that own their loop: runs the loop until every node
  * under the root has FINISHED (SIGINT/SIGTERM, unless no_signals, cancel every
- * top-level node). Then closes the runtime and runs the loop until it is gone: rt
+ * top-level node; SIGPIPE is then ignored too, so a write to a reset peer returns
+ * ARBOR_EPIPE instead of killing the process). Then closes the runtime and runs the loop until it is gone: rt
  * is freed when this returns. Must not be called from a loop callback. A callback
  * may close the runtime while it runs (arbor_runtime_close): arbor_run then returns
  * once the close is complete. A uv_stop from elsewhere ends the run the same way.
@@ -494,13 +495,13 @@ ARBOR_EXTERN uint64_t arbor_now_ms(arbor_runtime_t *rt);
  * the runtime does not free it: close every end you opened.
  *
  * Closing wakes every waiter, each with its own code:
- *  - UV_EOF, end of stream: a receive on a channel whose send side is closed and
+ *  - ARBOR_EOF, end of stream: a receive on a channel whose send side is closed and
  *    whose buffer is drained (items buffered or held by parked senders are still
  *    received first). Fibers parked in receive when the send side closes get it.
- *  - -EPIPE, broken: a send on a channel whose receive side is closed. Fibers
+ *  - ARBOR_EPIPE, broken: a send on a channel whose receive side is closed. Fibers
  *    parked in send when the receive side closes get it; items still buffered are
  *    dropped. (Fibers parked in receive then, on ends closed under them, get
- *    UV_EOF.)
+ *    ARBOR_EOF.)
  * Rule 4: send and receive are checkpoints. Cancelled while parked, they return
  * ARBOR_ECANCELED and the item is neither sent nor lost; once a parked send's item
  * was taken, or a parked receive was given one, the call returns 0 even if
@@ -554,7 +555,7 @@ ARBOR_EXTERN int arbor_channel_stats(const arbor_channel_end_t *end,
  * fiber while the buffer is full (for capacity 0, until a receiver takes it).
  * Returns 0 once the item is buffered or taken. Errors: the common ones,
  * ARBOR_ESTATE (not on cx's own fiber), ARBOR_EINVAL (a fiber of another runtime),
- * ARBOR_ECANCELED (rule 4: not sent), -EPIPE (broken: not sent). The item is a
+ * ARBOR_ECANCELED (rule 4: not sent), ARBOR_EPIPE (broken: not sent). The item is a
  * variadic argument so that a compound literal with commas passes whole:
  * arbor_channel_send(cx, &tx, &(struct msg){.a = 1, .b = 2}). */
 #define arbor_channel_send(cx, end, ...)                                               \
@@ -563,7 +564,7 @@ ARBOR_EXTERN int arbor_channel_send_at(arbor_ctx_t *cx, const arbor_channel_end_
                                        const void *item, const char *file, int line);
 /* Checkpoint: receives the oldest item into `item` (item_size bytes) through a
  * receive end, parking the fiber while there is none. Returns 0 with the item.
- * Errors: as arbor_channel_send, with UV_EOF (end of stream) instead of -EPIPE;
+ * Errors: as arbor_channel_send, with ARBOR_EOF (end of stream) instead of ARBOR_EPIPE;
  * *item is untouched on error. */
 #define arbor_channel_recv(cx, end, item)                                              \
   arbor_channel_recv_at((cx), (end), (item), __FILE__, __LINE__)
@@ -571,11 +572,11 @@ ARBOR_EXTERN int arbor_channel_recv_at(arbor_ctx_t *cx, const arbor_channel_end_
                                        void *item, const char *file, int line);
 /* Non-blocking send, from anywhere on the loop thread (a callback task, a libuv
  * callback, a fiber): not a checkpoint, no cancellation check. Returns 0 (buffered,
- * or handed to a parked receiver, which wakes), -EAGAIN (it would block: nothing
- * changed), -EPIPE, or a common error. */
+ * or handed to a parked receiver, which wakes), ARBOR_EAGAIN (it would block: nothing
+ * changed), ARBOR_EPIPE, or a common error. */
 ARBOR_EXTERN int arbor_channel_try_send(const arbor_channel_end_t *end, const void *item);
-/* Non-blocking receive, as arbor_channel_try_send: 0 with the item, -EAGAIN (none
- * now), UV_EOF, or a common error. */
+/* Non-blocking receive, as arbor_channel_try_send: 0 with the item, ARBOR_EAGAIN (none
+ * now), ARBOR_EOF, or a common error. */
 ARBOR_EXTERN int arbor_channel_try_recv(const arbor_channel_end_t *end, void *item);
 
 /* ------------------------------------------------------------------ groups */
@@ -604,6 +605,92 @@ ARBOR_EXTERN int arbor_group_new(arbor_node_t *parent, const arbor_group_opts_t 
  * one) and is cancelled. Errors: ARBOR_EINVAL, ARBOR_EKIND, ARBOR_EALREADY (joined
  * already), ARBOR_ENOMEM (only when joining a FINISHED group). */
 ARBOR_EXTERN int arbor_group_join(arbor_node_t *group, arbor_finish_cb cb, void *arg);
+
+/* ---- streams and thread-pool work ----
+ *
+ * TCP streams over the runtime's loop, and blocking functions run on libuv's
+ * thread pool. Every call that waits is a checkpoint (a macro passing the caller's
+ * file:line, as arbor_sleep): called off its fiber it returns ARBOR_ESTATE, and
+ * once cancellation reached the fiber it returns ARBOR_ECANCELED at once, or
+ * promptly while it waits (rule 4). Other failures are negative codes: libuv's
+ * own pass through (-errno on Unix: -ECONNREFUSED, -ECONNRESET, -EADDRINUSE ...).
+ *
+ * Streams and listeners belong to the runtime's loop, not to a fiber: any fiber of
+ * the runtime may use one, and one outlives the fiber that made it. Their owner
+ * closes each exactly once (arbor_stream_close, arbor_listener_close: not
+ * checkpoints; the memory goes when libuv's close callback runs), before the loop
+ * is closed. Closing wakes a fiber waiting on it with UV_EBADF (-EBADF), and every
+ * later call on the object returns UV_EBADF until it is closed.
+ *
+ * One reader, one writer and one acceptor at a time (as Trio's streams): a second
+ * fiber reading (writing, accepting) while another waits gets ARBOR_EBUSY. A read
+ * and a write may wait at the same time, in two fibers.
+ *
+ * Cancellation: a cancelled read or accept leaves the stream or listener as it
+ * was (no byte is lost: nothing was read). libuv cannot abandon a connect or a
+ * write halfway, so a cancelled connect or write closes the stream: the write may
+ * have been partly sent, and the stream is unusable (UV_EBADF) until its owner
+ * closes it (a cancelled connect's stream was never given out and goes by itself).
+ */
+typedef struct arbor_stream_s arbor_stream_t;
+typedef struct arbor_listener_s arbor_listener_t;
+
+/* Checkpoint: connects to a numeric IPv4 or IPv6 address (no DNS), port 1-65535.
+ * On success *out is a new connected stream. Errors: ARBOR_EINVAL (NULL, bad
+ * address or port), ARBOR_ENOMEM, libuv's (-ECONNREFUSED ...). */
+#define arbor_tcp_connect(cx, ip, port, out)                                           \
+  arbor_tcp_connect_at((cx), (ip), (port), (out), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_tcp_connect_at(arbor_ctx_t *cx, const char *ip, int port,
+                                      arbor_stream_t **out, const char *file, int line);
+
+/* Not a checkpoint: binds ip:port (numeric; port 0 picks a free one, see
+ * arbor_listener_port) and listens with `backlog` (<= 0: 128). Errors:
+ * ARBOR_EINVAL, ARBOR_ENOMEM, libuv's (-EADDRINUSE ...). */
+ARBOR_EXTERN int arbor_tcp_listen(arbor_runtime_t *rt, const char *ip, int port, int backlog,
+                                  arbor_listener_t **out);
+/* The port the listener is bound to, or a negative code. */
+ARBOR_EXTERN int arbor_listener_port(const arbor_listener_t *l);
+/* Checkpoint: waits for the next connection; *out is a new stream. Errors:
+ * ARBOR_EINVAL, ARBOR_EBUSY (another fiber accepts), UV_EBADF (closed), ARBOR_ENOMEM,
+ * libuv's (-EMFILE ...: the listener goes on listening). */
+#define arbor_tcp_accept(cx, l, out) arbor_tcp_accept_at((cx), (l), (out), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_tcp_accept_at(arbor_ctx_t *cx, arbor_listener_t *l, arbor_stream_t **out,
+                                     const char *file, int line);
+/* Closes the listener (once; connections not yet accepted are refused). Returns 0,
+ * or ARBOR_EINVAL for NULL. */
+ARBOR_EXTERN int arbor_listener_close(arbor_listener_t *l);
+
+/* Checkpoint: reads at most len bytes (len > 0) into buf, waiting until at least
+ * one arrives. Returns how many (> 0), 0 at the end of the stream (and again on
+ * every later read), or a negative code: ARBOR_EINVAL, ARBOR_EBUSY, UV_EBADF,
+ * libuv's (-ECONNRESET ...). libuv writes straight into buf. */
+#define arbor_stream_read(cx, s, buf, len)                                             \
+  arbor_stream_read_at((cx), (s), (buf), (len), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_stream_read_at(arbor_ctx_t *cx, arbor_stream_t *s, void *buf,
+                                      size_t len, const char *file, int line);
+/* Checkpoint: writes all len bytes and waits until libuv is done with buf (so buf
+ * may be on the fiber's stack). Returns 0, or a negative code: ARBOR_EINVAL,
+ * ARBOR_EBUSY, UV_EBADF, libuv's (-EPIPE, -ECONNRESET ...). When cancelled it
+ * returns ARBOR_ECANCELED and the stream is closed (see above). */
+#define arbor_stream_write(cx, s, buf, len)                                            \
+  arbor_stream_write_at((cx), (s), (buf), (len), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_stream_write_at(arbor_ctx_t *cx, arbor_stream_t *s, const void *buf,
+                                       size_t len, const char *file, int line);
+/* Closes the stream (once: s is freed from the loop soon after). A fiber waiting
+ * on it wakes with UV_EBADF. Returns 0, or ARBOR_EINVAL for NULL. */
+ARBOR_EXTERN int arbor_stream_close(arbor_stream_t *s);
+
+/* Checkpoint: runs fn(arg) on libuv's thread pool (uv_queue_work) and returns what
+ * it returned; fn must not call arbor. Like anyio's to_thread.run_sync: when
+ * cancelled before fn started, fn never runs and this returns ARBOR_ECANCELED at
+ * once; when fn is already running it cannot be abandoned (it may use memory of
+ * the fiber's stack), so the fiber waits on, shielded from cancellation and
+ * deadlines, until fn returns, then returns ARBOR_ECANCELED (fn's result is
+ * dropped). Errors: ARBOR_EINVAL (NULL fn), ARBOR_ENOMEM, libuv's. */
+#define arbor_run_in_thread(cx, fn, arg)                                               \
+  arbor_run_in_thread_at((cx), (fn), (arg), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_run_in_thread_at(arbor_ctx_t *cx, int (*fn)(void *arg), void *arg,
+                                        const char *file, int line);
 
 /* ---------------------------------------------------------- observation API
  *

@@ -7,6 +7,7 @@
  * the loop from blocking in poll). When nothing is queued the idle handle is
  * stopped, so an idle runtime costs no wake-ups.
  */
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 
@@ -269,6 +270,10 @@ static int start_signals(arbor_runtime_t *rt) {
   rt->handles_open += 2;
   uv_signal_start(&rt->sigint, on_signal, SIGINT);
   uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
+  /* A write to a peer that reset the connection raises SIGPIPE, which would kill
+   * the whole supervisor for one dead client: arbor_run's program gets EPIPE
+   * from the write instead. */
+  signal(SIGPIPE, SIG_IGN);
   /* A signal watcher alone must not keep the loop running. */
   uv_unref((uv_handle_t *)&rt->sigint);
   uv_unref((uv_handle_t *)&rt->sigterm);

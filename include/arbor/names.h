@@ -20,8 +20,9 @@
  * arbor returns ENOENT when an index, handle or timer is not there:
  * arbor_node_attr_at past the last attribute, arbor_task_disown of a handle not
  * owned, arbor_task_after_stop with none pending. Unknown ids are not errors:
- * arbor_node_find returns NULL. ETIMEDOUT and EBUSY are reserved (not returned
- * yet). EDEADLK: arbor_run found nodes waiting with nothing in the loop to wake
+ * arbor_node_find returns NULL. EBUSY: a second reader, writer or acceptor on
+ * one stream or listener. ETIMEDOUT: a fail-mode cancel scope's deadline expired.
+ * EDEADLK: arbor_run found nodes waiting with nothing in the loop to wake
  * them, and the code of the error of a task its shutdown gave up on. */
 #define ARBOR_ERRNO_MAP(XX)                                                            \
   XX(EINVAL, (-EINVAL), "invalid argument")                                            \
