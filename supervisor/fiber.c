@@ -67,9 +67,11 @@ static void resume(struct arbor_ctx_s *f) {
   void *fake = NULL;
   ARBOR_ASSERT(rt->current == NULL);
   rt->current = f;
+  arbor__overflow_enter(f);      /* the SIGSEGV handler's idea of who is running */
   ASAN_START(&fake, arbor__stack_lo(s, &f->stack), arbor__stack_usable(s, &f->stack));
   arbor__ctx_switch(&rt->main_ctx, &f->ctx);
   ASAN_FINISH(fake, NULL, NULL);
+  arbor__overflow_enter(NULL);
   rt->current = NULL;
   if (f->finished)
     fiber_finished(f);
@@ -132,6 +134,9 @@ static int fiber_start(arbor_node_t *task, void *arg) {
   (void)arg;
   struct arbor_ctx_s *f = fiber_of(task);
   struct arbor__stacks *s = &task->rt->stacks;
+  /* Only programs that run fibers get arbor's SIGSEGV handler; before the first
+   * stack, so the alternate signal stack does not sit right under a guard page. */
+  arbor__overflow_install();
   int rc = arbor__stack_get(s, f->stack_size, &f->stack);
   if (rc < 0)
     return rc;

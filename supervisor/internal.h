@@ -347,4 +347,14 @@ static inline int arbor__is_finished(const arbor_node_t *n) {
   return n->state == ARBOR_STATE_FINISHED;
 }
 
+/* overflow.c: "stack overflow in fiber <id> <name>" instead of a bare SIGSEGV.
+ * arbor__overflow_install: idempotent; per thread an alternate signal stack, once
+ * per process the SIGSEGV/SIGBUS handler (which hands every other fault on to the
+ * previous handler or SIG_DFL). arbor__overflow_enter(f): the fiber this thread is
+ * about to run (NULL: back on the loop's stack); one thread-local store. */
+void arbor__overflow_install(void);
+extern __attribute__((tls_model("initial-exec"))) _Thread_local struct arbor_ctx_s
+    *volatile arbor__overflow_fiber;
+static inline void arbor__overflow_enter(struct arbor_ctx_s *f) { arbor__overflow_fiber = f; }
+
 #endif /* ARBOR_SUPERVISOR_INTERNAL_H */

@@ -2,7 +2,7 @@
  * Built empty with ARBOR_FIBER_UCONTEXT (switch_ucontext.c serves then). */
 #include "switch.h"
 
-#if !ARBOR_FIBER_UCONTEXT
+#if !ARBOR_FIBER_UCONTEXT && defined(__x86_64__)   /* aarch64: in switch_aarch64.S */
 #include <stdint.h>
 
 void arbor__ctx_entry(void);
