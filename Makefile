@@ -262,15 +262,16 @@ test-install:
 VALGRIND ?= valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
 test-valgrind:
 	$(Q)$(MAKE) --no-print-directory CC=$(OPT_CC) SANITIZE= tests
-	$(Q)TEST_JOBS=$(TEST_JOBS) TEST_WRAPPER='$(VALGRIND)' tests/run-tests.sh build/$(OPT_CC)-opt $$(( $(TEST_TIMEOUT) * 5 ))
+	$(Q)RT_LOGDIR=build/$(OPT_CC)-opt/test-logs-valgrind TEST_JOBS=$(TEST_JOBS) \
+	  TEST_WRAPPER='$(VALGRIND)' tests/run-tests.sh build/$(OPT_CC)-opt $$(( $(TEST_TIMEOUT) * 5 ))
 
 # make test: everything CI checks. A failing stage does not stop the later ones (a
 # failure under gcc says little about clang, and the totals should count every
 # test), but make test fails if any stage failed. The last line totals the test
 # cases of both runs, from the summary file run-tests.sh leaves in each build dir.
-TEST_STAGES := test-opt check-symbols test-asan test-builds test-install
+TEST_STAGES := test-opt check-symbols test-asan test-builds test-install test-valgrind
 test:
-	$(Q)rm -f build/*/test-logs/summary
+	$(Q)rm -f build/*/test-logs*/summary
 	$(Q)failed=; \
 	for stage in $(TEST_STAGES); do \
 	  echo "==> make $$stage"; \
@@ -281,7 +282,7 @@ test:
 	  $(MAKE) --no-print-directory "$$@" $$stage || failed="$$failed $$stage"; \
 	done; \
 	[ -z "$$failed" ] || echo "make test: FAILED:$$failed"; \
-	cat build/*/test-logs/summary 2>/dev/null | \
+	cat build/*/test-logs*/summary 2>/dev/null | \
 	  awk '{ p += $$1; f += $$3; s += $$5 } \
 	       END { printf "%d passed, %d failed", p, f; if (s) printf ", %d skipped", s; print "" }'; \
 	[ -z "$$failed" ]

@@ -86,7 +86,7 @@ fi
 build=${1%/}
 export RT_TIMEOUT=${2:-60}
 export RT_TESTDIR="$build/tests"
-export RT_LOGDIR="$build/test-logs"
+export RT_LOGDIR="${RT_LOGDIR:-$build/test-logs}"   # test-valgrind keeps its own
 export RT_RESULTS="$RT_LOGDIR/results"
 export RT_LOCK="$RT_LOGDIR/.lock"
 jobs=${TEST_JOBS:-2}
