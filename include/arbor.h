@@ -370,7 +370,8 @@ ARBOR_EXTERN void *arbor_task_arg(const arbor_node_t *task);
  * Rule 4: once cancellation reached the fiber, every checkpoint returns
  * ARBOR_ECANCELED at once, and keeps doing so. A checkpoint called from anywhere
  * but its own fiber returns ARBOR_ESTATE. The callback-task calls that end a body
- * (arbor_task_done/fail) and arbor_task_after/_data refuse fibers (ARBOR_EKIND).
+ * (arbor_task_done/fail), arbor_task_started (use arbor_fiber_started) and
+ * arbor_task_after/_data refuse fibers (ARBOR_EKIND).
  */
 typedef struct arbor_ctx_s arbor_ctx_t;
 typedef int (*arbor_fiber_fn)(arbor_ctx_t *cx, void *arg);
@@ -389,6 +390,16 @@ typedef struct {
  * arbor_task_spawn (ARBOR_EINVAL without fn). */
 ARBOR_EXTERN int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec,
                                    arbor_node_t **fiber);
+/* Fails the fiber with an error chain of its own: keeps err (takes the caller's
+ * reference) as the error the fiber fails with and returns its code, so a body
+ * ends with `return arbor_fiber_fail_error(cx, err);`. A later call replaces the
+ * kept error. NULL err (making it ran out of memory) keeps nothing and returns
+ * ARBOR_ENOMEM. Returning 0 afterwards drops it. */
+ARBOR_EXTERN int arbor_fiber_fail_error(arbor_ctx_t *cx, arbor_error_t *err);
+/* arbor_fiber_fail(cx, code, fmt, ...): the same with a new error at the caller's
+ * location. */
+#define arbor_fiber_fail(cx, code, ...)                                                \
+  arbor_fiber_fail_error((cx), arbor_error_new((code), __VA_ARGS__))
 /* The fiber's node (borrowed, valid while the fiber runs). */
 ARBOR_EXTERN arbor_node_t *arbor_ctx_node(arbor_ctx_t *cx);
 /* Readiness handshake, like anyio's tg.start(): from a parent fiber, spawns a fiber
@@ -412,7 +423,8 @@ ARBOR_EXTERN int arbor_fiber_started(arbor_ctx_t *cx, void *value);
 /* Checkpoints are macros that pass the caller's file:line, so the snapshot can
  * show where each fiber waits. */
 /* Checkpoint: waits until `node` (any node, not cx's own) is FINISHED; returns 0
- * (read its outcome), or ARBOR_EDEADLK for cx's own node. */
+ * (read its outcome), or ARBOR_EDEADLK for cx's own node, ARBOR_EINVAL (NULL),
+ * ARBOR_ENOMEM, or as every checkpoint ARBOR_ESTATE / ARBOR_ECANCELED. */
 #define arbor_wait(cx, node) arbor_wait_at((cx), (node), __FILE__, __LINE__)
 ARBOR_EXTERN int arbor_wait_at(arbor_ctx_t *cx, arbor_node_t *node, const char *file, int line);
 /* Checkpoint: lets every other ready fiber and the loop run once, then returns 0. */
@@ -470,7 +482,8 @@ ARBOR_EXTERN int arbor_scope_enter_at(arbor_ctx_t *cx, arbor_scope_t *scope,
  * changes). Returns 0, or ARBOR_ETIMEDOUT when a fail-mode deadline expired. */
 ARBOR_EXTERN int arbor_scope_exit(arbor_ctx_t *cx, arbor_scope_t *scope);
 /* Cancels the scope (from anywhere on the loop thread, while it is open): a fiber
- * parked inside it wakes with ARBOR_ECANCELED. Twice is harmless. */
+ * parked inside it wakes with ARBOR_ECANCELED. Twice is harmless. Errors:
+ * ARBOR_EINVAL (NULL), ARBOR_ESTATE (not open). */
 ARBOR_EXTERN int arbor_scope_cancel(arbor_scope_t *scope);
 /* 1 when the scope was cancelled (by hand or by its deadline). */
 ARBOR_EXTERN int arbor_scope_cancelled_caught(const arbor_scope_t *scope);
@@ -721,9 +734,10 @@ ARBOR_EXTERN int arbor_tree_walk(arbor_node_t *node, int max_depth, arbor_walk_c
 
 /* Where a fiber is, for snapshots. */
 typedef struct {
-  const char *wait_what;         /* the checkpoint it is parked in ("sleep", "wait",
-                                    "channel_recv" ...), or NULL when it is running,
-                                    ready to run, not started or finished */
+  const char *wait_what;         /* the checkpoint it waits in ("sleep", "wait",
+                                    "channel_recv", "yield" ...), also once woken
+                                    until it runs again; NULL while it runs, before
+                                    it started and after it finished */
   const char *wait_file;         /* the checkpoint's call site */
   int wait_line;
   uint64_t wait_since_ns;        /* monotonic, when it parked */
@@ -753,7 +767,8 @@ typedef struct {
   arbor_kind_t kind;
   arbor_state_t from;            /* STATE: the old state; others: the state then */
   arbor_state_t to;              /* STATE: the new state; others: the state then */
-  const arbor_error_t *error;    /* FAILED: the node's error; else NULL */
+  const arbor_error_t *error;    /* FAILED: the node's error; DEADLINE of a fail-mode
+                                    scope: its timeout error; else NULL */
 } arbor_event_t;
 
 typedef struct {

@@ -114,6 +114,8 @@ static void fiber_finished(struct arbor_ctx_s *f) {
                              "fiber %s returned inside the cancel scope entered at %s:%d",
                              task->name, f->scope_file, f->scope_line);
     f->scope = NULL;
+  } else if (failed && f->fail_error != NULL) {
+    err = arbor_error_ref(f->fail_error);        /* the body's own chain */
   } else if (f->rc == ARBOR_ETIMEDOUT && f->timeout_error != NULL) {
     err = arbor_error_ref(f->timeout_error);     /* names the scope that expired */
   } else if (failed) {
@@ -124,6 +126,8 @@ static void fiber_finished(struct arbor_ctx_s *f) {
     err = arbor_error_ref(task->rt->oom_error);
   arbor_error_unref(f->timeout_error);
   f->timeout_error = NULL;
+  arbor_error_unref(f->fail_error);
+  f->fail_error = NULL;
   VALGRIND_STACK_DEREGISTER(f->valgrind_id);
   arbor__stack_put(&task->rt->stacks, &f->stack);   /* last: nothing on it is read */
   arbor__task_end(task, err);
@@ -233,6 +237,20 @@ int arbor_fiber_spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec, arbo
 
 arbor_node_t *arbor_ctx_node(arbor_ctx_t *cx) { return cx != NULL ? cx->task : NULL; }
 
+int arbor_fiber_fail_error(arbor_ctx_t *cx, arbor_error_t *err) {
+  if (cx == NULL) {
+    arbor_error_unref(err);
+    return ARBOR_EINVAL;
+  }
+  if (err == NULL)
+    return ARBOR_ENOMEM;
+  arbor__error_set_node(err, cx->task->id);
+  arbor_error_unref(cx->fail_error);
+  cx->fail_error = err;
+  int code = arbor_error_code(err);
+  return code < 0 ? code : ARBOR_EFAILED;
+}
+
 /* ----------------------------------------------------- readiness handshake */
 
 /* The child finished: a starter still waiting learns it never became ready. */
@@ -253,9 +271,9 @@ int arbor_fiber_started(arbor_ctx_t *cx, void *value) {
     return ARBOR_EINVAL;
   if (cx->task->rt->current != cx)
     return ARBOR_ESTATE;
-  int rc = arbor_task_started(cx->task);   /* ARBOR_ESTATE unless STARTING */
-  if (rc < 0)
-    return rc;
+  if (cx->task->state != ARBOR_STATE_STARTING)
+    return ARBOR_ESTATE;
+  arbor__transition(cx->task, ARBOR_STATE_STARTED);
   arbor_ctx_t *starter = cx->starter;
   if (starter != NULL) {
     cx->starter = NULL;

@@ -179,6 +179,7 @@ struct arbor_ctx_s {
   int scope_line;                /* here so that a return past it needs no dead frame */
   uint64_t wake_at;              /* loop ms a parked sleep ends; UINT64_MAX: none */
   arbor_error_t *timeout_error;  /* the chain of an expired fail-mode deadline */
+  arbor_error_t *fail_error;     /* kept by arbor_fiber_fail_error for the return */
   arbor_ctx_t *starter;          /* a fiber parked in arbor_fiber_start for this one */
   void *start_value;             /* as a starter: the value the child reported */
   const char *wait_what;         /* the checkpoint it waits in, or NULL */

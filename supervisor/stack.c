@@ -6,7 +6,7 @@
  * others, and any beyond the bound, are unmapped.
  *
  * Each stack costs two kernel VMAs (the guard page splits the mapping), and Linux
- * allows vm.max_map_count (65,530 by default) per process: about 32,000 live
+ * allows vm.max_map_count (65,530 by default) per process: about 32,700 live
  * fibers. Past that, arbor__stack_get fails with ARBOR_ENOMEM and the fiber's
  * task fails with it; see docs/DEVELOPING.md, "Fibers".
  */

@@ -201,7 +201,9 @@ int arbor_task_fail_error(arbor_node_t *n, arbor_error_t *err) {
 int arbor_task_started(arbor_node_t *n) {
   if (n == NULL)
     return ARBOR_EINVAL;
-  if (n->kind != ARBOR_KIND_TASK)
+  /* A fiber reports readiness with arbor_fiber_started, which also wakes the
+   * fiber waiting for it; this call would leave that one waiting. */
+  if (n->kind != ARBOR_KIND_TASK || (n->flags & ARBOR__F_FIBER))
     return ARBOR_EKIND;
   if (n->state != ARBOR_STATE_STARTING)
     return ARBOR_ESTATE;

@@ -275,7 +275,39 @@ static void fiber_snapshot_shows_wait_site_and_stack(void **state) {
   arbor_test_close(rt, &loop);
 }
 
+/* A fiber fails with an error chain of its own: the chain reaches its group. */
+static int chain_body(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  arbor_node_t *self = arbor_ctx_node(cx);
+  if (arbor_task_started(self) != ARBOR_EKIND)      /* fibers use arbor_fiber_started */
+    return -EINVAL;
+  arbor_error_t *cause = arbor_error_new(-ECONNREFUSED, "connect to db refused");
+  return arbor_fiber_fail_error(cx, arbor_error_wrap(cause, ARBOR_EFAILED, "pool unavailable"));
+}
+
+static void fiber_fails_with_its_own_error_chain(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_node_t *g, *n;
+  arbor_fiber_spec_t spec = {.name = "chain", .fn = chain_body};
+  (void)state;
+  arbor_test_open(&loop, &rt, NULL);
+  g = arbor_test_group(arbor_root(rt), "g");
+  assert_code(arbor_fiber_spawn(g, &spec, &n), 0);
+  assert_code(arbor_group_join(g, NULL, NULL), 0);
+  arbor_test_run_until(&loop, arbor_node_is_finished(g));
+  const arbor_error_t *e = arbor_node_error(n);
+  assert_code(arbor_error_code(e), ARBOR_EFAILED);
+  assert_string_equal(arbor_error_message(e), "pool unavailable");
+  assert_uint_eq(arbor_error_node_id(e), arbor_node_id(n));
+  assert_code(arbor_error_code(arbor_error_cause(e)), -ECONNREFUSED);
+  assert_ptr_equal(arbor_error_child(arbor_node_error(g), 0), e);
+  assert_code(arbor_fiber_fail_error(NULL, NULL), ARBOR_EINVAL);
+  arbor_test_close(rt, &loop);
+}
+
 static const struct CMUnitTest fiber_tests[] = {
+    cmocka_unit_test(fiber_fails_with_its_own_error_chain),
     cmocka_unit_test(fiber_snapshot_shows_wait_site_and_stack),
     cmocka_unit_test(fiber_runs_to_completion),
     cmocka_unit_test(fiber_failure_cancels_sibling_fiber),
