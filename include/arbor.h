@@ -705,6 +705,53 @@ ARBOR_EXTERN int arbor_stream_close(arbor_stream_t *s);
 ARBOR_EXTERN int arbor_run_in_thread_at(arbor_ctx_t *cx, int (*fn)(void *arg), void *arg,
                                         const char *file, int line);
 
+/* ---- child processes ----
+ *
+ * Checkpoint: runs a program and waits for it to exit. The child gets a process
+ * group (and session) of its own, stdin from /dev/null, and the parent's stdout
+ * and stderr. The call returns 0 once the child exited, however it ended: *result
+ * says how. A child is always waited for, never abandoned: when cancellation
+ * reaches the waiting fiber (arbor_node_cancel, a scope's deadline, a runtime
+ * close), stop_signal goes to the child's process group, then SIGKILL to the group
+ * if the child is still there kill_after_ms later; the fiber waits on, shielded
+ * from cancellation and deadlines (rule 6), until the child exited, then returns
+ * ARBOR_ECANCELED with *result filled in. A child that exited before the
+ * cancellation reached the fiber makes the call return 0 even if the fiber is
+ * cancelled before it runs again. Nothing is sent to the group after the child was
+ * reaped, and a child that exits by itself leaves what it started alone.
+ */
+typedef struct {
+  const char *file;              /* required: the program; without a '/', searched
+                                    in PATH (the child's: env's when given) */
+  char **args;                   /* argv, NULL-terminated, args[0] the name; NULL: {file} */
+  char **env;                    /* "K=V" strings, NULL-terminated; NULL: inherit */
+  const char *cwd;               /* NULL: inherit */
+  int stop_signal;               /* sent to the group when cancelled; 0: SIGTERM */
+  uint64_t kill_after_ms;        /* then SIGKILL to the group; 0: 5000 */
+} arbor_process_opts_t;
+
+typedef struct {
+  int64_t exit_status;           /* its exit status; 0 when killed by a signal */
+  int term_signal;               /* the signal that killed it; 0: it exited */
+  int pid;                       /* the child's (also its process group's) */
+  int killed;                    /* 1: the grace period ran out and SIGKILL was sent */
+} arbor_process_result_t;
+
+/* Checkpoint: spawns opts->file with opts->args and waits for its exit (above).
+ * Returns 0 with *result (may be NULL) filled in, or ARBOR_ECANCELED (cancelled:
+ * the child was stopped and has exited; *result filled in). When nothing was
+ * spawned, *result is untouched and the error is ARBOR_EINVAL (NULL opts or file,
+ * an empty file, args with args[0] NULL, stop_signal out of range), ARBOR_ENOMEM,
+ * or libuv's (-ENOENT, -EACCES ... for a program that cannot be executed), or as
+ * every checkpoint ARBOR_ESTATE / ARBOR_ECANCELED. opts comes last, variadic, so
+ * that a compound literal passes whole:
+ * arbor_process_run(cx, &res, &(arbor_process_opts_t){.file = "/bin/sh", .args = argv}). */
+#define arbor_process_run(cx, result, ...)                                             \
+  arbor_process_run_at((cx), (__VA_ARGS__), (result), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_process_run_at(arbor_ctx_t *cx, const arbor_process_opts_t *opts,
+                                      arbor_process_result_t *result, const char *file,
+                                      int line);
+
 /* ---------------------------------------------------------- observation API
  *
  * For exporters and the admin server: read-only, on the loop thread, so every walk
