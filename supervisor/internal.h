@@ -146,15 +146,31 @@ struct arbor__idmap {
 
 /* A fiber's stack: an mmap'd region whose lowest page is a PROT_NONE guard. */
 struct arbor__stack {
-  void *map;                     /* NULL: none */
+  void *map;                     /* NULL: none; else the guard page's address */
   size_t map_size;               /* guard page included */
+  struct arbor__slab *slab;      /* the slab it was cut from; NULL: mapped alone */
 };
 
-/* Stacks of the runtime's default size that fibers gave back, for reuse. */
+/* Stacks of the runtime's default size are cut from slabs of ARBOR__SLAB_STACKS
+ * (stack.c says why). */
+#define ARBOR__SLAB_STACKS 64
+struct arbor__slab {
+  struct arbor__slab *next, *prev;       /* slabs with a free stack (most recent first) */
+  struct arbor__slab *next_all;          /* every slab */
+  char *base;
+  uint64_t guarded;                      /* bit i: unit i's guard page is set up */
+  uint16_t nfree;
+  uint16_t free[ARBOR__SLAB_STACKS];     /* free unit indices, a LIFO */
+  int listed;
+};
+
 struct arbor__stacks {
-  struct arbor__stack *pool;
-  size_t len, max;
+  struct arbor__slab *partial;   /* slabs with a free unit */
+  struct arbor__slab *all;
+  size_t free_units;             /* free default-size stacks, in every slab */
+  size_t max;                    /* free stacks kept for reuse beyond a slab's worth */
   size_t default_size;           /* usable bytes, a multiple of the page size */
+  size_t unit;                   /* default_size + the guard page */
   size_t page;
 };
 
