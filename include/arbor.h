@@ -155,7 +155,8 @@ typedef struct {
   size_t retain_finished;  /* FINISHED nodes kept for observers; 0: 1024 */
   int no_signals;          /* 1: arbor_run() leaves SIGINT/SIGTERM alone */
   size_t fiber_stack_size; /* a fiber's stack unless its spec says; 0: 64 KiB */
-  size_t fiber_stack_pool; /* stacks of that size kept for reuse; 0: 64 */
+  size_t fiber_stack_pool; /* free stacks of that size kept for reuse at least (they
+                              come in slabs of 64, unmapped whole beyond it); 0: 64 */
 } arbor_runtime_opts_t;
 
 typedef void (*arbor_runtime_close_cb)(arbor_runtime_t *rt, void *arg);
