@@ -48,7 +48,9 @@ struct arbor_listener_s {
   uv_tcp_t tcp;                  /* tcp.data = this */
   arbor_ctx_t *acceptor;         /* parked in accept */
   unsigned pending;              /* connections libuv holds for uv_accept */
+  unsigned waiting;              /* fibers inside accept's park, parked or woken */
   uint8_t closing;
+  uint8_t closed;                /* its close callback ran: freed once nobody waits */
 };
 
 /* ------------------------------------------------------------- addresses */
@@ -284,7 +286,16 @@ int arbor_stream_write_at(arbor_ctx_t *cx, arbor_stream_t *s, const void *buf, s
 
 /* ---------------------------------------------------------------- listener */
 
-static void on_listener_closed(uv_handle_t *h) { free(h->data); }
+/* A fiber woken by a connection may not have run yet when the listener is closed
+ * and its close callback comes (a loop callback between poll and the closing
+ * phase can close it): such a fiber still reads the listener when it resumes, so
+ * the last one out frees it. */
+static void on_listener_closed(uv_handle_t *h) {
+  arbor_listener_t *l = h->data;
+  l->closed = 1;
+  if (l->waiting == 0)
+    free(l);
+}
 
 static void on_connection(uv_stream_t *server, int status) {
   arbor_listener_t *l = server->data;
@@ -355,7 +366,13 @@ int arbor_tcp_accept_at(arbor_ctx_t *cx, arbor_listener_t *l, arbor_stream_t **o
     if (l->closing)
       return UV_EBADF;
     l->acceptor = cx;
-    if ((rc = arbor__fiber_park(cx, "tcp_accept", file, line, accept_unhook, l)) < 0)
+    l->waiting++;
+    rc = arbor__fiber_park(cx, "tcp_accept", file, line, accept_unhook, l);
+    if (--l->waiting == 0 && l->closed) {   /* its close callback ran meanwhile */
+      free(l);
+      return rc < 0 ? rc : UV_EBADF;
+    }
+    if (rc < 0)
       return rc;
   }
   if (l->closing)
