@@ -411,7 +411,8 @@ ARBOR_EXTERN arbor_node_t *arbor_ctx_node(arbor_ctx_t *cx);
  * usual), ARBOR_ECANCELED if it was cancelled, or ARBOR_ESTATE if it returned
  * without calling arbor_fiber_started (which fails it). If the waiting fiber is
  * cancelled, the child is cancelled too and ARBOR_ECANCELED returned. *out (may be
- * NULL) receives the child's node either way. A checkpoint. */
+ * NULL) receives the child's node either way (NULL if it already finished and left
+ * retention). A checkpoint. */
 #define arbor_fiber_start(cx, parent, spec, value, out)                                \
   arbor_fiber_start_at((cx), (parent), (spec), (value), (out), __FILE__, __LINE__)
 ARBOR_EXTERN int arbor_fiber_start_at(arbor_ctx_t *cx, arbor_node_t *parent,
@@ -455,6 +456,8 @@ typedef struct arbor_scope_s arbor_scope_t;
 struct arbor_scope_s {           /* fields are private; the caller owns the memory */
   arbor_scope_t *parent_;
   arbor_ctx_t *cx_;
+  arbor_runtime_t *rt_;
+  uint64_t id_;
   uint64_t deadline_;
   const char *file_;
   int line_;
@@ -470,8 +473,9 @@ typedef struct {
 } arbor_scope_opts_t;
 
 /* Opens scope as cx's innermost (opts may be NULL: no deadline, no shield). Not a
- * checkpoint. Errors: ARBOR_EINVAL (NULL, or two deadlines), ARBOR_ESTATE (not on
- * cx's own fiber). */
+ * checkpoint. A relative deadline too large for the clock means none. Errors:
+ * ARBOR_EINVAL (NULL, or two deadlines), ARBOR_ESTATE (not on cx's own fiber),
+ * ARBOR_EALREADY (this scope is open already). */
 /* Variadic so that a compound literal with several fields passes as one argument:
  * arbor_scope_enter(cx, &s, &(arbor_scope_opts_t){.shield = 1, .fail_after_ms = 10}). */
 #define arbor_scope_enter(cx, scope, ...)                                              \

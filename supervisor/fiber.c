@@ -311,8 +311,10 @@ int arbor_fiber_start_at(arbor_ctx_t *cx, arbor_node_t *parent, const arbor_fibe
   rc = arbor__fiber_park(cx, "fiber_start", file, line, start_unhook, &hook);
   if (rc == 0 && value != NULL)
     *value = cx->start_value;
+  /* A child that finished and left retention while this fiber waited to run is
+   * freed by the unref below: hand out no pointer to it. */
   if (out != NULL)
-    *out = child;
+    *out = (child->flags & ARBOR__F_EVICTED) ? NULL : child;
   arbor__node_unref(child);
   return rc;
 }

@@ -122,7 +122,10 @@ static void on_fault(int sig, siginfo_t *si, void *uc) {
       old->sa_sigaction(sig, si, uc);
       return;
     }
-  } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+  } else if (old->sa_handler == SIG_IGN) {
+    if (si->si_code <= 0)
+      return;                    /* sent, not a fault: ignored, as without arbor */
+  } else if (old->sa_handler != SIG_DFL) {
     old->sa_handler(sig);
     return;
   }

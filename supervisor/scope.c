@@ -14,16 +14,21 @@ uint64_t arbor_now_ms(arbor_runtime_t *rt) { return rt != NULL ? uv_now(rt->loop
 /* Marks every scope whose deadline has passed as cancelled, and records the expiry
  * (rule 9). A fail-mode expiry keeps a timeout error for the fiber's return. */
 static void expire(arbor_ctx_t *cx, uint64_t now) {
+  int kept = 0;
   for (arbor_scope_t *s = cx->scope; s != NULL; s = s->parent_) {
     if (s->cancelled_ || s->deadline_ > now)
       continue;
     s->cancelled_ = s->expired_ = 1;
     arbor_error_t *err = NULL;
-    if (s->fail_ && cx->timeout_error == NULL) {
+    /* The newest expiry names the scope a later ETIMEDOUT comes from (the
+     * innermost one, when several expire in one pass). */
+    if (s->fail_ && !kept) {
       err = arbor_error_new_at(ARBOR_ETIMEDOUT, NULL, s->file_, s->line_, "",
                                "fiber %s: deadline of the scope entered at %s:%d expired",
                                cx->task->name, s->file_, s->line_);
+      arbor_error_unref(cx->timeout_error);
       cx->timeout_error = err;
+      kept = 1;
     }
     arbor__record(cx->task, ARBOR_EVENT_DEADLINE, err);
   }
@@ -56,6 +61,11 @@ uint64_t arbor_current_effective_deadline(arbor_ctx_t *cx) {
   return cx != NULL ? arbor__effective_deadline(cx) : UINT64_MAX;
 }
 
+/* now + ms, saturating: a huge relative deadline means "never", not the past. */
+static uint64_t after(uint64_t now, uint64_t ms) {
+  return ms > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ms;
+}
+
 int arbor_scope_enter_at(arbor_ctx_t *cx, arbor_scope_t *s, const arbor_scope_opts_t *opts,
                          const char *file, int line) {
   if (cx == NULL || s == NULL)
@@ -67,9 +77,9 @@ int arbor_scope_enter_at(arbor_ctx_t *cx, arbor_scope_t *s, const arbor_scope_op
   int fail = 0, set = 0;
   if (opts != NULL) {
     if (opts->move_on_after_ms)
-      set++, deadline = now + opts->move_on_after_ms;
+      set++, deadline = after(now, opts->move_on_after_ms);
     if (opts->fail_after_ms)
-      set++, fail = 1, deadline = now + opts->fail_after_ms;
+      set++, fail = 1, deadline = after(now, opts->fail_after_ms);
     if (opts->move_on_at_ms)
       set++, deadline = opts->move_on_at_ms;
     if (opts->fail_at_ms)
@@ -77,7 +87,13 @@ int arbor_scope_enter_at(arbor_ctx_t *cx, arbor_scope_t *s, const arbor_scope_op
     if (set > 1)
       return ARBOR_EINVAL;
   }
+  /* Entering a scope that is open already would link it to itself: every walk of
+   * the chain would loop. Only the live chain is read (s may be uninitialised). */
+  for (arbor_scope_t *p = cx->scope; p != NULL; p = p->parent_)
+    if (p == s)
+      return ARBOR_EALREADY;
   *s = (arbor_scope_t){.parent_ = cx->scope, .cx_ = cx, .deadline_ = deadline,
+                       .rt_ = cx->task->rt, .id_ = cx->task->id,
                        .file_ = file, .line_ = line,
                        .shield_ = opts != NULL && opts->shield, .fail_ = (unsigned char)fail};
   cx->scope = s;
@@ -104,6 +120,17 @@ int arbor_scope_cancel(arbor_scope_t *s) {
     return ARBOR_EINVAL;
   if (s->cx_ == NULL)
     return ARBOR_ESTATE;         /* not open */
+  /* A fiber that returned inside the scope (misuse, reported as its failure) left
+   * cx_ set in a dead frame, and its node may be freed: find the fiber by id and
+   * check that the scope is still on its chain before touching anything. */
+  arbor_node_t *n = arbor_node_find(s->rt_, s->id_);
+  if (n == NULL || (n->flags & ARBOR__F_BODY_ENDED))
+    return ARBOR_ESTATE;
+  int open = 0;
+  for (arbor_scope_t *p = ((arbor_ctx_t *)arbor__task_data(n))->scope; p != NULL; p = p->parent_)
+    open |= p == s;
+  if (!open)
+    return ARBOR_ESTATE;
   if (!s->cancelled_) {
     s->cancelled_ = 1;
     arbor__fiber_interrupt(s->cx_);

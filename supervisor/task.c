@@ -149,8 +149,17 @@ void arbor__task_abandon(arbor_node_t *n) {
   }
   if (n->flags & ARBOR__F_FIBER) {
     /* A fiber's body is its stack: it can only end by returning. Wake it with
-     * ECANCELED wherever it waits (the loop is empty, so nothing else will). */
-    arbor__fiber_abandon(arbor__task_data(n));
+     * ECANCELED wherever it waits (the loop is empty, so nothing else will); the
+     * give-up is recorded as its failure first, as for a callback task. */
+    struct arbor_ctx_s *f = arbor__task_data(n);
+    if (f->parked) {
+      arbor_error_t *err = arbor_error_new_at(ARBOR_EDEADLK, NULL, "", 0, "",
+                                              "fiber %s abandoned in %s: nothing left in "
+                                              "the loop to end it", n->name,
+                                              f->wait_what != NULL ? f->wait_what : "?");
+      arbor__node_failed(n, err != NULL ? err : arbor_error_ref(n->rt->oom_error));
+    }
+    arbor__fiber_abandon(f);
     return;
   }
   arbor_error_t *err = arbor_error_new_at(ARBOR_EDEADLK, NULL, "", 0, "",
