@@ -152,15 +152,20 @@ static int fiber_start(arbor_node_t *task, void *arg) {
   return 0;
 }
 
+/* Ends f's park: it will return rc. The caller resumes it, now or from the queue. */
+static void end_park(struct arbor_ctx_s *f, int rc) {
+  f->parked = 0;
+  f->unpark = NULL;
+  f->wake_rc = rc;
+}
+
 /* Queues a fiber to be resumed by the drain with rc. Safe on any stack. The timer
  * its park armed (sleep's end, a deadline) must not fire after this wake-up. */
 static void wake_later(struct arbor_ctx_s *f, int rc) {
   arbor_runtime_t *rt = f->task->rt;
   if (f->parked)
     arbor__timer_cancel(f->task);
-  f->parked = 0;
-  f->unpark = NULL;
-  f->wake_rc = rc;
+  end_park(f, rc);
   int pushed = arbor__queue_push(&rt->fibq, f->task);   /* reserved at spawn */
   ARBOR_ASSERT(pushed == 0);
   arbor__runtime_wake(rt);
@@ -361,10 +366,8 @@ static void on_fiber_timer(arbor_node_t *task, void *arg) {
     arm_timer(f);                            /* early (a deadline moved): again */
     return;
   }
-  f->parked = 0;
-  f->unpark = NULL;
-  f->wake_rc = rc;
-  resume(f);
+  end_park(f, rc);
+  resume(f);                     /* a timer callback runs on the loop's stack */
 }
 
 static int park_until(arbor_ctx_t *cx, const char *what, const char *file, int line,
