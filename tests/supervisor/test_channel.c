@@ -603,10 +603,10 @@ typedef struct {
   arbor_channel_end_t *rx;
   int first_rc, got, later_ecanceled, returned;
   arbor_ctx_t *cx;
-} stubborn_t;
+} persistent_t;
 
-static int stubborn_recv(arbor_ctx_t *cx, void *arg) {
-  stubborn_t *f = arg;
+static int persistent_recv(arbor_ctx_t *cx, void *arg) {
+  persistent_t *f = arg;
   f->cx = cx;
   f->first_rc = arbor_channel_recv(cx, f->rx, &f->got);
   for (int i = 0; i < 3; i++) {
@@ -618,9 +618,9 @@ static int stubborn_recv(arbor_ctx_t *cx, void *arg) {
   return f->first_rc;
 }
 
-static arbor_node_t *spawn_stubborn(arbor_runtime_t *rt, stubborn_t *f) {
+static arbor_node_t *spawn_persistent(arbor_runtime_t *rt, persistent_t *f) {
   arbor_node_t *n = NULL;
-  arbor_fiber_spec_t spec = {.name = "stubborn", .fn = stubborn_recv, .arg = f};
+  arbor_fiber_spec_t spec = {.name = "persistent", .fn = persistent_recv, .arg = f};
   assert_code(arbor_fiber_spawn(arbor_root(rt), &spec, &n), 0);
   return n;
 }
@@ -632,13 +632,13 @@ static void rule4_channel_recv_cancelled_returns_ecanceled_takes_nothing(void **
   uv_loop_t loop;
   arbor_runtime_t *rt;
   arbor_channel_end_t tx, rx;
-  stubborn_t f = {.rx = &rx, .got = -1};
+  persistent_t f = {.rx = &rx, .got = -1};
   arbor_node_t *n;
   int got;
   (void)state;
   arbor_test_open(&loop, &rt, NULL);
   assert_code(arbor_channel_new(rt, 1, sizeof(int), &tx, &rx), 0);
-  n = spawn_stubborn(rt, &f);
+  n = spawn_persistent(rt, &f);
   settle(&loop);
   assert_uint_eq(stats_of(&rx).waiting_receivers, 1);
   assert_code(arbor_node_cancel(n), 0);
@@ -666,7 +666,7 @@ static void rule4_channel_completed_wait_survives_later_cancel(void **state) {
   uv_loop_t loop;
   arbor_runtime_t *rt;
   arbor_channel_end_t tx, rx;
-  stubborn_t f = {.rx = &rx, .got = -1};
+  persistent_t f = {.rx = &rx, .got = -1};
   chan_fib_t *s = new_fib();
   arbor_node_t *n;
   int got = 0;
@@ -674,7 +674,7 @@ static void rule4_channel_completed_wait_survives_later_cancel(void **state) {
   arbor_test_open(&loop, &rt, NULL);
   assert_code(arbor_channel_new(rt, 0, sizeof(int), &tx, &rx), 0);
 
-  n = spawn_stubborn(rt, &f);
+  n = spawn_persistent(rt, &f);
   settle(&loop);
   assert_code(arbor_channel_try_send(&tx, &(int){40}), 0);     /* handed over */
   assert_code(arbor_node_cancel(n), 0);                       /* before it runs */

@@ -126,7 +126,7 @@ static void rule4_checkpoints_return_ecanceled_level_triggered(void **state) {
   arbor_node_t *n;
   (void)state;
   arbor_test_open(&loop, &rt, NULL);
-  n = spawn_fib(arbor_root(rt), &f, "stubborn");
+  n = spawn_fib(arbor_root(rt), &f, "persistent");
   arbor_test_run_until(&loop, f.cx != NULL);
   arbor_test_spin(&loop, 3);
   assert_state(n, STARTED);      /* parked in a 1-hour sleep */
