@@ -155,6 +155,7 @@ typedef struct {
   size_t retain_finished;  /* FINISHED nodes kept for observers; 0: 1024 */
   int no_signals;          /* 1: arbor_run() leaves SIGINT/SIGTERM alone */
   size_t fiber_stack_size; /* a fiber's stack unless its spec says; 0: 64 KiB */
+  uint64_t shutdown_timeout_ms; /* arbor_shutdown's grace period; 0: 10000 */
   size_t fiber_stack_pool; /* free stacks of that size kept for reuse at least (they
                               come in slabs of 64, unmapped whole beyond it); 0: 64 */
 } arbor_runtime_opts_t;
@@ -218,7 +219,8 @@ typedef struct {
   uint32_t children;             /* children in the tree now, retained ones included */
   uint32_t live_children;        /* children not yet FINISHED */
   uint64_t children_total;       /* children ever created */
-  uint32_t restarts;             /* restarts of a service (0 for other kinds) */
+  uint32_t restarts;             /* restarts of a service or supervisor (else 0) */
+  int stuck;                     /* rule 8: STOPPING past its shutdown timeout */
   uint32_t attributes;           /* number of user attributes */
 } arbor_node_info_t;
 
@@ -756,6 +758,235 @@ typedef struct {
 ARBOR_EXTERN int arbor_process_run_at(arbor_ctx_t *cx, const arbor_process_opts_t *opts,
                                       arbor_process_result_t *result, const char *file,
                                       int line);
+
+/* ------------------------------------------------------------- supervision
+ *
+ * Erlang/OTP supervisors and async_service's services in one tree (DESIGN.md,
+ * "Supervisors, services, processes"; docs/api.md has the whole story).
+ *
+ *   supervisor ── service ── incarnation (a fiber task, or a process node)
+ *             └─ supervisor ── service ...
+ *
+ * A service node keeps its id for its whole life; each run of its body is a child
+ * node of its own, an incarnation. When an incarnation ends, the supervisor
+ * decides by the child's restart type and its strategy whether and what to
+ * restart, after a backoff delay, within its restart intensity. Children start in
+ * order, each STARTED before the next starts, and stop in reverse order, each
+ * FINISHED before the previous one is stopped.
+ */
+typedef enum {
+  ARBOR_ONE_FOR_ONE,             /* restart only the child that ended */
+  ARBOR_ONE_FOR_ALL,             /* stop every other child, then restart them all */
+  ARBOR_REST_FOR_ONE             /* stop the children started after it, restart those */
+} arbor_strategy_t;
+
+typedef enum {                   /* Erlang's restart types */
+  ARBOR_PERMANENT,               /* always restarted */
+  ARBOR_TRANSIENT,               /* restarted only when it FAILED */
+  ARBOR_TEMPORARY                /* never restarted */
+} arbor_restart_t;
+
+ARBOR_EXTERN const char *arbor_strategy_name(arbor_strategy_t s);   /* "one_for_one" */
+ARBOR_EXTERN const char *arbor_restart_name(arbor_restart_t r);     /* "permanent" */
+
+typedef struct {
+  const char *name;              /* copied; NULL: "supervisor" */
+  arbor_strategy_t strategy;
+  int intensity;                 /* at most this many restarts ...; 0: 3; < 0: EINVAL */
+  uint64_t period_ms;            /* ... within this many ms; 0: 5000 */
+  uint64_t backoff_ms;           /* delay before a child's first restart; 0: 100 */
+  uint64_t backoff_max_ms;       /* the delay doubles per restart up to this; 0: 30000 */
+  int no_backoff;                /* 1: restart at once (the two above are ignored) */
+  int no_jitter;                 /* 1: exact delays; else each is cut by up to 25 %, at
+                                    random, so that crashed siblings spread out */
+  arbor_restart_t restart;       /* as a child of a supervisor: its restart type */
+  arbor_finish_cb finish;        /* optional: called once it FINISHED */
+  void *arg;
+} arbor_sup_opts_t;
+
+/* Creates a supervisor under parent: the root, a group, a supervisor (a nested
+ * supervisor: restarted by its parent as a whole) or a running task. It is
+ * CREATED now; from the loop it starts its children in order (STARTING) and is
+ * STARTED once all of them are. opts may be NULL (one_for_one, defaults above).
+ * When more restarts than `intensity` fall within `period_ms`, it stops every
+ * child (reverse order) and fails with ARBOR_EINTENSITY, "restart intensity
+ * exceeded", caused by the last child's error; the failure goes to its parent
+ * (a supervisor parent restarts it as its restart type says; a group fails, rule
+ * 2; a top-level failure is arbor_run's result). Cancelling it stops its children
+ * in reverse order; it then FINISHED CANCELLED.
+ * Errors: ARBOR_EINVAL (NULL parent, intensity < 0, strategy or restart out of
+ * range), ARBOR_EKIND (parent kind), ARBOR_EFINISHED, ARBOR_ECANCELED (parent
+ * winding down), ARBOR_ESTATE (task not running), ARBOR_ECLOSING, ARBOR_ENOMEM.
+ * Nothing changes on error. */
+ARBOR_EXTERN int arbor_supervisor_new(arbor_node_t *parent, const arbor_sup_opts_t *opts,
+                                      arbor_node_t **out);
+
+/* A service: a fiber body, or a program to run (a process service). */
+typedef struct {
+  const char *name;              /* copied; NULL: "service" */
+  arbor_fiber_fn fiber;          /* the body, run once per incarnation (or argv) */
+  void *arg;                     /* passed to fiber and finish */
+  arbor_restart_t restart;       /* 0: ARBOR_PERMANENT */
+  uint64_t shutdown_timeout_ms;  /* an incarnation STOPPING longer is stuck (rule 8)
+                                    and a process gets SIGKILL; 0: 5000 */
+  int handshake;                 /* fiber: STARTED only when the body calls
+                                    arbor_fiber_started; else at once */
+  size_t stack_size;             /* fiber: 0: the runtime's */
+  arbor_finish_cb finish;        /* optional: called once the service FINISHED */
+
+  /* A process service: set argv instead of fiber. Copied. */
+  char *const *argv;             /* argv[0] the program: with no '/', searched in PATH */
+  char *const *env;              /* "K=V", NULL-terminated; NULL: inherit arbor's */
+  const char *cwd;               /* NULL: arbor's */
+  int stop_signal;               /* sent to its process group to stop it; 0: SIGTERM */
+  uint64_t min_uptime_ms;        /* STARTED once up this long; 0: at once */
+  int notify_fd;                 /* > 2: STARTED when the program writes a newline to
+                                    this fd (s6's notification-fd); 0: none */
+  size_t log_size;               /* bytes of stdout + stderr kept; 0: 64 KiB */
+} arbor_service_spec_t;
+
+/* Adds a service under parent: a supervisor (supervised: restarted per its type,
+ * started in order), or the root, a group or a running task (unsupervised: runs
+ * once; its failure goes to its parent as any child's; arbor_service_restart
+ * still restarts it). Exactly one of fiber and argv must be set. A process
+ * service makes arbor the child subreaper of its process (Linux). Errors:
+ * ARBOR_EINVAL (NULL, no body or both, empty argv or argv[0], bad restart type,
+ * stop_signal out of range, notify_fd 1..2 or negative), then as
+ * arbor_supervisor_new. Nothing changes on error. */
+ARBOR_EXTERN int arbor_service_add(arbor_node_t *parent, const arbor_service_spec_t *spec,
+                                   arbor_node_t **out);
+
+/* Restarts a service (stops its incarnation, starts a new one at once: no
+ * backoff, not counted against the intensity) or a supervisor (restarts all its
+ * children in order). Its id stays; its restart count goes up; a RESTART event
+ * is recorded. Errors: ARBOR_EINVAL, ARBOR_EKIND (not a service or supervisor),
+ * ARBOR_EFINISHED, ARBOR_ESTATE (it is stopping for good, or not started yet). */
+ARBOR_EXTERN int arbor_service_restart(arbor_node_t *node);
+
+/* Where a service (or supervisor) is between its runs. */
+typedef enum {
+  ARBOR_PHASE_IDLE,              /* not running: before its first start, or stopped
+                                    and waiting for its siblings or its turn */
+  ARBOR_PHASE_STARTING,          /* running, readiness not reported yet */
+  ARBOR_PHASE_RUNNING,
+  ARBOR_PHASE_STOPPING,          /* its incarnation (children) being stopped */
+  ARBOR_PHASE_BACKOFF,           /* waiting for its restart delay */
+  ARBOR_PHASE_DONE               /* stopped for good */
+} arbor_phase_t;
+ARBOR_EXTERN const char *arbor_phase_name(arbor_phase_t p);   /* "running" */
+
+#define ARBOR_SERVICE_HISTORY 8  /* failures kept per service, newest first */
+
+typedef struct {
+  arbor_restart_t restart;
+  arbor_phase_t phase;
+  int is_process;
+  int daemon;                    /* a daemon child service (rule 7) */
+  uint32_t restarts;             /* = arbor_node_info().restarts */
+  uint64_t incarnation_id;       /* the current or last incarnation; 0: none yet */
+  uint64_t next_restart_ns;      /* monotonic; 0 unless in BACKOFF */
+  uint64_t last_backoff_ms;      /* the delay chosen for the latest restart */
+  uint64_t tasks_total;          /* tasks and child services run by its bodies */
+  uint64_t tasks_finished;
+  uint32_t history;              /* failures kept: arbor_service_failure(0 .. n-1) */
+  int pid;                       /* process service: the running program's; 0: none */
+  /* supervisors only */
+  arbor_strategy_t strategy;
+  int intensity;
+  uint64_t period_ms;
+} arbor_service_info_t;
+
+/* Errors: ARBOR_EINVAL, ARBOR_EKIND (not a service or supervisor). */
+ARBOR_EXTERN int arbor_service_info(const arbor_node_t *node, arbor_service_info_t *info);
+
+/* One kept failure: the incarnation that ended, when, and its chain. */
+typedef struct {
+  uint64_t incarnation_id;
+  uint64_t time_ns;              /* monotonic, when it ended */
+  uint64_t backoff_ms;           /* the delay chosen for the restart that followed */
+  int restarted;                 /* 0: it was not restarted after this one */
+  const arbor_error_t *error;    /* borrowed: valid while the node is */
+} arbor_service_failure_t;
+
+/* The i-th newest kept failure. Errors: ARBOR_EINVAL, ARBOR_EKIND, ARBOR_ENOENT. */
+ARBOR_EXTERN int arbor_service_failure(const arbor_node_t *node, size_t i,
+                                       arbor_service_failure_t *out);
+
+/* A process service's captured stdout and stderr, one byte stream in arrival
+ * order, kept in a ring of log_size bytes: nothing blocks when nobody reads.
+ * Offsets count every byte ever captured across all incarnations. Reads bytes
+ * from *offset (0 at first) into buf, advances *offset and returns how many;
+ * when the ring overwrote bytes past *offset, reading resumes at the oldest kept
+ * and *missed (may be NULL) says how many were lost. Errors: ARBOR_EINVAL,
+ * ARBOR_EKIND (not a process service). */
+ARBOR_EXTERN int arbor_service_log_read(const arbor_node_t *svc, uint64_t *offset, char *buf,
+                                        size_t size, uint64_t *missed);
+
+/* -- the service manager inside a body (async_service's ServiceAPI) --
+ *
+ * cx is any fiber of a service's incarnation: its body or a task it runs. New
+ * tasks and child services become children of the incarnation; when the body
+ * returns, the ones still running are cancelled (the service is done with
+ * them). A task's failure fails the incarnation (rule 2). A daemon task or daemon
+ * child service is meant to live as long as the service: one that ends in any
+ * way while the incarnation runs fails it with ARBOR_EDAEMON, "daemon task
+ * exited unexpectedly", caused by its own error if it failed (rule 7); not once
+ * the service is stopping. Errors: ARBOR_EINVAL, ARBOR_EKIND (cx is not in a
+ * service), ARBOR_ECANCELED (stopping), then as arbor_fiber_spawn /
+ * arbor_service_add. */
+ARBOR_EXTERN int arbor_service_run_task(arbor_ctx_t *cx, const arbor_fiber_spec_t *spec,
+                                        arbor_node_t **out);
+ARBOR_EXTERN int arbor_service_run_daemon_task(arbor_ctx_t *cx, const arbor_fiber_spec_t *spec,
+                                               arbor_node_t **out);
+ARBOR_EXTERN int arbor_service_run_child_service(arbor_ctx_t *cx,
+                                                 const arbor_service_spec_t *spec,
+                                                 arbor_node_t **out);
+ARBOR_EXTERN int arbor_service_run_daemon_child_service(arbor_ctx_t *cx,
+                                                        const arbor_service_spec_t *spec,
+                                                        arbor_node_t **out);
+
+/* -- from outside (async_service's manager) -- */
+
+/* Checkpoint: waits until the service (or supervisor) has been STARTED: returns 0
+ * (at once if it was), or, when it finished without ever starting, its error's
+ * code (ARBOR_ECANCELED if cancelled). Errors: ARBOR_EINVAL, ARBOR_EKIND, and
+ * as every checkpoint. */
+#define arbor_service_wait_started(cx, svc)                                            \
+  arbor_service_wait_started_at((cx), (svc), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_service_wait_started_at(arbor_ctx_t *cx, arbor_node_t *svc,
+                                               const char *file, int line);
+/* Checkpoint: waits until it FINISHED (arbor_wait). */
+#define arbor_service_wait_finished(cx, svc) arbor_wait((cx), (svc))
+/* Cancels it: stops it for good (arbor_node_cancel). */
+#define arbor_service_cancel(svc) arbor_node_cancel(svc)
+/* Checkpoint: cancel, then wait until it FINISHED. Returns 0 or the checkpoint's
+ * error; ARBOR_EFINISHED counts as done (0). */
+#define arbor_service_stop(cx, svc) arbor_service_stop_at((cx), (svc), __FILE__, __LINE__)
+ARBOR_EXTERN int arbor_service_stop_at(arbor_ctx_t *cx, arbor_node_t *svc, const char *file,
+                                       int line);
+ARBOR_EXTERN int arbor_service_is_started(const arbor_node_t *svc);   /* ever STARTED */
+ARBOR_EXTERN int arbor_service_is_running(const arbor_node_t *svc);   /* started, not finished */
+ARBOR_EXTERN int arbor_service_is_cancelled(const arbor_node_t *svc);
+ARBOR_EXTERN int arbor_service_is_finished(const arbor_node_t *svc);
+ARBOR_EXTERN int arbor_service_did_error(const arbor_node_t *svc);    /* FAILED, or an
+                                                                         incarnation did */
+
+/* ------------------------------------------------------- stuck and shutdown */
+
+/* 1 when the node stayed STOPPING past its shutdown timeout (rule 8). */
+ARBOR_EXTERN int arbor_node_is_stuck(const arbor_node_t *node);
+
+/* Graceful shutdown: every top-level node is cancelled in reverse creation order
+ * (supervisors stop their children in reverse start order), and the runtime
+ * gives the tree shutdown_timeout_ms (arbor_runtime_opts_t) to finish. Past it,
+ * or at once with immediate = 1: every unfinished node is marked stuck, process
+ * groups get SIGKILL, and tasks still running are given up on (they end FAILED
+ * with ARBOR_EDEADLK; arbor_run then returns it). Calling it again with
+ * immediate = 1 turns a graceful shutdown into an immediate one (arbor_run does
+ * so on a second SIGINT/SIGTERM). The runtime itself stays open (close it, or
+ * let arbor_run return). Errors: ARBOR_EINVAL, ARBOR_EALREADY (already shut
+ * down that way). */
+ARBOR_EXTERN int arbor_shutdown(arbor_runtime_t *rt, int immediate);
 
 /* ---------------------------------------------------------- observation API
  *

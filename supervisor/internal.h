@@ -43,6 +43,9 @@ enum {
   ARBOR__F_IN_START = 1u << 6,    /* task: its start callback is running */
   ARBOR__F_CANCEL_HOOK = 1u << 7, /* task: its cancel hook has been called */
   ARBOR__F_FIBER = 1u << 8,       /* task: its body is a fiber (fiber.c) */
+  ARBOR__F_STUCK = 1u << 9,       /* rule 8: STOPPING past its shutdown timeout */
+  ARBOR__F_DAEMON = 1u << 10,     /* rule 7: a daemon task or daemon child service */
+  ARBOR__F_SVC_TASK = 1u << 11,   /* run by a service's body: counts in its stats */
 };
 
 struct arbor__attr {
@@ -85,6 +88,82 @@ struct arbor__group {
   uint32_t cap;
 };
 
+/* ------------------------------------------------------------ supervision
+ *
+ * Service and supervisor nodes keep their id across restarts: they do not finish
+ * between runs. What they share as a supervisor's children is struct
+ * arbor__child (supervisor.c drives it); a service adds its body and its
+ * incarnation (service.c), a process service its program (procsvc.c). */
+
+/* A timer of a service or supervisor node: heap-allocated so that it can outlive
+ * the node while its close is pending; counted in rt->handles_open. */
+struct arbor__htimer {
+  uv_timer_t handle;
+  arbor_node_t *node;            /* NULL once closing */
+  arbor_runtime_t *rt;
+};
+
+struct arbor__failure {
+  uint64_t incarnation_id;
+  uint64_t time_ns;
+  uint64_t backoff_ms;
+  int restarted;
+  arbor_error_t *error;          /* a reference; NULL for a normal exit */
+};
+
+struct arbor__child {
+  uint8_t phase;                 /* arbor_phase_t */
+  uint8_t restart;               /* arbor_restart_t */
+  uint8_t want_run;              /* its supervisor wants it running */
+  uint8_t final;                 /* stopping for good: it finishes once stopped */
+  uint8_t restart_now;           /* arbor_service_restart: start again once stopped */
+  uint8_t ever_started;          /* it reached STARTED once */
+  uint32_t restarts;
+  uint32_t streak;               /* restarts in a row without a long run: backoff exponent */
+  uint64_t not_before;           /* loop ms before which it must not start (backoff) */
+  uint64_t last_backoff_ms;
+  uint64_t ready_at;             /* loop ms its current run became ready */
+  arbor_error_t *run_error;      /* how its last run failed (a reference), or NULL */
+  struct arbor__failure hist[ARBOR_SERVICE_HISTORY];  /* a ring, newest at hist_head-1 */
+  uint32_t nhist, hist_head;
+  struct arbor__htimer *timer;   /* supervisor: backoff; service: shutdown timeout */
+};
+
+struct arbor__logring {          /* bytes of output, a ring; offsets are absolute */
+  char *buf;
+  size_t cap;
+  uint64_t end;                  /* bytes ever written */
+};
+
+struct arbor__proc_spec;         /* procsvc.c: argv, env, cwd ... copied */
+struct arbor__proc;              /* procsvc.c: the running program */
+
+struct arbor__svc {
+  struct arbor__child c;
+  arbor_fiber_fn fiber;          /* NULL for a process service */
+  size_t stack_size;
+  uint64_t shutdown_timeout_ms;
+  int handshake;
+  arbor_node_t *inc;             /* the current incarnation (referenced), or NULL */
+  uint64_t tasks_total, tasks_finished;
+  struct arbor__proc_spec *proc; /* process service: its spec */
+  struct arbor__proc *running;   /* process service: the live program, or NULL */
+  struct arbor__logring log;     /* process service: stdout + stderr */
+};
+
+struct arbor__sup {
+  struct arbor__child c;
+  uint8_t strategy;              /* arbor_strategy_t */
+  uint8_t no_jitter;
+  uint8_t pending_pump;          /* the first start is queued on the timer */
+  int intensity;
+  uint64_t period_ms, backoff_ms, backoff_max_ms;
+  uint64_t *restart_times;       /* loop ms of the latest intensity+1 restarts, a ring */
+  uint32_t nrestart_times, restart_head;
+  arbor_error_t *fail_error;     /* intensity exceeded: the run ends with it */
+  uint64_t rng;                  /* xorshift state for the jitter */
+};
+
 struct arbor_node_s {
   uint64_t id;
   arbor_runtime_t *rt;
@@ -107,8 +186,10 @@ struct arbor_node_s {
   uint16_t flags;
   uint8_t kind, state, outcome;
   union {
-    struct arbor__task task;
+    struct arbor__task task;     /* TASK and PROCESS */
     struct arbor__group group;
+    struct arbor__svc *svc;      /* SERVICE */
+    struct arbor__sup *sup;      /* SUPERVISOR */
   } u;
   char name[];                   /* NUL-terminated; task data follows, aligned */
 };
@@ -245,6 +326,11 @@ struct arbor_runtime_s {
   void *close_arg;
   arbor_error_t *first_failure;  /* first failure of a top-level node */
   uint64_t top_failures;
+  uint64_t shutdown_timeout_ms;
+  int shutdown;                  /* 1: graceful shutdown begun; 2: gave up (immediate) */
+  int gave_up;                   /* shutdown gave up on a node: arbor_run's EDEADLK */
+  struct arbor__htimer *shutdown_timer;
+  struct arbor__reaper *reaper;  /* procsvc.c: SIGCHLD watcher, once a process service exists */
 };
 
 /* node.c */
@@ -359,6 +445,40 @@ void arbor__runtime_tree_changed(arbor_runtime_t *rt);
 /* error.c */
 void arbor__error_set_node(arbor_error_t *err, uint64_t node_id);
 arbor_error_t *arbor__error_group_new(arbor_node_t *group, arbor_error_t **children, size_t n);
+
+/* supervisor.c, service.c: the hooks the lifecycle calls */
+static inline int arbor__has_body(const arbor_node_t *n) {   /* uses u.task */
+  return n->kind == ARBOR_KIND_TASK || n->kind == ARBOR_KIND_PROCESS;
+}
+struct arbor__child *arbor__child_of(arbor_node_t *n);      /* SERVICE/SUPERVISOR, else NULL */
+void arbor__svc_inc_ready(arbor_node_t *svc, arbor_node_t *inc);
+void arbor__svc_inc_finished(arbor_node_t *svc, arbor_node_t *inc);
+void arbor__svc_cancel(arbor_node_t *svc);
+void arbor__sup_cancel(arbor_node_t *sup);
+void arbor__sup_child_finished(arbor_node_t *sup, arbor_node_t *child);
+void arbor__daemon_failed(arbor_node_t *task, arbor_node_t *daemon);
+void arbor__daemon_finished(arbor_node_t *task, arbor_node_t *daemon);
+void arbor__svc_task_finished(arbor_node_t *n);
+void arbor__child_free(arbor_node_t *n);         /* node.c's free of SERVICE/SUPERVISOR */
+void arbor__child_node_finished(arbor_node_t *n);   /* closes its timer */
+void arbor__mark_stuck(arbor_node_t *n);
+int arbor__htimer_new(arbor_node_t *n, struct arbor__htimer **out);
+void arbor__htimer_close(struct arbor__htimer *t);
+void arbor__runtime_handle_closed(arbor_runtime_t *rt);
+int arbor__fiber_spawn_kind(arbor_node_t *parent, const arbor_fiber_spec_t *spec,
+                            int handshake, arbor_kind_t kind, arbor_node_t **out);
+
+/* procsvc.c: process services, their output, and the child subreaper */
+int arbor__proc_spec_new(const arbor_service_spec_t *spec, struct arbor__proc_spec **out);
+void arbor__proc_spec_free(struct arbor__proc_spec *ps);
+int arbor__process_body(arbor_ctx_t *cx, void *svc_node);  /* an incarnation's body */
+void arbor__process_kill(arbor_node_t *svc);     /* stuck: SIGKILL to its group */
+int arbor__process_pid(const arbor_node_t *svc); /* the live program's, or 0 */
+int arbor__logring_init(struct arbor__logring *r, size_t cap);
+void arbor__logring_free(struct arbor__logring *r);
+void arbor__logring_write(struct arbor__logring *r, const char *p, size_t n);
+int arbor__reaper_start(arbor_runtime_t *rt);    /* idempotent */
+void arbor__reaper_close(arbor_runtime_t *rt);   /* from the runtime's close */
 
 static inline int arbor__is_finished(const arbor_node_t *n) {
   return n->state == ARBOR_STATE_FINISHED;

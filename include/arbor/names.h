@@ -23,7 +23,11 @@
  * arbor_node_find returns NULL. EBUSY: a second reader, writer or acceptor on
  * one stream or listener. ETIMEDOUT: a fail-mode cancel scope's deadline expired.
  * EDEADLK: arbor_run found nodes waiting with nothing in the loop to wake
- * them, and the code of the error of a task its shutdown gave up on. */
+ * them, and the code of the error of a task its shutdown gave up on.
+ * EINTENSITY: a supervisor gave up (more restarts than its intensity allows);
+ * EEXIT / ESIGNAL: a process service's program exited non-zero / was killed;
+ * EDAEMON: rule 7, a daemon task or daemon child service returned while its
+ * service ran. */
 #define ARBOR_ERRNO_MAP(XX)                                                            \
   XX(EINVAL, (-EINVAL), "invalid argument")                                            \
   XX(ENOMEM, (-ENOMEM), "out of memory")                                               \
@@ -42,7 +46,11 @@
   XX(ESTATE, (-10003), "not allowed in the node's current state")                      \
   XX(ECLOSING, (-10004), "runtime is closing")                                         \
   XX(EGROUP, (-10005), "one or more children failed")                                  \
-  XX(EFAILED, (-10006), "task failed")
+  XX(EFAILED, (-10006), "task failed")                                                 \
+  XX(EINTENSITY, (-10007), "restart intensity exceeded")                               \
+  XX(EEXIT, (-10008), "process exited with a non-zero status")                         \
+  XX(ESIGNAL, (-10009), "process killed by a signal")                                  \
+  XX(EDAEMON, (-10010), "daemon task exited unexpectedly")
 
 /* Node kinds: XX(NAME, text). */
 #define ARBOR_KIND_MAP(XX)                                                             \
