@@ -209,6 +209,15 @@ static int spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec, int hands
                  arbor_node_t **out) {
   if (parent == NULL || spec == NULL || spec->fn == NULL)
     return ARBOR_EINVAL;
+  if (parent->kind != ARBOR_KIND_ROOT && parent->kind != ARBOR_KIND_GROUP)
+    return ARBOR_EKIND;
+  return arbor__fiber_spawn_kind(parent, spec, handshake, ARBOR_KIND_TASK, out);
+}
+
+int arbor__fiber_spawn_kind(arbor_node_t *parent, const arbor_fiber_spec_t *spec, int handshake,
+                            arbor_kind_t kind, arbor_node_t **out) {
+  if (parent == NULL || spec == NULL || spec->fn == NULL)
+    return ARBOR_EINVAL;
   arbor_runtime_t *rt = parent->rt;
   /* One resume slot per fiber, reserved now, so a wake-up can never fail. */
   if (arbor__queue_reserve(&rt->fibq, rt->unfinished + 1) < 0)
@@ -221,7 +230,7 @@ static int spawn(arbor_node_t *parent, const arbor_fiber_spec_t *spec, int hands
                           .data_size = sizeof(struct arbor_ctx_s),
                           .handshake = handshake};
   arbor_node_t *task;
-  int rc = arbor_task_spawn(parent, &ts, &task);
+  int rc = arbor__task_spawn(parent, &ts, kind, &task);
   if (rc < 0)
     return rc;
   task->flags |= ARBOR__F_FIBER;
@@ -442,7 +451,7 @@ static size_t high_water(const struct arbor__stacks *s, const struct arbor__stac
 int arbor_node_fiber_info(const arbor_node_t *node, arbor_fiber_info_t *info) {
   if (node == NULL || info == NULL)
     return ARBOR_EINVAL;
-  if (node->kind != ARBOR_KIND_TASK || !(node->flags & ARBOR__F_FIBER))
+  if (!arbor__has_body(node) || !(node->flags & ARBOR__F_FIBER))
     return ARBOR_EKIND;
   const struct arbor_ctx_s *f = arbor__task_data((arbor_node_t *)node);
   const struct arbor__stacks *s = &node->rt->stacks;

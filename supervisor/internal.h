@@ -118,6 +118,9 @@ struct arbor__child {
   uint8_t final;                 /* stopping for good: it finishes once stopped */
   uint8_t restart_now;           /* arbor_service_restart: start again once stopped */
   uint8_t ever_started;          /* it reached STARTED once */
+  uint8_t cycle;                 /* one_for_all / rest_for_one: stop, then start again */
+  uint8_t last_failed;           /* its last run ended FAILED (run_error says how) */
+  uint32_t runs;                 /* runs begun; every one after the first is a restart */
   uint32_t restarts;
   uint32_t streak;               /* restarts in a row without a long run: backoff exponent */
   uint64_t not_before;           /* loop ms before which it must not start (backoff) */
@@ -127,6 +130,8 @@ struct arbor__child {
   struct arbor__failure hist[ARBOR_SERVICE_HISTORY];  /* a ring, newest at hist_head-1 */
   uint32_t nhist, hist_head;
   struct arbor__htimer *timer;   /* supervisor: backoff; service: shutdown timeout */
+  uint64_t last_inc_id;          /* service: its last incarnation's id */
+  struct arbor__waiter *start_waiters;   /* fibers in arbor_service_wait_started */
 };
 
 struct arbor__logring {          /* bytes of output, a ring; offsets are absolute */
@@ -156,6 +161,9 @@ struct arbor__sup {
   uint8_t strategy;              /* arbor_strategy_t */
   uint8_t no_jitter;
   uint8_t pending_pump;          /* the first start is queued on the timer */
+  uint8_t no_backoff;
+  uint8_t pumping, repump;       /* pump() is running / must run once more */
+  uint8_t stopping_run;          /* its run is ending: stop every child (not for good) */
   int intensity;
   uint64_t period_ms, backoff_ms, backoff_max_ms;
   uint64_t *restart_times;       /* loop ms of the latest intensity+1 restarts, a ring */
@@ -289,6 +297,7 @@ struct arbor_ctx_s {
 struct arbor__run {
   int freed;
   int failure;                   /* arbor_run's result from the first top-level failure */
+  int gave_up;                   /* shutdown gave up on nodes: ARBOR_EDEADLK */
 };
 
 struct arbor_runtime_s {
@@ -425,6 +434,8 @@ uint64_t arbor__effective_deadline(const arbor_ctx_t *cx);
 
 /* task.c, group.c */
 void arbor__task_end(arbor_node_t *task, arbor_error_t *err);
+int arbor__task_spawn(arbor_node_t *parent, const arbor_task_spec_t *spec, arbor_kind_t kind,
+                      arbor_node_t **out);
 void *arbor__task_data(arbor_node_t *task);
 int arbor__task_after(arbor_node_t *task, uint64_t timeout, arbor_task_timer_cb cb);
 void arbor__task_run(arbor_node_t *task);
@@ -452,6 +463,18 @@ static inline int arbor__has_body(const arbor_node_t *n) {   /* uses u.task */
 }
 struct arbor__child *arbor__child_of(arbor_node_t *n);      /* SERVICE/SUPERVISOR, else NULL */
 void arbor__svc_inc_ready(arbor_node_t *svc, arbor_node_t *inc);
+int arbor__svc_start(arbor_node_t *svc);
+void arbor__svc_stop(arbor_node_t *svc);
+void arbor__svc_final(arbor_node_t *svc);
+void arbor__sup_child_added(arbor_node_t *sup, arbor_node_t *child);
+void arbor__sup_child_ready(arbor_node_t *sup, arbor_node_t *child);
+void arbor__sup_child_ended(arbor_node_t *sup, arbor_node_t *child, int failed, int requested);
+void arbor__sup_pump(arbor_node_t *sup);
+int arbor__sup_restart(arbor_node_t *sup);
+uint64_t arbor__backoff_delay(struct arbor__sup *s, struct arbor__child *c, uint64_t now);
+void arbor__child_first_ready(arbor_node_t *n);
+void arbor__child_history_add(struct arbor__child *c, uint64_t inc_id, arbor_error_t *err);
+struct arbor__failure *arbor__child_history_newest(struct arbor__child *c);
 void arbor__svc_inc_finished(arbor_node_t *svc, arbor_node_t *inc);
 void arbor__svc_cancel(arbor_node_t *svc);
 void arbor__sup_cancel(arbor_node_t *sup);

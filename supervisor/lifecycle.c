@@ -39,20 +39,37 @@ void arbor__transition(arbor_node_t *n, arbor_state_t to) {
   n->state = (uint8_t)to;
   arbor__recorder_add(&n->rt->rec, now, n->id, n->parent != NULL ? n->parent->id : 0,
                       ARBOR_EVENT_STATE, n->kind, from, to, NULL);
+  /* An incarnation's readiness is its service's (service.c). */
+  if (to == ARBOR_STATE_STARTED && n->parent != NULL && n->parent->kind == ARBOR_KIND_SERVICE)
+    arbor__svc_inc_ready(n->parent, n);
 }
 
 static int body_ended(const arbor_node_t *n) { return (n->flags & ARBOR__F_BODY_ENDED) != 0; }
 
-/* The parent learns that a child is FINISHED. */
-static void child_finished(arbor_node_t *parent) {
+/* The parent learns that a child is FINISHED. Services and supervisors decide
+ * what comes next themselves (restart, the next child to stop ...). */
+static void child_finished(arbor_node_t *parent, arbor_node_t *child) {
   ARBOR_ASSERT(parent->live_children > 0);
   parent->live_children--;
-  if (parent->kind == ARBOR_KIND_ROOT) {
+  if (child->flags & ARBOR__F_SVC_TASK)
+    arbor__svc_task_finished(child);
+  switch (parent->kind) {
+  case ARBOR_KIND_ROOT:
     if (parent->live_children == 0)
       arbor__runtime_tree_changed(parent->rt);
     return;
+  case ARBOR_KIND_SERVICE:
+    arbor__svc_inc_finished(parent, child);
+    return;
+  case ARBOR_KIND_SUPERVISOR:
+    arbor__sup_child_finished(parent, child);
+    return;
+  default:
+    if (child->flags & ARBOR__F_DAEMON)
+      arbor__daemon_finished(parent, child);   /* rule 7 */
+    arbor__maybe_finish(parent);
+    return;
   }
-  arbor__maybe_finish(parent);
 }
 
 /* Makes n FINISHED now: sets its outcome, queues its finish callback, retains it
@@ -74,12 +91,14 @@ void arbor__finish(arbor_node_t *n) {
     ARBOR_ASSERT(rc == 0);
     arbor__runtime_wake(n->rt);
   }
+  if (n->kind == ARBOR_KIND_SERVICE || n->kind == ARBOR_KIND_SUPERVISOR)
+    arbor__child_node_finished(n);
   arbor__retain(n);
   /* A group's failure becomes final only now (its error group is complete); a
    * task's was passed up when it failed. */
   if (n->kind == ARBOR_KIND_GROUP && n->error != NULL)
     arbor__node_failed(n, NULL);
-  child_finished(n->parent);
+  child_finished(n->parent, n);
 }
 
 /* Moves a node on as far as it can go: a node whose body ended goes from STOPPING
@@ -92,7 +111,7 @@ void arbor__maybe_finish(arbor_node_t *n) {
     arbor__transition(n, ARBOR_STATE_STOPPED);
   if (n->state != ARBOR_STATE_STOPPED)
     return;
-  if (n->kind == ARBOR_KIND_TASK && !arbor__task_can_finish(n))
+  if (arbor__has_body(n) && !arbor__task_can_finish(n))
     return;
   if (n->kind == ARBOR_KIND_GROUP && n->u.group.nerrors > 0 && n->error == NULL) {
     n->error = arbor__group_error(n);
@@ -122,6 +141,10 @@ void arbor__node_failed(arbor_node_t *n, arbor_error_t *err) {
     arbor__group_child_failed(p, n);
     break;
   case ARBOR_KIND_TASK:
+    if (n->flags & ARBOR__F_DAEMON) {
+      arbor__daemon_failed(p, n);   /* rule 7, with n's chain as the cause */
+      break;
+    }
     /* A task that owns a failed group fails with the group's error (as an exception
      * leaves a nursery and the task body in Trio) unless it failed already. */
     if (p->error == NULL && !arbor__is_finished(p)) {
@@ -174,10 +197,17 @@ int arbor__cancel(arbor_node_t *n) {
   arbor__record(n, ARBOR_EVENT_CANCEL, NULL);
   switch (n->kind) {
   case ARBOR_KIND_TASK:
+  case ARBOR_KIND_PROCESS:
     arbor__task_cancel(n);
     break;
   case ARBOR_KIND_GROUP:
     arbor__group_cancel(n);
+    break;
+  case ARBOR_KIND_SERVICE:
+    arbor__svc_cancel(n);
+    break;
+  case ARBOR_KIND_SUPERVISOR:
+    arbor__sup_cancel(n);
     break;
   default:
     arbor__cancel_children(n);
@@ -206,6 +236,6 @@ void arbor__abandon(arbor_node_t *n) {
       arbor__abandon(c);
     c = next;
   }
-  if (n->kind == ARBOR_KIND_TASK && !arbor__is_finished(n) && !(n->flags & ARBOR__F_BODY_ENDED))
+  if (arbor__has_body(n) && !arbor__is_finished(n) && !(n->flags & ARBOR__F_BODY_ENDED))
     arbor__task_abandon(n);
 }

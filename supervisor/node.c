@@ -101,8 +101,10 @@ void arbor__node_free(arbor_node_t *n) {
     }
     free(n->extra);
   }
-  if (n->kind == ARBOR_KIND_TASK && n->u.task.cap > 1)
+  if (arbor__has_body(n) && n->u.task.cap > 1)
     free(n->u.task.h.many);
+  if (n->kind == ARBOR_KIND_SERVICE || n->kind == ARBOR_KIND_SUPERVISOR)
+    arbor__child_free(n);
   if (n->kind == ARBOR_KIND_GROUP) {
     for (uint32_t i = 0; i < n->u.group.nerrors; i++)
       arbor_error_unref(n->u.group.errors[i]);
@@ -226,7 +228,9 @@ void arbor_node_info(const arbor_node_t *n, arbor_node_info_t *info) {
   info->children = n->nchildren;
   info->live_children = n->live_children;
   info->children_total = n->children_total;
-  info->restarts = 0;            /* services arrive with the supervision issue */
+  struct arbor__child *c = arbor__child_of((arbor_node_t *)n);
+  info->restarts = c != NULL ? c->restarts : 0;
+  info->stuck = (n->flags & ARBOR__F_STUCK) != 0;
   info->attributes = n->extra != NULL ? n->extra->nattrs : 0;
 }
 

@@ -124,6 +124,8 @@ int arbor_runtime_new(arbor_runtime_t **out, uv_loop_t *loop, const arbor_runtim
   rt->loop = loop;
   rt->retain_max = opts != NULL && opts->retain_finished > 0 ? opts->retain_finished : 1024;
   rt->no_signals = opts != NULL && opts->no_signals;
+  rt->shutdown_timeout_ms =
+      opts != NULL && opts->shutdown_timeout_ms > 0 ? opts->shutdown_timeout_ms : 10000;
   arbor__stacks_init(&rt->stacks,
                      opts != NULL && opts->fiber_stack_size > 0 ? opts->fiber_stack_size
                                                                 : 64 * 1024,
@@ -217,11 +219,12 @@ static void free_all(arbor_runtime_t *rt) {
   free(rt);
 }
 
-static void on_handle_closed(uv_handle_t *h) {
-  arbor_runtime_t *rt = h->data;
+void arbor__runtime_handle_closed(arbor_runtime_t *rt) {
   if (--rt->handles_open == 0)
     free_all(rt);
 }
+
+static void on_handle_closed(uv_handle_t *h) { arbor__runtime_handle_closed(h->data); }
 
 static void close_handles(arbor_runtime_t *rt) {
   uv_close((uv_handle_t *)&rt->idle, on_handle_closed);
@@ -230,6 +233,103 @@ static void close_handles(arbor_runtime_t *rt) {
     uv_close((uv_handle_t *)&rt->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&rt->sigterm, on_handle_closed);
   }
+  if (rt->shutdown_timer != NULL) {
+    arbor__htimer_close(rt->shutdown_timer);
+    rt->shutdown_timer = NULL;
+  }
+  if (rt->reaper != NULL)
+    arbor__reaper_close(rt);
+}
+
+/* ------------------------------------------------------------- shutdown */
+
+/* Cancels the top-level nodes, newest first: the reverse of their start order
+ * (a supervisor then stops its own children in reverse order, one by one). The
+ * children list does not change during the walk (internal.h). */
+static void cancel_top_reverse(arbor_runtime_t *rt) {
+  arbor_node_t *first = rt->root->first_child;
+  if (first == NULL)
+    return;
+  arbor_node_t *c = first->prev;
+  for (;;) {
+    arbor_node_t *prev = c->prev;
+    if (!arbor__is_finished(c) && c->error == NULL)
+      arbor__cancel(c);
+    if (c == first)
+      break;
+    c = prev;
+  }
+}
+
+static int mark_unfinished(arbor_node_t *n, int depth, void *arg) {
+  (void)depth;
+  (void)arg;
+  if (n->kind == ARBOR_KIND_ROOT || arbor__is_finished(n))
+    return 0;
+  arbor__mark_stuck(n);
+  if (n->kind == ARBOR_KIND_SERVICE && n->u.svc->proc != NULL)
+    arbor__process_kill(n);
+  return 0;
+}
+
+/* The grace period is over (or an immediate shutdown): rule 8's give-up. Every
+ * node still unfinished is stuck; process groups get SIGKILL; task bodies that
+ * still run end FAILED (ARBOR_EDEADLK) or, for fibers, are woken with
+ * ARBOR_ECANCELED wherever they wait, shields included. A fiber that waits again
+ * is given up on again on the next tick. */
+static void give_up(arbor_runtime_t *rt) {
+  if (rt->root->live_children == 0)
+    return;
+  rt->shutdown = 2;
+  rt->gave_up = 1;
+  if (rt->run != NULL)
+    rt->run->gave_up = 1;
+  arbor_tree_walk(rt->root, -1, mark_unfinished, NULL);
+  arbor__abandon(rt->root);
+  arbor__runtime_wake(rt);
+}
+
+#define GIVE_UP_AGAIN_MS 100
+
+static void on_shutdown_timer(uv_timer_t *h) {
+  struct arbor__htimer *t = h->data;
+  arbor_runtime_t *rt = t->rt;
+  give_up(rt);
+  /* Until the tree is empty: a fiber that parks again (in a loop inside a
+   * shield, say) is woken again. */
+  if (rt->root->live_children > 0)
+    uv_timer_start(h, on_shutdown_timer, GIVE_UP_AGAIN_MS, 0);
+}
+
+/* Arms the grace period. The timer does not keep the loop alive: with nothing
+ * else in the loop, arbor_run gives up at once instead (see there). */
+static int arm_shutdown_timer(arbor_runtime_t *rt) {
+  if (rt->shutdown_timer == NULL) {
+    int rc = arbor__htimer_new(rt->root, &rt->shutdown_timer);
+    if (rc < 0)
+      return rc;
+    uv_unref((uv_handle_t *)&rt->shutdown_timer->handle);
+  }
+  uv_timer_start(&rt->shutdown_timer->handle, on_shutdown_timer, rt->shutdown_timeout_ms, 0);
+  return 0;
+}
+
+int arbor_shutdown(arbor_runtime_t *rt, int immediate) {
+  if (rt == NULL)
+    return ARBOR_EINVAL;
+  if (rt->shutdown == 2 || (rt->shutdown == 1 && !immediate))
+    return ARBOR_EALREADY;
+  if (rt->shutdown == 0) {
+    rt->shutdown = 1;
+    cancel_top_reverse(rt);
+    if (!immediate && arm_shutdown_timer(rt) < 0)
+      immediate = 1;             /* no timer, no grace: better now than never */
+  }
+  if (immediate)
+    give_up(rt);
+  rt->shutdown = immediate ? 2 : 1;
+  arbor__runtime_wake(rt);
+  return 0;
 }
 
 int arbor_runtime_close(arbor_runtime_t *rt, arbor_runtime_close_cb cb, void *arg) {
@@ -244,17 +344,22 @@ int arbor_runtime_close(arbor_runtime_t *rt, arbor_runtime_close_cb cb, void *ar
   root->flags |= ARBOR__F_CANCEL;
   root->t_stop = arbor__now();
   arbor__transition(root, ARBOR_STATE_STOPPING);
-  arbor__cancel_children(root);
+  if (rt->shutdown == 0 && root->live_children > 0) {
+    rt->shutdown = 1;
+    (void)arm_shutdown_timer(rt);   /* without it, only an empty loop gives up */
+  }
+  cancel_top_reverse(rt);
   arbor__runtime_wake(rt);       /* the drain finishes the close from the loop */
   return 0;
 }
 
 /* ------------------------------------------------------------ arbor_run */
 
+/* The first SIGINT/SIGTERM shuts down gracefully, a second one at once. */
 static void on_signal(uv_signal_t *sig, int signum) {
   (void)signum;
   arbor_runtime_t *rt = sig->data;
-  arbor__cancel_children(rt->root);
+  (void)arbor_shutdown(rt, rt->shutdown != 0);
 }
 
 static int start_signals(arbor_runtime_t *rt) {
@@ -324,6 +429,8 @@ int arbor_run(arbor_runtime_t *rt) {
         rc = ARBOR_EDEADLK;
     }
   }
+  if (rc == 0 && run.gave_up)
+    rc = ARBOR_EDEADLK;
   return rc != 0 ? rc : run.failure;
 }
 

@@ -15,6 +15,14 @@ int arbor_task_spawn(arbor_node_t *parent, const arbor_task_spec_t *spec, arbor_
     return ARBOR_EINVAL;
   if (parent->kind != ARBOR_KIND_ROOT && parent->kind != ARBOR_KIND_GROUP)
     return ARBOR_EKIND;
+  return arbor__task_spawn(parent, spec, ARBOR_KIND_TASK, out);
+}
+
+/* arbor_task_spawn without the parent's kind check: services spawn their
+ * incarnations (kind TASK or PROCESS) under service nodes, and the tasks a
+ * service body runs under the incarnation. */
+int arbor__task_spawn(arbor_node_t *parent, const arbor_task_spec_t *spec, arbor_kind_t kind,
+                      arbor_node_t **out) {
   int rc = arbor__parent_check(parent);
   if (rc < 0)
     return rc;
@@ -23,8 +31,8 @@ int arbor_task_spawn(arbor_node_t *parent, const arbor_task_spec_t *spec, arbor_
    * is recorded) nothing may fail. */
   if (arbor__queue_reserve(&rt->runq, 1) < 0)
     return ARBOR_ENOMEM;
-  arbor_node_t *n = arbor__node_new(parent, ARBOR_KIND_TASK,
-                                    spec->name != NULL ? spec->name : "task", spec->data_size);
+  arbor_node_t *n = arbor__node_new(parent, kind, spec->name != NULL ? spec->name : "task",
+                                    spec->data_size);
   if (n == NULL)
     return ARBOR_ENOMEM;
   n->u.task.start = spec->start;
@@ -92,11 +100,13 @@ static void end_body(arbor_node_t *n, arbor_error_t *err) {
   }
   if (n->state == ARBOR_STATE_STARTED || n->state == ARBOR_STATE_STOPPING)
     arbor__transition(n, ARBOR_STATE_STOPPED);
-  if (err != NULL || (n->flags & ARBOR__F_CANCEL)) {
-    if (err != NULL)
-      arbor__node_failed(n, err);
-    arbor__cancel_children(n);   /* a failed body takes its groups with it */
-  }
+  if (err != NULL)
+    arbor__node_failed(n, err);
+  /* A failed or cancelled body takes its groups with it; so does the end of a
+   * service's body (an incarnation): the service is done with the tasks it ran,
+   * as async_service's manager cancels them when run() returns. */
+  if (err != NULL || (n->flags & ARBOR__F_CANCEL) || n->parent->kind == ARBOR_KIND_SERVICE)
+    arbor__cancel_children(n);
   close_owned(n);
   arbor__maybe_finish(n);
 }
@@ -172,7 +182,7 @@ void arbor__task_abandon(arbor_node_t *n) {
 static int check_running(arbor_node_t *n) {
   if (n == NULL)
     return ARBOR_EINVAL;
-  if (n->kind != ARBOR_KIND_TASK)
+  if (!arbor__has_body(n))
     return ARBOR_EKIND;
   if (n->state == ARBOR_STATE_CREATED || (n->flags & ARBOR__F_BODY_ENDED))
     return ARBOR_ESTATE;
@@ -212,7 +222,7 @@ int arbor_task_started(arbor_node_t *n) {
     return ARBOR_EINVAL;
   /* A fiber reports readiness with arbor_fiber_started, which also wakes the
    * fiber waiting for it; this call would leave that one waiting. */
-  if (n->kind != ARBOR_KIND_TASK || (n->flags & ARBOR__F_FIBER))
+  if (!arbor__has_body(n) || (n->flags & ARBOR__F_FIBER))
     return ARBOR_EKIND;
   if (n->state != ARBOR_STATE_STARTING)
     return ARBOR_ESTATE;
@@ -257,7 +267,7 @@ int arbor_task_own(arbor_node_t *n, uv_handle_t *h) {
 int arbor_task_disown(arbor_node_t *n, uv_handle_t *h) {
   if (n == NULL || h == NULL)
     return ARBOR_EINVAL;
-  if (n->kind != ARBOR_KIND_TASK)
+  if (!arbor__has_body(n))
     return ARBOR_EKIND;
   struct arbor__task *t = &n->u.task;
   int i = find_handle(t, h);
@@ -273,11 +283,11 @@ void *arbor__task_data(arbor_node_t *n) {
 }
 
 void *arbor_task_data(arbor_node_t *n) {
-  if (n == NULL || n->kind != ARBOR_KIND_TASK || (n->flags & ARBOR__F_FIBER))
+  if (n == NULL || !arbor__has_body(n) || (n->flags & ARBOR__F_FIBER))
     return NULL;                 /* a fiber's data is the fiber itself */
   return arbor__task_data(n);
 }
 
 void *arbor_task_arg(const arbor_node_t *n) {
-  return n != NULL && n->kind == ARBOR_KIND_TASK ? n->arg : NULL;
+  return n != NULL && arbor__has_body(n) ? n->arg : NULL;
 }

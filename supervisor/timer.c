@@ -136,7 +136,7 @@ int arbor_task_after(arbor_node_t *n, uint64_t timeout, arbor_task_timer_cb cb) 
   if (n == NULL || cb == NULL)
     return ARBOR_EINVAL;
   /* A fiber's timer belongs to its checkpoints (arbor_sleep). */
-  if (n->kind != ARBOR_KIND_TASK || (n->flags & ARBOR__F_FIBER))
+  if (!arbor__has_body(n) || (n->flags & ARBOR__F_FIBER))
     return ARBOR_EKIND;
   if (n->state == ARBOR_STATE_CREATED || (n->flags & ARBOR__F_BODY_ENDED))
     return ARBOR_ESTATE;
@@ -170,7 +170,7 @@ int arbor__task_after(arbor_node_t *n, uint64_t timeout, arbor_task_timer_cb cb)
 int arbor_task_after_stop(arbor_node_t *n) {
   if (n == NULL)
     return ARBOR_EINVAL;
-  if (n->kind != ARBOR_KIND_TASK || (n->flags & ARBOR__F_FIBER))
+  if (!arbor__has_body(n) || (n->flags & ARBOR__F_FIBER))
     return ARBOR_EKIND;
   if (n->u.task.timer_slot == 0)
     return ARBOR_ENOENT;
