@@ -170,20 +170,21 @@ ARBOR_EXTERN uv_loop_t *arbor_runtime_loop(const arbor_runtime_t *rt);
 /* The root node: parent of every top-level node. It lives as long as the runtime. */
 ARBOR_EXTERN arbor_node_t *arbor_root(arbor_runtime_t *rt);
 
-/* Closes the runtime. Within the call every top-level node is cancelled (cancel
- * hooks run now) and new nodes are refused (ARBOR_ECLOSING). From the loop, which
+/* Closes the runtime. Within the call every top-level node is cancelled, newest
+ * first (cancel hooks run now), and new nodes are refused (ARBOR_ECLOSING). From the loop, which
  * the caller keeps running: once every node is FINISHED, arbor closes its handles,
  * frees every node (references included) and the event ring, then calls cb(rt, arg)
  * (cb may be NULL), inside which only arbor_runtime_loop(rt) is still valid, then
- * frees rt. A task whose cancel hook never ends it keeps the close waiting: there
- * is no shutdown timeout yet (rule 8, with the supervision work).
+ * frees rt. Nodes that do not finish within shutdown_timeout_ms are given up
+ * on as by arbor_shutdown (rule 8): marked stuck, process groups killed, task
+ * bodies ended FAILED with ARBOR_EDEADLK.
  * Errors (cb never called): ARBOR_EINVAL (NULL rt), ARBOR_EALREADY (already
  * closing). */
 ARBOR_EXTERN int arbor_runtime_close(arbor_runtime_t *rt, arbor_runtime_close_cb cb, void *arg);
 
 /* Convenience for programs that own their loop: runs the loop until every node
- * under the root has FINISHED (SIGINT/SIGTERM, unless no_signals, cancel every
- * top-level node; SIGPIPE is then ignored too, so a write to a reset peer returns
+ * under the root has FINISHED (unless no_signals, the first SIGINT/SIGTERM is
+ * arbor_shutdown(rt, 0), a second one arbor_shutdown(rt, 1); SIGPIPE is then ignored too, so a write to a reset peer returns
  * ARBOR_EPIPE instead of killing the process). Then closes the runtime and runs the loop until it is gone: rt
  * is freed when this returns. Must not be called from a loop callback. A callback
  * may close the runtime while it runs (arbor_runtime_close): arbor_run then returns
@@ -194,8 +195,8 @@ ARBOR_EXTERN int arbor_runtime_close(arbor_runtime_t *rt, arbor_runtime_close_cb
  * FAILED with an ARBOR_EDEADLK error "task NAME abandoned in STATE: ..." (unless
  * it had failed already) and the close completes.
  * Returns ARBOR_EDEADLK when uv_run returned with nothing left in the loop while
- * nodes were unfinished (nothing could wake them; the close cancels them) or when shutdown gave up on a
- * task; else, when a top-level node failed, the first top-level failure's code if
+ * nodes were unfinished (nothing could wake them; the close cancels them) or when
+ * shutdown gave up on a node (its grace period ran out, or it was immediate); else, when a top-level node failed, the first top-level failure's code if
  * it is negative (ARBOR_EGROUP for a group), ARBOR_EFAILED if it is >= 0; else 0.
  * Errors, with rt NOT freed: ARBOR_EINVAL (NULL), ARBOR_ECLOSING (already closing;
  * that close frees rt). */

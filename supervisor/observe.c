@@ -71,6 +71,13 @@ static int print_node(arbor_node_t *n, int depth, void *arg) {
     fprintf(out, " %s", arbor_outcome_name((arbor_outcome_t)n->outcome));
   else if (n->flags & ARBOR__F_CANCEL)
     fprintf(out, " (cancelling)");
+  struct arbor__child *c = arbor__child_of(n);
+  if (c != NULL && c->phase != ARBOR_PHASE_RUNNING && c->phase != ARBOR_PHASE_DONE)
+    fprintf(out, " [%s]", arbor_phase_name((arbor_phase_t)c->phase));
+  if (c != NULL && c->restarts > 0)
+    fprintf(out, " restarts=%u", c->restarts);
+  if (n->flags & ARBOR__F_STUCK)
+    fprintf(out, " STUCK");
   arbor_fiber_info_t fi;
   if (arbor_node_fiber_info(n, &fi) == 0 && fi.wait_what != NULL)
     fprintf(out, " in %s at %s:%d", fi.wait_what, fi.wait_file != NULL ? fi.wait_file : "?",
