@@ -733,18 +733,13 @@ static void rule8_shutdown_gives_up_after_grace(void **state) {
   add(ga, &a, ARBOR_PERMANENT);
   arbor_node_t *gb = sup_new(arbor_root(rt), "second", ARBOR_ONE_FOR_ONE, 0);
   add(gb, &b, ARBOR_PERMANENT);
-  uint64_t ida = arbor_node_id(ga), idb = arbor_node_id(gb);
   uv_timer_t t;
   uv_timer_init(&loop, &t);
   t.data = rt;
   uv_timer_start(&t, shutdown_later, 20, 0);
   uv_unref((uv_handle_t *)&t);
-  /* The events outlive rt: read them through a second look is impossible, so
-   * check the order from the state we can see after the run: arbor_run frees rt. */
-  int rc = arbor_run(rt);
+  int rc = arbor_run(rt);        /* frees rt: the order is checked below */
   assert_int_eq(rc, ARBOR_EDEADLK);
-  (void)ida;
-  (void)idb;
   uv_close((uv_handle_t *)&t, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_int_eq(uv_loop_close(&loop), 0);
@@ -771,11 +766,16 @@ static void shutdown_stops_top_level_newest_first(void **state) {
               arbor_test_event_seq(rt, arbor_node_id(ga), ARBOR_EVENT_CANCEL));
   run_once_until(&loop, arbor_node_is_finished(ga) && arbor_node_is_finished(gb));
   assert_false(arbor_node_is_finished(gc));
-  /* Immediate: stuck marked and given up on now, without waiting for a grace. */
+  /* Immediate: stuck marked and given up on now, without waiting for a grace;
+   * the fiber is woken inside its shield and fails with EDEADLK. */
+  arbor_node_t *inc = arbor_node_find(rt, sinfo(nc).incarnation_id);
   assert_code(arbor_shutdown(rt, 1), 0);
   assert_code(arbor_shutdown(rt, 1), ARBOR_EALREADY);
   assert_true(arbor_node_is_stuck(nc));
+  assert_true(arbor_node_is_stuck(inc));
   run_once_until(&loop, arbor_node_is_finished(gc));
+  assert_outcome(inc, FAILED);
+  assert_int_eq(arbor_error_code(arbor_node_error(inc)), ARBOR_EDEADLK);
   arbor_test_close(rt, &loop);
 }
 
