@@ -157,7 +157,8 @@ struct arbor__proc {
   unsigned open;                 /* handles whose close callback is pending */
   uint64_t tail_end;             /* stderr bytes of this run */
   char tail[TAIL_SIZE];          /* the last of them, a ring */
-  char text[TAIL_SHOWN * 4 + 64];   /* the escaped tail, for the error */
+  char last[TAIL_SHOWN];         /* the error's share of them, in order */
+  char text[TAIL_SHOWN * 4 + 64];   /* ... escaped (the record, not the fiber's stack) */
   char rdbuf[READ_SIZE];         /* every pipe read lands here, one at a time */
 };
 
@@ -247,7 +248,8 @@ static void proc_exited(uv_process_t *h, int64_t exit_status, int term_signal) {
   p->exited = 1;
   p->exit_status = exit_status;
   p->term_signal = term_signal;
-  svc_of(p)->running = NULL;
+  if (svc_of(p)->running == p)
+    svc_of(p)->running = NULL;
   /* Whatever is left of the run's group dies with it: its leader was reaped in
    * this very callback, so the pgid cannot have been reused (ESRCH when the group
    * is empty). */
@@ -472,7 +474,7 @@ static size_t escape_byte(char *out, unsigned char c) {
  * wrote none: at most TAIL_LINES lines and TAIL_SHOWN bytes, the final newline
  * dropped, "..." in front when something older was cut. */
 static const char *stderr_tail(struct arbor__proc *p) {
-  char last[TAIL_SHOWN];
+  char *last = p->last;
   uint64_t have = p->tail_end < TAIL_SIZE ? p->tail_end : TAIL_SIZE;
   size_t n = have < TAIL_SHOWN ? (size_t)have : TAIL_SHOWN;
   for (size_t i = 0; i < n; i++)
