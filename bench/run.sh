@@ -158,3 +158,126 @@ if [ "$FIBERS" != 0 ] && grep -q 'bench=cancel.*kb_per_fiber=' "$RAW"; then
     { for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } v[f["n"]] = v[f["n"]] " " f["kb_per_fiber"] }
     END { for (n in v) printf "arbor-fiber cancel n=%s: KB per sleeping fiber (RSS growth until all sleep), each run:%s\n", n, v[n] }'
 fi
+
+# ------------------------------------------------------------ supervision (issue 5)
+# Benchmark C of ../shared/peers/BASELINES.md with bench_supervise (SUP=0 skips it).
+# The child is the peers' stamp (../shared/peers/src/stamp.c, built static here),
+# the gap "next start minus previous exit" as lib/sup_bench.py computes it; the
+# uv-loop floor (../shared/peers/src/respawn_uv.c) runs in the same invocation and
+# its stamps go through the same parser (bench_supervise gaps). Without ../shared
+# the child is bench_supervise itself (dynamic: slower exec) and there is no floor.
+#   C1 rate     SUP_C1_COUNT restarts (default 500) of a child that exits at once,
+#               .no_backoff = 1: restarts/s and gap; the floor likewise
+#   C1 backoff  default policy (100 ms doubling, jitter) for SUP_BACKOFF_COUNT
+#               restarts (default 5: 100..1600 ms), then capped at 400 ms for 6
+#   C2          a child living 1.1 s, SUP_C2_COUNT restarts per run (default 5, so
+#               REPS=5 gives 25 gaps per peer in about 35 s); arbor and the floor run
+#               at the same time, half a lifetime apart, so their restarts never
+#               overlap (SUP_C2_SERIAL=1: one after the other, twice as long). For a
+#               longer run: SUP_C2_COUNT=30 (about 35 s per rep).
+#   C3          SUP_C3_CHILDREN (100) `sleep 3600` services, SUP_C3_WINDOW s (10)
+#               after SUP_C3_SETTLE s (1): wake-ups/s, RSS, then stop-all on SIGTERM
+if [ "${SUP:-1}" != 0 ]; then
+  SUPB=$BUILD/bench/bench_supervise
+  C1_COUNT=${SUP_C1_COUNT:-500}
+  C2_COUNT=${SUP_C2_COUNT:-5}
+  C2_LIFE=1100
+  BO_COUNT=${SUP_BACKOFF_COUNT:-5}
+  C3_CHILDREN=${SUP_C3_CHILDREN:-100}
+  C3_WINDOW=${SUP_C3_WINDOW:-10}
+  C3_SETTLE=${SUP_C3_SETTLE:-1}
+  PEERS_SRC=../shared/peers/src
+  STAMP=$BUILD/bench/stamp
+  RESPAWN=$BUILD/bench/respawn_uv
+  [ -x "$SUPB" ] || { echo "bench/run.sh: $SUPB is missing; run 'make bench'" >&2; exit 1; }
+  if [ -f "$PEERS_SRC/stamp.c" ] && cc -O2 -static -o "$STAMP" "$PEERS_SRC/stamp.c" 2>/dev/null; then :
+  else
+    echo "bench/run.sh: no static $PEERS_SRC/stamp.c: the child is bench_supervise itself" >&2
+    STAMP=self
+  fi
+  if [ -f "$PEERS_SRC/respawn_uv.c" ] && [ "$STAMP" != self ]; then
+    cc -O2 -o "$RESPAWN" "$PEERS_SRC/respawn_uv.c" $(pkg-config --cflags --libs libuv 2>/dev/null || echo -luv)
+  else
+    echo "bench/run.sh: $PEERS_SRC/respawn_uv.c not found: supervision without the uv-loop floor" >&2
+    RESPAWN=
+  fi
+  RAWS=$(mktemp)
+  trap 'rm -f "$RAW" "$RAWS"' EXIT
+
+  # sup ARGS...: one bench_supervise run; its GAPS/RESULT lines go to $RAWS
+  sup() {
+    local out
+    out=$(timeout 120 "$SUPB" "$@" 2>/dev/null) || echo "SUP-FAILED bench_supervise $* (exit $?)" >&2
+    [ -n "$out" ] && tee -a "$RAWS" <<<"$out" | grep '^RESULT' || true
+  }
+  # floor LIFE_MS COUNT: respawn_uv runs COUNT + 1 children; the same parser
+  floor() {
+    local f out
+    f=$(mktemp)
+    STAMP_FILE=$f STAMP_LIFE_MS=$1 timeout 120 "$RESPAWN" "$STAMP" $(($2 + 1)) >/dev/null 2>&1 \
+      || echo "SUP-FAILED respawn_uv $* (exit $?)" >&2
+    out=$("$SUPB" gaps uv-loop "$1" "$f" "$2")
+    tee -a "$RAWS" <<<"$out" | grep '^RESULT' || true
+    rm -f "$f"
+  }
+
+  echo
+  echo "supervision: child $STAMP, REPS=$REPS, C1 $C1_COUNT restarts, C2 $C2_COUNT x ${C2_LIFE} ms per run, C3 $C3_CHILDREN children"
+  for rep in $(seq "$REPS"); do
+    [ -n "$RESPAWN" ] && floor 0 "$C1_COUNT"
+    sup restart 0 "$C1_COUNT" "$STAMP"
+    sup backoff "$BO_COUNT" 0 "$STAMP"
+    sup backoff 6 400 "$STAMP"
+    if [ -n "$RESPAWN" ] && [ "${SUP_C2_SERIAL:-0}" = 0 ]; then
+      ( sleep 0.55; floor "$C2_LIFE" "$C2_COUNT" ) &
+      sup restart "$C2_LIFE" "$C2_COUNT" "$STAMP"
+      wait
+    else
+      [ -n "$RESPAWN" ] && floor "$C2_LIFE" "$C2_COUNT"
+      sup restart "$C2_LIFE" "$C2_COUNT" "$STAMP"
+    fi
+    sup idle "$C3_CHILDREN" "$C3_WINDOW" "$C3_SETTLE"
+  done
+
+  echo
+  echo "supervision, medians of $REPS runs (min-max); C2 gaps pooled over all runs"
+  awk -v c2target=1.3 '
+  function sort(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
+  function pct(a, n, q,   k, lo, hi) { if (n == 0) return "nan"; sort(a, n); k = (n - 1) * q; lo = int(k) + 1; hi = lo < n ? lo + 1 : n; return a[lo] + (a[hi] - a[lo]) * (k + 1 - lo) }
+  function mmm(key, fmt,   n, i, a) { n = cnt[key]; if (n == 0) return "-"; for (i = 1; i <= n; i++) a[i] = v[key, i]
+    return sprintf(fmt " (" fmt "-" fmt ")", pct(a, n, .5), a[1], a[n]) }
+  function add(key, x) { v[key, ++cnt[key]] = x }
+  $1 == "GAPS" { for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    if (f["life_ms"] > 0) { m = split(f["ms"], g, ","); for (i = 1; i <= m; i++) pool[f["peer"], ++npool[f["peer"]]] = g[i] }
+    next }
+  $1 == "RESULT" { delete f; for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    p = f["peer"]
+    if (f["bench"] == "restart") { c = f["life_ms"] > 0 ? "C2" : "C1"; if (!(p in peers)) order[++npeers] = p; peers[p] = 1
+      add(c " p50 " p, f["gap_p50_ms"]); add(c " p99 " p, f["gap_p99_ms"]); add(c " rate " p, f["restarts_per_s"])
+      if (p == "arbor") { add(c " seen", f["seen_p50_ms"]); add(c " decide", f["decide_p50_ms"]); add(c " spawn", f["spawn_p50_ms"]) } }
+    if (f["bench"] == "backoff") { k = "bo " f["backoff_max_ms"]; if (!(k in bok)) boorder[++nbo] = k; bok[k] = 1; runs[k]++; okr[k] += f["policy_ok"]
+      nn = split(f["nominal_ms"], nom, ","); split(f["chosen_ms"], ch, ","); split(f["observed_ms"], ob, ",")
+      nrest[k] = nn; for (i = 1; i <= nn; i++) { nominal[k, i] = nom[i]; add(k " ch " i, ch[i]); add(k " ob " i, ob[i]); add(k " ov " i, ob[i] - ch[i]) } }
+    if (f["bench"] == "idle") { add("wk", f["wakeups_per_s"]); add("wkm", f["main_wakeups_per_s"]); add("cpu", f["cpu_us_per_s"])
+      add("rss", f["rss_main_kb"] / 1024); add("pss", f["pss_main_kb"] / 1024); add("stop", f["stop_all_ms"]); add("up", f["children_end"])
+      add("left", f["leftover_killed"]) } }
+  END {
+    printf "C1 crash loop, no backoff       %-26s %-26s %-24s\n", "gap p50 ms", "gap p99 ms", "restarts/s"
+    for (j = 1; j <= npeers; j++) if (cnt["C1 p50 " (p = order[j])]) printf "  %-29s %-26s %-26s %-24s\n", p, mmm("C1 p50 " p, "%.3f"), mmm("C1 p99 " p, "%.3f"), mmm("C1 rate " p, "%.0f")
+    if (cnt["C1 seen"]) printf "  arbor gap = exit->seen %s + seen->next created %s + created->exec %s ms (p50s)\n", mmm("C1 seen", "%.3f"), mmm("C1 decide", "%.3f"), mmm("C1 spawn", "%.3f")
+    printf "C2 child lives 1.1 s            %-12s %-12s %-22s %-26s %s\n", "pooled p50", "pooled p99", "gaps min-max (n)", "per-run p50", "vs floor p50"
+    for (p in peers) if (npool[p]) { n = npool[p]; delete a; for (i = 1; i <= n; i++) a[i] = pool[p, i]
+      p50[p] = pct(a, n, .5); p99[p] = pct(a, n, .99); lo[p] = a[1]; hi[p] = a[n]; np[p] = n }
+    for (j = 1; j <= npeers; j++) if (npool[p = order[j]]) { r = (p != "uv-loop" && ("uv-loop" in p50)) ? sprintf("%.2fx (target <= %.1fx)", p50[p] / p50["uv-loop"], c2target) : "-"
+      printf "  %-29s %-12.3f %-12.3f %-22s %-26s %s\n", p, p50[p], p99[p], sprintf("%.3f-%.3f (%d)", lo[p], hi[p], np[p]), mmm("C2 p50 " p, "%.3f"), r }
+    if (cnt["C2 seen"]) printf "  arbor gap = exit->seen %s + seen->next created %s + created->exec %s ms (p50s)\n", mmm("C2 seen", "%.3f"), mmm("C2 decide", "%.3f"), mmm("C2 spawn", "%.3f")
+    for (j = 1; j <= nbo; j++) { k = boorder[j]; split(k, kk, " "); printf "C1 default backoff, cap %s ms: policy_ok in %d of %d runs\n", kk[2], okr[k], runs[k]
+      printf "  %-8s %-17s %-24s %-28s %s\n", "restart", "policy ms", "chosen ms", "observed gap ms", "observed - chosen ms"
+      for (i = 1; i <= nrest[k]; i++) printf "  %-8d %-17s %-24s %-28s %s\n", i, sprintf("%d (%d-%d)", nominal[k, i], nominal[k, i] - int(nominal[k, i] / 4), nominal[k, i]), mmm(k " ch " i, "%.0f"), mmm(k " ob " i, "%.1f"), mmm(k " ov " i, "%.2f") }
+    if (cnt["wk"]) {
+      printf "C3 %s idle sleep services, arbor (targets: 0 wake-ups/s, RSS <= 5 MB, stop-all <= 50 ms)\n", v["up", 1]
+      printf "  wake-ups/s %s (main thread %s), CPU us/s %s\n", mmm("wk", "%.2f"), mmm("wkm", "%.2f"), mmm("cpu", "%.1f")
+      printf "  RSS MB %s, PSS MB %s, children up at the end %s, left over %s\n", mmm("rss", "%.2f"), mmm("pss", "%.2f"), mmm("up", "%d"), mmm("left", "%d")
+      printf "  stop-all ms (SIGTERM -> every program reaped, runtime closed) %s\n", mmm("stop", "%.1f") }
+  }' "$RAWS"
+fi
