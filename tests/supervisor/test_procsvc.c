@@ -488,6 +488,49 @@ static void rule8_procsvc_ignoring_stop_signal_gets_sigkill_and_is_stuck(void **
   arbor_test_close(rt, &loop);
 }
 
+/* Rule 8 through the runtime: closing it stops a program that ignores the stop
+ * signal too; the service's shutdown timeout sends the SIGKILL, and the close
+ * completes with nothing left. */
+static void rule8_procsvc_runtime_close_kills_stubborn_program(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  int closed;
+  char *argv[] = {"/bin/sh", "-c", "trap '' TERM; echo >&3; exec sleep 3600", NULL};
+  arbor_test_open(&loop, &rt, NULL);
+  arbor_node_t *svc = add_service(arbor_root(rt),
+                                  &(arbor_service_spec_t){.name = "stubborn", .argv = argv,
+                                                          .notify_fd = 3,
+                                                          .shutdown_timeout_ms = 50});
+  run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  pid_t pid = (pid_t)service_pid(svc);
+  assert_true(pid > 0);
+  arbor_test_close_begin(rt, &closed);
+  arbor_test_close_end(&loop, &closed);
+  assert_true(process_gone(pid));
+  assert_int_eq(count_leftovers(pid), 0);
+}
+
+/* Rule 8, an immediate shutdown: every process group gets SIGKILL at once, the
+ * service is stuck, and its incarnation ends once the program is gone. */
+static void rule8_procsvc_immediate_shutdown_kills_program(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  char *argv[] = {"/bin/sh", "-c", "trap '' TERM; echo >&3; exec sleep 3600", NULL};
+  arbor_test_open(&loop, &rt, NULL);
+  arbor_node_t *svc = add_service(arbor_root(rt),
+                                  &(arbor_service_spec_t){.name = "stubborn", .argv = argv,
+                                                          .notify_fd = 3,
+                                                          .shutdown_timeout_ms = HOUR});
+  run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  pid_t pid = (pid_t)service_pid(svc);
+  assert_true(pid > 0);
+  assert_code(arbor_shutdown(rt, 1), 0);
+  assert_int_eq(arbor_node_is_stuck(svc), 1);
+  run_once_until(&loop, arbor_node_is_finished(svc));
+  assert_true(process_gone(pid));
+  arbor_test_close(rt, &loop);
+}
+
 /* Stopping a service kills its grandchildren (the process group) and no zombie
  * and no process of the group remains: the subreaper reaps what the leader
  * left. */
@@ -734,6 +777,8 @@ static const struct CMUnitTest procsvc_tests[] = {
     cmocka_unit_test(procsvc_exit_before_ready_fails),
     cmocka_unit_test(procsvc_stop_signal_configurable),
     cmocka_unit_test(rule8_procsvc_ignoring_stop_signal_gets_sigkill_and_is_stuck),
+    cmocka_unit_test(rule8_procsvc_runtime_close_kills_stubborn_program),
+    cmocka_unit_test(rule8_procsvc_immediate_shutdown_kills_program),
     cmocka_unit_test(procsvc_stop_kills_grandchildren_no_zombies),
     cmocka_unit_test(procsvc_exit_kills_rest_of_group),
     cmocka_unit_test(procsvc_orphaned_grandchild_reaped_by_subreaper),
