@@ -502,7 +502,8 @@ static const char *stderr_tail(struct arbor__proc *p) {
 }
 
 /* How the run ended, as an error; NULL for a normal end (status 0 once ready).
- * NULL too when out of memory: arbor_fiber_fail_error then fails with ENOMEM. */
+ * NULL too when out of memory: arbor_fiber_fail_error then fails with ENOMEM. No
+ * source location: the program failed, not a line of arbor (as group errors). */
 static arbor_error_t *exit_error(struct arbor__proc *p, int was_ready) {
   if (p->term_signal == 0 && p->exit_status == 0 && was_ready)
     return NULL;
@@ -511,11 +512,13 @@ static arbor_error_t *exit_error(struct arbor__proc *p, int was_ready) {
   if (p->term_signal != 0) {
     char sig[32];
     signal_name(p->term_signal, sig, sizeof sig);
-    return arbor_error_new(ARBOR_ESIGNAL, "process %s (pid %d) killed by signal %d%s%s%s", name,
-                           p->pid, p->term_signal, sig, when, tail);
+    return arbor_error_new_at(ARBOR_ESIGNAL, NULL, "", 0, "",
+                              "process %s (pid %d) killed by signal %d%s%s%s", name, p->pid,
+                              p->term_signal, sig, when, tail);
   }
-  return arbor_error_new(ARBOR_EEXIT, "process %s (pid %d) exited with status %lld%s%s", name,
-                         p->pid, (long long)p->exit_status, when, tail);
+  return arbor_error_new_at(ARBOR_EEXIT, NULL, "", 0, "",
+                            "process %s (pid %d) exited with status %lld%s%s", name, p->pid,
+                            (long long)p->exit_status, when, tail);
 }
 
 /* ------------------------------------------------------------- the body */
@@ -555,8 +558,9 @@ static void wait_exit_shielded(arbor_ctx_t *cx, struct arbor__proc *p) {
 
 /* A spawn that failed: the run fails with libuv's code and says what. */
 static int spawn_failed(arbor_ctx_t *cx, arbor_node_t *svc, const char *file, int rc) {
-  return arbor_fiber_fail_error(cx, arbor_error_new(rc, "process %s: cannot run %s: %s",
-                                                    svc->name, file, uv_strerror(rc)));
+  return arbor_fiber_fail_error(cx, arbor_error_new_at(rc, NULL, "", 0, "",
+                                                       "process %s: cannot run %s: %s",
+                                                       svc->name, file, uv_strerror(rc)));
 }
 
 /* An incarnation of a process service (arg: the SERVICE node). */
