@@ -151,6 +151,7 @@ struct arbor__proc {
   uint8_t exited;                /* libuv reaped it: signal nothing any more */
   uint8_t stopping;              /* the stop signal was sent */
   uint8_t killed;                /* arbor__process_kill sent SIGKILL */
+  uint8_t has_process;           /* uv_spawn was called: the handle needs closing */
   uint8_t has_notify, has_timer;
   uint8_t need_notify;           /* readiness still waits for the newline */
   uint8_t need_uptime;           /* ... for min_uptime_ms */
@@ -187,7 +188,8 @@ static void close_handle(uv_handle_t *h) {
 }
 
 static void proc_close(struct arbor__proc *p) {
-  close_handle((uv_handle_t *)&p->process);
+  if (p->has_process)
+    close_handle((uv_handle_t *)&p->process);
   close_handle((uv_handle_t *)&p->out);
   close_handle((uv_handle_t *)&p->err);
   if (p->has_notify)
@@ -301,10 +303,8 @@ static void on_output(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
  * read from it: the read end closes (writes after that get EPIPE). */
 static void on_notify(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct arbor__proc *p = s->data;
-  if (n > 0 && memchr(buf->base, '\n', (size_t)n) == NULL)
-    return;
-  if (n == 0)
-    return;
+  if (n == 0 || (n > 0 && memchr(buf->base, '\n', (size_t)n) == NULL))
+    return;                      /* nothing yet, or bytes without a newline */
   close_handle((uv_handle_t *)s);
   if (n > 0) {
     p->need_notify = 0;
@@ -355,8 +355,8 @@ void arbor__process_kill(arbor_node_t *svc) {
   if (svc == NULL || svc->kind != ARBOR_KIND_SERVICE)
     return;
   struct arbor__proc *p = svc->u.svc->running;
-  if (p == NULL || p->exited)
-    return;
+  if (p == NULL || p->exited || p->killed)
+    return;                      /* reaped: its pid may be anyone's now */
   p->killed = 1;
   kill(-(pid_t)p->pid, SIGKILL);
 }
@@ -400,6 +400,7 @@ static int proc_spawn(struct arbor__proc *p, const struct arbor__proc_spec *ps) 
   o.stdio = stdio;
   int rc = uv_spawn(p->rt->loop, &p->process, &o);
   proc_opened(p, (uv_handle_t *)&p->process);   /* inited even when it failed */
+  p->has_process = 1;
   if (stdio != few)
     free(stdio);
   if (rc < 0)
