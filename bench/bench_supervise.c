@@ -47,6 +47,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -623,8 +624,20 @@ static void start_observer(double settle_s, double window_s) {
 
 static arbor_node_t **sleepers;
 static size_t nsleepers;
-static uint64_t t_begin, t_ready;
+static uint64_t t_begin, t_ready, sup_finished;
 static int *pids;
+static uint64_t *svc_finished;   /* per service: when it FINISHED (finish callback) */
+
+static void on_svc_finish(arbor_node_t *node, void *arg) {
+  (void)node;
+  svc_finished[(size_t)(uintptr_t)arg] = uv_hrtime();
+}
+
+static void on_sup_finish(arbor_node_t *node, void *arg) {
+  (void)node;
+  (void)arg;
+  sup_finished = uv_hrtime();
+}
 
 static void on_idle_prepare(uv_prepare_t *h) {
   (void)h;
@@ -651,17 +664,22 @@ static int run_idle(size_t children, double window_s, double settle_s) {
   new_runtime(0);
   sleepers = calloc(children, sizeof *sleepers);
   pids = calloc(children, sizeof *pids);
+  svc_finished = calloc(children, sizeof *svc_finished);
   nsleepers = children;
   t_begin = uv_hrtime();
   int rc = arbor_supervisor_new(arbor_root(rt),
-                                &(arbor_sup_opts_t){.name = "sleepers"}, &sup);
+                                &(arbor_sup_opts_t){.name = "sleepers", .finish = on_sup_finish},
+                                &sup);
   if (rc < 0)
     die("arbor_supervisor_new", rc);
   static char *argv[] = {"/bin/sleep", "3600", NULL};
   for (size_t i = 0; i < children; i++) {
     char name[16];
     snprintf(name, sizeof name, "s%03zu", i);
-    rc = arbor_service_add(sup, &(arbor_service_spec_t){.name = name, .argv = argv},
+    rc = arbor_service_add(sup,
+                           &(arbor_service_spec_t){.name = name, .argv = argv,
+                                                   .finish = on_svc_finish,
+                                                   .arg = (void *)(uintptr_t)i},
                            &sleepers[i]);
     if (rc < 0)
       die("arbor_service_add", rc);
@@ -684,18 +702,35 @@ static int run_idle(size_t children, double window_s, double settle_s) {
       kill(pids[i], SIGKILL);
       leftover++;
     }
+  /* How the stop went: when the first and the last service finished, and
+   * whether they finished newest first, one after the other (reverse order). */
+  uint64_t first = 0, last = 0;
+  size_t in_reverse = 0;
+  for (size_t i = 0; i < children; i++) {
+    uint64_t t = svc_finished[i];
+    if (t == 0)
+      continue;
+    if (first == 0 || t < first) first = t;
+    if (t > last) last = t;
+    if (i + 1 < children && svc_finished[i + 1] != 0 && svc_finished[i + 1] <= t)
+      in_reverse++;
+  }
   double w = sh->window_s;
   printf("RESULT peer=arbor bench=idle children=%zu children_end=%ld sup_procs=1 "
          "ready_s=%.2f rss_main_kb=%ld pss_main_kb=%ld rss_total_kb=%ld pss_total_kb=%ld "
          "wakeups_per_s=%.2f vol_per_s=%.2f nonvol_per_s=%.2f main_wakeups_per_s=%.2f "
-         "cpu_us_per_s=%.1f window_s=%.1f stop_all_ms=%.1f leftover_killed=%ld run_rc=%s\n",
+         "cpu_us_per_s=%.1f window_s=%.1f stop_all_ms=%.1f leftover_killed=%ld run_rc=%s "
+         "first_svc_finished_ms=%.1f last_svc_finished_ms=%.1f sup_finished_ms=%.1f "
+         "finished_in_reverse=%zu\n",
          children, sh->children_end, (double)(t_ready - t_begin) / 1e9, sh->rss_kb, sh->pss_kb,
          sh->rss_kb, sh->pss_kb, (double)(sh->s1.ctx - sh->s0.ctx) / w,
          (double)(sh->s1.vol - sh->s0.vol) / w, (double)(sh->s1.nonvol - sh->s0.nonvol) / w,
          (double)(sh->s1.main_ctx - sh->s0.main_ctx) / w,
          (double)(sh->s1.cpu_ns - sh->s0.cpu_ns) / 1e3 / w,
          w, (double)(t_end - sh->t_kill) / 1e6, leftover,
-         rc == 0 ? "0" : arbor_strerror(rc));
+         rc == 0 ? "0" : arbor_strerror(rc), first ? (double)(first - sh->t_kill) / 1e6 : -1.0,
+         last ? (double)(last - sh->t_kill) / 1e6 : -1.0,
+         sup_finished ? (double)(sup_finished - sh->t_kill) / 1e6 : -1.0, in_reverse);
   return bad;
 }
 
