@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -608,6 +609,58 @@ static void procsvc_orphaned_grandchild_reaped_by_subreaper(void **state) {
   tmp_close(&t);
 }
 
+typedef struct {
+  int rc;
+  arbor_process_result_t res;
+  int finished;
+} runner_t;
+
+static int runner_body(arbor_ctx_t *cx, void *arg) {
+  runner_t *r = arg;
+  char *args[] = {"sh", "-c", "exit 5", NULL};
+  r->rc = arbor_process_run(cx, &r->res, &(arbor_process_opts_t){.file = "/bin/sh",
+                                                                 .args = args});
+  r->finished = 1;
+  return 0;
+}
+
+/* The reaper takes only what nobody else waits for: libuv's children keep their
+ * exit status (arbor_process_run's child), and so does a child the embedding
+ * program forked itself (in arbor's session), for its own waitpid. */
+static void procsvc_reaper_leaves_other_children_alone(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  char *argv[] = {"/bin/sh", "-c", "exec sleep 3600", NULL};
+  arbor_test_open(&loop, &rt, NULL);
+  arbor_node_t *svc = add_service(arbor_root(rt), &(arbor_service_spec_t){.name = "keeper",
+                                                                           .argv = argv});
+  run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  pid_t own = fork();
+  assert_true(own >= 0);
+  if (own == 0)
+    _exit(7);
+  char st = 0;
+  pid_t ppid, pgrp;
+  run_ticking_until(&loop, proc_stat(own, &st, &ppid, &pgrp) == 0 && st == 'Z');
+  runner_t r = {.rc = -1};
+  arbor_node_t *fib = NULL;
+  assert_code(arbor_fiber_spawn(arbor_root(rt),
+                                &(arbor_fiber_spec_t){.name = "runner", .fn = runner_body,
+                                                      .arg = &r},
+                                &fib),
+              0);
+  run_once_until(&loop, r.finished);
+  assert_code(r.rc, 0);
+  assert_int_eq(r.res.exit_status, 5);
+  /* a zombie through the reaper's scans at the child's exit and at sh's: still
+   * ours to wait for */
+  int status = 0;
+  assert_int_eq(waitpid(own, &status, 0), own);
+  assert_true(WIFEXITED(status));
+  assert_int_eq(WEXITSTATUS(status), 7);
+  arbor_test_close(rt, &loop);
+}
+
 /* --------------------------------------------------------------- readiness */
 
 /* min_uptime_ms: STARTING while the program has not been up that long. */
@@ -782,6 +835,7 @@ static const struct CMUnitTest procsvc_tests[] = {
     cmocka_unit_test(procsvc_stop_kills_grandchildren_no_zombies),
     cmocka_unit_test(procsvc_exit_kills_rest_of_group),
     cmocka_unit_test(procsvc_orphaned_grandchild_reaped_by_subreaper),
+    cmocka_unit_test(procsvc_reaper_leaves_other_children_alone),
     cmocka_unit_test(procsvc_min_uptime_keeps_starting),
     cmocka_unit_test(procsvc_min_uptime_then_started),
     cmocka_unit_test(procsvc_notify_fd_ready_after_newline),
