@@ -103,21 +103,21 @@ static pid_t proc_session(pid_t pid, pid_t *ppid) {
   return sid;
 }
 
-struct uv_pid_check {
+struct pid_check {
   pid_t pid;
   int found;
 };
 
-static void uv_pid_walk(uv_handle_t *h, void *arg) {
-  struct uv_pid_check *c = arg;
+static void pid_walk(uv_handle_t *h, void *arg) {
+  struct pid_check *c = arg;
   if (h->type == UV_PROCESS && ((uv_process_t *)h)->pid == c->pid)
     c->found = 1;
 }
 
 /* 1 when pid is a child libuv watches on this loop: its status is libuv's. */
 static int is_libuv_child(uv_loop_t *loop, pid_t pid) {
-  struct uv_pid_check c = {pid, 0};
-  uv_walk(loop, uv_pid_walk, &c);
+  struct pid_check c = {pid, 0};
+  uv_walk(loop, pid_walk, &c);
   return c.found;
 }
 
