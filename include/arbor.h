@@ -841,8 +841,9 @@ typedef struct {
   const char *cwd;               /* NULL: arbor's */
   int stop_signal;               /* sent to its process group to stop it; 0: SIGTERM */
   uint64_t min_uptime_ms;        /* STARTED once up this long; 0: at once */
-  int notify_fd;                 /* > 2: STARTED when the program writes a newline to
-                                    this fd (s6's notification-fd); 0: none */
+  int notify_fd;                 /* > 2 (at most 1023): STARTED when the program writes a
+                                    newline to this fd (s6's notification-fd); with
+                                    min_uptime_ms too, once both happened; 0: none */
   size_t log_size;               /* bytes of stdout + stderr kept; 0: 64 KiB */
 } arbor_service_spec_t;
 
@@ -852,7 +853,7 @@ typedef struct {
  * still restarts it). Exactly one of fiber and argv must be set. A process
  * service makes arbor the child subreaper of its process (Linux). Errors:
  * ARBOR_EINVAL (NULL, no body or both, empty argv or argv[0], bad restart type,
- * stop_signal out of range, notify_fd 1..2 or negative), then as
+ * stop_signal out of range, notify_fd 1..2, negative or above 1023), then as
  * arbor_supervisor_new. Nothing changes on error. */
 ARBOR_EXTERN int arbor_service_add(arbor_node_t *parent, const arbor_service_spec_t *spec,
                                    arbor_node_t **out);
