@@ -317,9 +317,9 @@ static void start_watcher(void) {
 
 static void new_runtime(int no_signals) {
   uv_loop_t *loop = uv_default_loop();
-  int rc = arbor_runtime_new(&rt, loop,
-                             &(arbor_runtime_opts_t){.no_signals = no_signals,
-                                                     .event_capacity = 65536});
+  /* The default event ring: the watcher reads it before every poll, so it cannot
+   * overflow between two reads, and a bigger one would only make fork dearer. */
+  int rc = arbor_runtime_new(&rt, loop, &(arbor_runtime_opts_t){.no_signals = no_signals});
   if (rc < 0)
     die("arbor_runtime_new", rc);
 }
