@@ -21,7 +21,7 @@
  *        (spawn_*: fiber start, uv_spawn, fork, exec).
  *   backoff COUNT MAX_MS [PROG]    C1 with the default backoff (backoff_ms 100,
  *        doubling, capped at MAX_MS, 0: the default 30000; jitter on): a child that
- *        exits at once, COUNT (<= 8) restarts. Prints, per restart, the policy's
+ *        exits at once, COUNT (<= 7) restarts. Prints, per restart, the policy's
  *        nominal delay, the delay arbor chose (arbor_service_failure().backoff_ms)
  *        and the observed gap (next S - E), and policy_ok=1 when every chosen delay
  *        is within [nominal - 25 %, nominal] and no observed gap is shorter.
@@ -291,6 +291,20 @@ static void read_events(void) {
 
 static void on_closed(uv_handle_t *h) { (void)h; }
 
+/* The delay chosen after each incarnation's failure, by incarnation: read while
+ * the service lives (arbor_run frees every node, referenced or not). */
+static uint64_t *chosen_ms;
+
+static void record_history(void) {
+  arbor_service_failure_t f;
+  if (chosen_ms == NULL)
+    return;
+  for (size_t i = 0; arbor_service_failure(svc, i, &f) == 0; i++)
+    for (size_t k = 0; k < ninc; k++)
+      if (incs[k].id == f.incarnation_id && f.restarted)
+        chosen_ms[k] = f.backoff_ms + 1;   /* 0: none */
+}
+
 /* Before each poll (after the drain, which a check handle would miss when the
  * loop then blocks): follow the events; once the wanted number of
  * incarnations has ended, cancel the supervisor (arbor_run then returns). */
@@ -302,6 +316,7 @@ static void on_prepare(uv_prepare_t *h) {
     ended += incs[i].ended != 0;
   if (!stopped && ended >= want_ended) {
     stopped = 1;
+    record_history();
     uv_close((uv_handle_t *)&watcher, on_closed);
     int rc = arbor_node_cancel(sup);
     if (rc < 0)
@@ -395,20 +410,26 @@ static int run_restart(long life_ms, size_t count, const char *prog) {
            (unsigned long long)events_missed);
   print_restart("arbor", life_ms, extra);
   unlink(stamp_path);
+  free(seen);
+  free(decide);
+  free(spawn);
+  free(stamps);
+  free(incs);
   return bad;
 }
 
 /* --------------------------------------------------------------- backoff */
 
 static int run_backoff(size_t count, uint64_t max_ms, const char *prog) {
-  if (count < 1 || count > ARBOR_SERVICE_HISTORY) {
+  if (count < 1 || count > ARBOR_SERVICE_HISTORY - 1) {
     fprintf(stderr, "bench_supervise: backoff COUNT must be 1..%d (the failure history)\n",
-            ARBOR_SERVICE_HISTORY);
+            ARBOR_SERVICE_HISTORY - 1);
     return 2;
   }
   set_child(prog);
   make_stamp_file(0);
   incs = calloc(MAX_INC, sizeof *incs);
+  chosen_ms = calloc(MAX_INC, sizeof *chosen_ms);
   new_runtime(1);
   want_ended = count + 1;
   /* Defaults but the intensity: 3 restarts per 5 s would end the loop after the
@@ -419,13 +440,13 @@ static int run_backoff(size_t count, uint64_t max_ms, const char *prog) {
   int rc = arbor_run(rt);
   int bad = finish_runtime(rc);
 
-  /* The delays chosen, oldest first: the history is newest first. */
+  /* The delays chosen after incarnations 1 .. count, oldest first. */
   uint64_t chosen[ARBOR_SERVICE_HISTORY];
   size_t nch = 0;
-  arbor_service_failure_t f;
-  for (size_t i = ARBOR_SERVICE_HISTORY; i > 0; i--)
-    if (arbor_service_failure(svc, i - 1, &f) == 0 && f.restarted && nch < count)
-      chosen[nch++] = f.backoff_ms;
+  while (nch < count && nch < ninc && chosen_ms[nch] != 0) {
+    chosen[nch] = chosen_ms[nch] - 1;
+    nch++;
+  }
   read_stamps(stamp_path, count + 1);
   double *gaps = malloc(MAX_INC * sizeof *gaps), *s2s = malloc(MAX_INC * sizeof *s2s);
   size_t nss, starts;
@@ -462,6 +483,11 @@ static int run_backoff(size_t count, uint64_t max_ms, const char *prog) {
          count, (unsigned long long)base, (unsigned long long)cap, nom_s, ch_s, ob_s,
          pct(over, no, .5), over_max, ok);
   unlink(stamp_path);
+  free(gaps);
+  free(s2s);
+  free(stamps);
+  free(incs);
+  free(chosen_ms);
   return bad;
 }
 
@@ -617,8 +643,24 @@ static void start_observer(double settle_s, double window_s) {
   sh->children_end = count_sleepers(sup_pid);
   sh->done = 1;
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  /* Signal it only if it is still the supervisor (same program name as ours, a
+   * fork of it): a pid freed by a supervisor killed meanwhile could be reused. */
+  char mine[64] = "", theirs[64] = "";
+  snprintf(path, sizeof path, "/proc/%d/comm", (int)sup_pid);
+  FILE *f = fopen("/proc/self/comm", "r");
+  if (f != NULL) {
+    if (fgets(mine, sizeof mine, f) == NULL)
+      mine[0] = '\0';
+    fclose(f);
+  }
+  if ((f = fopen(path, "r")) != NULL) {
+    if (fgets(theirs, sizeof theirs, f) == NULL)
+      theirs[0] = '\0';
+    fclose(f);
+  }
   sh->t_kill = mono_ns();
-  kill(sup_pid, SIGTERM);
+  if (mine[0] != '\0' && strcmp(mine, theirs) == 0)
+    kill(sup_pid, SIGTERM);
   _exit(0);
 }
 
@@ -752,6 +794,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "gaps") == 0 && (argc == 5 || argc == 6)) {
     read_stamps(argv[4], argc == 6 ? strtoull(argv[5], NULL, 10) + 1 : 0);
     print_restart(argv[2], strtol(argv[3], NULL, 10), "");
+    free(stamps);
     return 0;
   }
   fprintf(stderr,
@@ -760,6 +803,6 @@ int main(int argc, char **argv) {
           "       %s idle CHILDREN WINDOW_S [SETTLE_S]   C3\n"
           "       %s gaps PEER LIFE_MS STAMP_FILE [COUNT]\n"
           "       %s stamp\n",
-          argv[0], argv[0], ARBOR_SERVICE_HISTORY, argv[0], argv[0], argv[0]);
+          argv[0], argv[0], ARBOR_SERVICE_HISTORY - 1, argv[0], argv[0], argv[0]);
   return 2;
 }

@@ -204,17 +204,19 @@ if [ "${SUP:-1}" != 0 ]; then
   RAWS=$(mktemp)
   trap 'rm -f "$RAW" "$RAWS"' EXIT
 
-  # sup ARGS...: one bench_supervise run; its GAPS/RESULT lines go to $RAWS
+  # sup ARGS...: one bench_supervise run; its GAPS/RESULT lines go to $RAWS.
+  # Each run gets 120 s, or 60 s more than C2's children live.
+  C2_TIMEOUT=$(( C2_COUNT * 12 / 10 + 60 > 120 ? C2_COUNT * 12 / 10 + 60 : 120 ))
   sup() {
     local out
-    out=$(timeout 120 "$SUPB" "$@" 2>/dev/null) || echo "SUP-FAILED bench_supervise $* (exit $?)" >&2
+    out=$(timeout "$C2_TIMEOUT" "$SUPB" "$@" 2>/dev/null) || echo "SUP-FAILED bench_supervise $* (exit $?)" >&2
     [ -n "$out" ] && tee -a "$RAWS" <<<"$out" | grep '^RESULT' || true
   }
   # floor LIFE_MS COUNT: respawn_uv runs COUNT + 1 children; the same parser
   floor() {
     local f out
     f=$(mktemp)
-    STAMP_FILE=$f STAMP_LIFE_MS=$1 timeout 120 "$RESPAWN" "$STAMP" $(($2 + 1)) >/dev/null 2>&1 \
+    STAMP_FILE=$f STAMP_LIFE_MS=$1 timeout "$C2_TIMEOUT" "$RESPAWN" "$STAMP" $(($2 + 1)) >/dev/null 2>&1 \
       || echo "SUP-FAILED respawn_uv $* (exit $?)" >&2
     out=$("$SUPB" gaps uv-loop "$1" "$f" "$2")
     tee -a "$RAWS" <<<"$out" | grep '^RESULT' || true
