@@ -25,8 +25,10 @@
  *        nominal delay, the delay arbor chose (arbor_service_failure().backoff_ms)
  *        and the observed gap (next S - E), and policy_ok=1 when every chosen delay
  *        is within [nominal - 25 %, nominal] and no observed gap is shorter.
- *   idle CHILDREN WINDOW_S [SETTLE_S]   C3: CHILDREN process services running
- *        `/bin/sleep 3600` under one supervisor. Once all run, an observer process
+ *   idle CHILDREN WINDOW_S [SETTLE_S [parallel|sequential]]   C3: CHILDREN process
+ *        services running `/bin/sleep 3600` under one supervisor, with parallel_stop
+ *        (the default: independent programs, as an operator runs them) or without
+ *        (sequential: OTP's one child after the other). Once all run, an observer process
  *        (double-forked before the runtime exists, so its exit is not our SIGCHLD)
  *        waits SETTLE_S (default 3, as sup_bench), samples this process from /proc
  *        (voluntary + nonvoluntary context switches of every thread = wake-ups,
@@ -701,7 +703,7 @@ static void on_idle_prepare(uv_prepare_t *h) {
   close(go_fd);
 }
 
-static int run_idle(size_t children, double window_s, double settle_s) {
+static int run_idle(size_t children, double window_s, double settle_s, int parallel) {
   start_observer(settle_s, window_s);
   new_runtime(0);
   sleepers = calloc(children, sizeof *sleepers);
@@ -710,7 +712,8 @@ static int run_idle(size_t children, double window_s, double settle_s) {
   nsleepers = children;
   t_begin = uv_hrtime();
   int rc = arbor_supervisor_new(arbor_root(rt),
-                                &(arbor_sup_opts_t){.name = "sleepers", .finish = on_sup_finish},
+                                &(arbor_sup_opts_t){.name = "sleepers", .finish = on_sup_finish,
+                                                    .parallel_stop = parallel},
                                 &sup);
   if (rc < 0)
     die("arbor_supervisor_new", rc);
@@ -763,7 +766,7 @@ static int run_idle(size_t children, double window_s, double settle_s) {
          "wakeups_per_s=%.2f vol_per_s=%.2f nonvol_per_s=%.2f main_wakeups_per_s=%.2f "
          "cpu_us_per_s=%.1f window_s=%.1f stop_all_ms=%.1f leftover_killed=%ld run_rc=%s "
          "first_svc_finished_ms=%.1f last_svc_finished_ms=%.1f sup_finished_ms=%.1f "
-         "finished_in_reverse=%zu\n",
+         "finished_in_reverse=%zu stop=%s\n",
          children, sh->children_end, (double)(t_ready - t_begin) / 1e9, sh->rss_kb, sh->pss_kb,
          sh->rss_kb, sh->pss_kb, (double)(sh->s1.ctx - sh->s0.ctx) / w,
          (double)(sh->s1.vol - sh->s0.vol) / w, (double)(sh->s1.nonvol - sh->s0.nonvol) / w,
@@ -772,7 +775,8 @@ static int run_idle(size_t children, double window_s, double settle_s) {
          w, (double)(t_end - sh->t_kill) / 1e6, leftover,
          rc == 0 ? "0" : arbor_strerror(rc), first ? (double)(first - sh->t_kill) / 1e6 : -1.0,
          last ? (double)(last - sh->t_kill) / 1e6 : -1.0,
-         sup_finished ? (double)(sup_finished - sh->t_kill) / 1e6 : -1.0, in_reverse);
+         sup_finished ? (double)(sup_finished - sh->t_kill) / 1e6 : -1.0, in_reverse,
+         parallel ? "parallel" : "sequential");
   return bad;
 }
 
@@ -788,9 +792,10 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "backoff") == 0 && (argc == 4 || argc == 5))
     return run_backoff(strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10),
                        argc == 5 ? argv[4] : NULL);
-  if (strcmp(mode, "idle") == 0 && (argc == 4 || argc == 5))
+  if (strcmp(mode, "idle") == 0 && argc >= 4 && argc <= 6)
     return run_idle(strtoull(argv[2], NULL, 10), strtod(argv[3], NULL),
-                    argc == 5 ? strtod(argv[4], NULL) : 3.0);
+                    argc >= 5 ? strtod(argv[4], NULL) : 3.0,
+                    argc == 6 && strcmp(argv[5], "sequential") == 0 ? 0 : 1);
   if (strcmp(mode, "gaps") == 0 && (argc == 5 || argc == 6)) {
     read_stamps(argv[4], argc == 6 ? strtoull(argv[5], NULL, 10) + 1 : 0);
     print_restart(argv[2], strtol(argv[3], NULL, 10), "");
@@ -800,7 +805,7 @@ int main(int argc, char **argv) {
   fprintf(stderr,
           "usage: %s restart LIFE_MS COUNT [PROG]   C1/C2, no backoff\n"
           "       %s backoff COUNT MAX_MS [PROG]    C1, default backoff (COUNT <= %d)\n"
-          "       %s idle CHILDREN WINDOW_S [SETTLE_S]   C3\n"
+          "       %s idle CHILDREN WINDOW_S [SETTLE_S [parallel|sequential]]   C3\n"
           "       %s gaps PEER LIFE_MS STAMP_FILE [COUNT]\n"
           "       %s stamp\n",
           argv[0], argv[0], ARBOR_SERVICE_HISTORY - 1, argv[0], argv[0], argv[0]);

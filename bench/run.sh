@@ -238,7 +238,8 @@ if [ "${SUP:-1}" != 0 ]; then
       [ -n "$RESPAWN" ] && floor "$C2_LIFE" "$C2_COUNT"
       sup restart "$C2_LIFE" "$C2_COUNT" "$STAMP"
     fi
-    sup idle "$C3_CHILDREN" "$C3_WINDOW" "$C3_SETTLE"
+    sup idle "$C3_CHILDREN" "$C3_WINDOW" "$C3_SETTLE" parallel
+    sup idle "$C3_CHILDREN" 1 1 sequential     # only its stop-all counts
   done
 
   echo
@@ -260,7 +261,8 @@ if [ "${SUP:-1}" != 0 ]; then
     if (f["bench"] == "backoff") { k = "bo " f["backoff_max_ms"]; if (!(k in bok)) boorder[++nbo] = k; bok[k] = 1; runs[k]++; okr[k] += f["policy_ok"]
       nn = split(f["nominal_ms"], nom, ","); split(f["chosen_ms"], ch, ","); split(f["observed_ms"], ob, ",")
       nrest[k] = nn; for (i = 1; i <= nn; i++) { nominal[k, i] = nom[i]; add(k " ch " i, ch[i]); add(k " ob " i, ob[i]); add(k " ov " i, ob[i] - ch[i]) } }
-    if (f["bench"] == "idle") { add("wk", f["wakeups_per_s"]); add("wkm", f["main_wakeups_per_s"]); add("cpu", f["cpu_us_per_s"])
+    if (f["bench"] == "idle" && f["stop"] == "sequential") { add("seqstop", f["stop_all_ms"]); add("seqrev", f["finished_in_reverse"]) }
+    else if (f["bench"] == "idle") { add("wk", f["wakeups_per_s"]); add("wkm", f["main_wakeups_per_s"]); add("cpu", f["cpu_us_per_s"])
       add("rss", f["rss_main_kb"] / 1024); add("pss", f["pss_main_kb"] / 1024); add("stop", f["stop_all_ms"]); add("up", f["children_end"])
       add("left", f["leftover_killed"]); add("first", f["first_svc_finished_ms"]); add("last", f["last_svc_finished_ms"])
       add("rev", f["finished_in_reverse"]) } }
@@ -281,7 +283,7 @@ if [ "${SUP:-1}" != 0 ]; then
       printf "C3 %s idle sleep services, arbor (targets: 0 wake-ups/s, RSS <= 5 MB, stop-all <= 50 ms)\n", v["up", 1]
       printf "  wake-ups/s %s (main thread %s), CPU us/s %s\n", mmm("wk", "%.2f"), mmm("wkm", "%.2f"), mmm("cpu", "%.1f")
       printf "  RSS MB %s, PSS MB %s, children up at the end %s, left over %s\n", mmm("rss", "%.2f"), mmm("pss", "%.2f"), mmm("up", "%d"), mmm("left", "%d")
-      printf "  stop-all ms (SIGTERM -> every program reaped, runtime closed) %s\n", mmm("stop", "%.1f")
+      printf "  stop-all ms (SIGTERM -> every program reaped, runtime closed), parallel_stop %s, one after the other (OTP) %s\n", mmm("stop", "%.1f"), mmm("seqstop", "%.1f")
       printf "  after the SIGTERM, first service finished at %s ms, last at %s; finished newest first, one after the other: %s of %d\n", mmm("first", "%.1f"), mmm("last", "%.1f"), mmm("rev", "%d"), v["up", 1] - 1 }
   }' "$RAWS"
 fi

@@ -801,6 +801,9 @@ typedef struct {
   int no_jitter;                 /* 1: exact delays; else each is cut by up to 25 %, at
                                     random, so that crashed siblings spread out */
   arbor_restart_t restart;       /* as a child of a supervisor: its restart type */
+  int parallel_stop;             /* 1: stopping for good, cancel every child at once
+                                    (newest first) instead of one after the other:
+                                    for children that do not depend on each other */
   arbor_finish_cb finish;        /* optional: called once it FINISHED */
   void *arg;
 } arbor_sup_opts_t;

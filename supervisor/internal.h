@@ -162,6 +162,7 @@ struct arbor__sup {
   uint8_t no_jitter;
   uint8_t pending_pump;          /* the first start is queued on the timer */
   uint8_t no_backoff;
+  uint8_t parallel_stop;         /* final stop: every child at once */
   uint8_t pumping, repump;       /* pump() is running / must run once more */
   uint8_t stopping_run;          /* its run is ending: stop every child (not for good) */
   int intensity;

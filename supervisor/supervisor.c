@@ -269,7 +269,8 @@ static void pump_once(arbor_node_t *g) {
     return;                      /* between runs, or not started by its parent yet */
   arbor_node_t *first = g->first_child;
 
-  /* 1. Stops, newest first, one at a time. */
+  /* 1. Stops, newest first, one at a time (at once with parallel_stop). */
+  int waiting = 0;
   if (first != NULL) {
     for (arbor_node_t *c = first->prev;; c = c->prev) {
       if (!arbor__is_finished(c)) {
@@ -277,8 +278,11 @@ static void pump_once(arbor_node_t *g) {
         if (s->c.final) {
           if (!(c->flags & ARBOR__F_CANCEL))
             arbor__cancel(c);
-          if (!arbor__is_finished(c))
-            return;              /* wait until it FINISHED */
+          if (!arbor__is_finished(c)) {
+            if (!s->parallel_stop)
+              return;            /* wait until it FINISHED */
+            waiting = 1;
+          }
         } else {
           if (cc->phase == ARBOR_PHASE_STOPPING)
             return;
@@ -301,7 +305,8 @@ static void pump_once(arbor_node_t *g) {
     }
   }
   if (s->c.final) {
-    ended(g);
+    if (!waiting)
+      ended(g);
     return;
   }
   if (s->stopping_run) {
@@ -539,6 +544,7 @@ int arbor_supervisor_new(arbor_node_t *parent, const arbor_sup_opts_t *opts,
     s->backoff_max_ms = s->backoff_ms;
   s->no_backoff = (uint8_t)(o.no_backoff != 0);
   s->no_jitter = (uint8_t)(o.no_jitter != 0);
+  s->parallel_stop = (uint8_t)(o.parallel_stop != 0);
   s->rng = (g->id * 0x9E3779B97F4A7C15ull) ^ uv_hrtime() ^ 0x2545F4914F6CDD1Dull;
   if (s->rng == 0)
     s->rng = 1;

@@ -263,6 +263,31 @@ static void sup_children_stop_in_reverse_order(void **state) {
   arbor_test_close(rt, &loop);
 }
 
+/* parallel_stop: every child is cancelled at once (newest first), without
+ * waiting for the newer ones to finish. */
+static void sup_parallel_stop_cancels_all_children_at_once(void **state) {
+  OPEN(loop, rt);
+  body_t a = {.name = "A", .plan = P_FOREVER}, b = {.name = "B", .plan = P_FOREVER},
+         c = {.name = "C", .plan = P_FOREVER};
+  arbor_node_t *g;
+  assert_code(arbor_supervisor_new(arbor_root(rt), &(arbor_sup_opts_t){.parallel_stop = 1}, &g),
+              0);
+  arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
+  arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
+  arbor_node_t *nc = add(g, &c, ARBOR_PERMANENT);
+  run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
+  assert_code(arbor_node_cancel(g), 0);
+  assert_true(arbor_node_is_cancelled(na));  /* all three, within the call */
+  assert_true(arbor_node_is_cancelled(nb));
+  assert_true(arbor_test_event_seq(rt, arbor_node_id(nc), ARBOR_EVENT_CANCEL) <
+              arbor_test_event_seq(rt, arbor_node_id(na), ARBOR_EVENT_CANCEL));
+  assert_false(arbor_node_is_finished(nc));
+  run_once_until(&loop, arbor_node_is_finished(g));
+  assert_outcome(g, CANCELLED);
+  assert_outcome(na, CANCELLED);
+  arbor_test_close(rt, &loop);
+}
+
 /* ------------------------------------------------------------ strategies */
 
 /* one_for_one: only the child that failed restarts; its id stays, its count
@@ -831,6 +856,7 @@ static void unsupervised_service_failure_reaches_its_group(void **state) {
 static const struct CMUnitTest supervise_tests[] = {
     cmocka_unit_test(sup_children_start_in_order_each_started_before_next),
     cmocka_unit_test(sup_children_stop_in_reverse_order),
+    cmocka_unit_test(sup_parallel_stop_cancels_all_children_at_once),
     cmocka_unit_test(strategy_one_for_one_restarts_only_failed_child),
     cmocka_unit_test(strategy_one_for_all_restarts_all_in_order),
     cmocka_unit_test(strategy_rest_for_one_restarts_later_children),
