@@ -65,10 +65,19 @@ UV_CFLAGS := $(call pkg_cflags,libuv)
 UV_LIBS := $(call pkg_libs,libuv,-luv)
 CMOCKA_CFLAGS := $(call pkg_cflags,cmocka)
 CMOCKA_LIBS := $(call pkg_libs,cmocka,-lcmocka)
+MHD_CFLAGS := $(call pkg_cflags,libmicrohttpd)
+MHD_LIBS := $(call pkg_libs,libmicrohttpd,-lmicrohttpd)
+CJSON_CFLAGS := $(call pkg_cflags,libcjson)
+CJSON_LIBS := $(call pkg_libs,libcjson,-lcjson)
+CURL_CFLAGS := $(call pkg_cflags,libcurl)
+CURL_LIBS := $(call pkg_libs,libcurl,-lcurl)
 
-# What libarbor itself links against. -lm is cheap insurance for backoff maths; the
+# What libarbor itself links against: libuv for the core, libmicrohttpd and cJSON
+# for the admin server (http/). -lm is cheap insurance for backoff maths; the
 # shared library is linked with --as-needed, so it is recorded only if used.
-LIBS := $(UV_LIBS) -lm
+LIBS := $(UV_LIBS) $(MHD_LIBS) $(CJSON_LIBS) -lm
+# Programs that talk HTTP as clients: the daemon's `arbor ctl`, and the tests.
+CLIENT_LIBS := $(CURL_LIBS)
 
 # ------------------------------------------------------------------ flags
 
@@ -100,7 +109,7 @@ endif
 # User CFLAGS / CPPFLAGS / LDFLAGS come last so they can override ours.
 # FIBER_FLAGS goes everywhere: tests include internal headers, whose layout may
 # depend on it.
-BASE_CFLAGS = $(STD) $(OPT) $(DEBUG) $(WARN) $(SAN_FLAGS) $(FIBER_FLAGS) $(INCLUDES) $(UV_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+BASE_CFLAGS = $(STD) $(OPT) $(DEBUG) $(WARN) $(SAN_FLAGS) $(FIBER_FLAGS) $(INCLUDES) $(UV_CFLAGS) $(MHD_CFLAGS) $(CJSON_CFLAGS) $(CURL_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 # Library objects go into both the .a and the .so, so they are all PIC. Symbols are
 # hidden unless arbor.h marks them ARBOR_EXTERN: the .so exports the API and nothing
 # else (make check-symbols).
@@ -119,12 +128,18 @@ SO_LDFLAGS = -shared -Wl,-soname,$(SONAME) -Wl,--as-needed $(if $(SAN_FLAGS),,-W
 
 # --------------------------------------------------------------- sources
 
-# The core library. (http/ and the daemon will be a second library and a program.)
-LIB_SRCS := $(sort $(wildcard supervisor/*.c tracing/*.c))
+# The library: the core (supervisor/, tracing/) and the admin server (http/). The
+# daemon (cmd/) is a program on top of it.
+LIB_SRCS := $(sort $(wildcard supervisor/*.c tracing/*.c http/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o) $(ASM_SRCS:%.S=$(OBJ)/%.o)
 
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+
+# The daemon and its client: one program, build/<v>/arbor.
+CMD_SRCS := $(sort $(wildcard cmd/*.c))
+CMD_OBJS := $(CMD_SRCS:%.c=$(OBJ)/%.o)
+ARBOR_BIN := $(if $(CMD_SRCS),$(BUILD)/arbor)
 
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
@@ -139,7 +154,7 @@ TEST_SUPPORT_SRCS := $(filter-out $(TEST_SRCS),$(call find_tests_c,*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_SUPPORT_LIB := $(if $(TEST_SUPPORT_SRCS),$(BUILD)/tests/libtestsupport.a)
 
-ALL_OBJS := $(LIB_OBJS) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) $(BENCH_SRCS:%.c=$(OBJ)/%.o) \
+ALL_OBJS := $(LIB_OBJS) $(CMD_OBJS) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) $(BENCH_SRCS:%.c=$(OBJ)/%.o) \
             $(TEST_SRCS:%.c=$(OBJ)/%.o) $(TEST_SUPPORT_SRCS:%.c=$(OBJ)/%.o)
 
 # ------------------------------------------------------------ quiet output
@@ -159,7 +174,7 @@ endif
 .DELETE_ON_ERROR:
 .PHONY: all lib examples tests check bench run deps clean help FORCE
 
-all: lib examples
+all: lib examples $(ARBOR_BIN)
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
 
@@ -179,7 +194,7 @@ $(FLAGS_STAMP): FORCE
 
 # One compile rule; the flags depend on where the object goes.
 $(OBJ)/%.o: OBJ_CFLAGS = $(BASE_CFLAGS)
-$(OBJ)/supervisor/%.o $(OBJ)/tracing/%.o: OBJ_CFLAGS = $(LIB_CFLAGS)
+$(OBJ)/supervisor/%.o $(OBJ)/tracing/%.o $(OBJ)/http/%.o: OBJ_CFLAGS = $(LIB_CFLAGS)
 $(OBJ)/tests/%.o: OBJ_CFLAGS = $(TEST_CFLAGS)
 
 $(OBJ)/%.o: %.c $(FLAGS_STAMP)
@@ -206,6 +221,10 @@ $(EXAMPLES): $(BUILD)/examples/%: $(OBJ)/examples/%.o $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(LIBS)
 
+$(ARBOR_BIN): $(CMD_OBJS) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(CLIENT_LIBS) $(LIBS)
+
 $(BENCHES): $(BUILD)/bench/%: $(OBJ)/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(LIBS)
@@ -216,7 +235,7 @@ $(TEST_SUPPORT_LIB): $(TEST_SUPPORT_SRCS:%.c=$(OBJ)/%.o)
 
 $(TESTS): $(BUILD)/tests/%: $(OBJ)/tests/%.o $(TEST_SUPPORT_LIB) $(STATIC_LIB)
 	@mkdir -p $(@D)
-	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(CLIENT_LIBS) $(LIBS)
 
 -include $(ALL_OBJS:.o=.d)
 
@@ -314,7 +333,7 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR ?=
 INSTALL ?= install
 # Libraries a static link of libarbor needs besides libuv (which Requires: brings).
-PC_LIBS_PRIVATE := -lm
+PC_LIBS_PRIVATE := $(MHD_LIBS) $(CJSON_LIBS) -lm
 
 .PHONY: install uninstall
 ifneq ($(SAN_FLAGS),)

@@ -993,6 +993,43 @@ ARBOR_EXTERN int arbor_node_is_stuck(const arbor_node_t *node);
  * down that way). */
 ARBOR_EXTERN int arbor_shutdown(arbor_runtime_t *rt, int immediate);
 
+/* ------------------------------------------------------------ admin server
+ *
+ * The admin HTTP API (DESIGN.md, "Admin API"; docs/api.md and docs/openapi.yaml
+ * describe every endpoint): libmicrohttpd inside the runtime's loop, no thread of
+ * its own, so every handler runs on the loop thread and every snapshot is one
+ * consistent point in time. Safe by default: 127.0.0.1; with a token, every POST
+ * needs "Authorization: Bearer TOKEN"; a non-loopback bind without a token is
+ * refused; URL, body, connections and per-connection memory are limited.
+ */
+typedef struct arbor_admin_s arbor_admin_t;
+
+typedef struct {
+  const char *bind;              /* IPv4 or IPv6 address; NULL: "127.0.0.1" */
+  int port;                      /* 0: a free port (arbor_admin_port says which) */
+  const char *token;             /* bearer token for mutating calls; NULL: none */
+  const char *token_file;        /* or its first line; NULL: none */
+  unsigned max_connections;      /* 0: 64 */
+  size_t max_url;                /* longer request lines get 414; 0: 2048 bytes */
+  size_t max_body;               /* larger bodies get 413; 0: 4096 bytes */
+  size_t connection_memory;      /* per connection; 0: 64 KiB */
+  const char *cors_origin;       /* Access-Control-Allow-Origin; NULL: no CORS */
+  unsigned sse_heartbeat_ms;     /* comment line on an idle event stream; 0: 15000 */
+} arbor_admin_opts_t;
+
+/* Starts the admin server on rt's loop. It is closed with the runtime (or by
+ * arbor_admin_stop). Errors: ARBOR_EINVAL (NULL rt, a bad address, a token file
+ * that cannot be read or is empty), ARBOR_EACCES (a non-loopback bind without a
+ * token), libuv's / errno's code when the socket cannot be bound
+ * (-EADDRINUSE ...), ARBOR_ENOMEM. Nothing is started on error. */
+ARBOR_EXTERN int arbor_admin_start(arbor_runtime_t *rt, const arbor_admin_opts_t *opts,
+                                   arbor_admin_t **out);
+/* The port it listens on. */
+ARBOR_EXTERN int arbor_admin_port(const arbor_admin_t *admin);
+/* Stops it: connections are closed now, memory freed from the loop. Errors:
+ * ARBOR_EINVAL. */
+ARBOR_EXTERN int arbor_admin_stop(arbor_admin_t *admin);
+
 /* ---------------------------------------------------------- observation API
  *
  * For exporters and the admin server: read-only, on the loop thread, so every walk

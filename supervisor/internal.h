@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "arbor.h"
+#include "extension.h"
 #include "recorder.h"
 #include "switch.h"
 
@@ -341,6 +342,7 @@ struct arbor_runtime_s {
   int gave_up;                   /* shutdown gave up on a node: arbor_run's EDEADLK */
   struct arbor__htimer *shutdown_timer;
   struct arbor__reaper *reaper;  /* procsvc.c: SIGCHLD watcher, once a process service exists */
+  struct arbor__closer *closers; /* other modules' handles to close (extension.h) */
 };
 
 /* node.c */

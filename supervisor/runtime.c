@@ -239,6 +239,46 @@ static void close_handles(arbor_runtime_t *rt) {
   }
   if (rt->reaper != NULL)
     arbor__reaper_close(rt);
+  struct arbor__closer *c;
+  while ((c = rt->closers) != NULL) {
+    arbor__runtime_remove_closer(rt, c);
+    c->close(c);
+  }
+}
+
+/* ------------------------------------------------------------- extension.h */
+
+void arbor__runtime_add_closer(arbor_runtime_t *rt, struct arbor__closer *c) {
+  c->prev = NULL;
+  c->next = rt->closers;
+  if (c->next != NULL)
+    c->next->prev = c;
+  rt->closers = c;
+}
+
+void arbor__runtime_remove_closer(arbor_runtime_t *rt, struct arbor__closer *c) {
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else if (rt->closers == c)
+    rt->closers = c->next;
+  else
+    return;                      /* not linked */
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+}
+
+void arbor__runtime_hold(arbor_runtime_t *rt) { rt->handles_open++; }
+void arbor__runtime_release(arbor_runtime_t *rt) { arbor__runtime_handle_closed(rt); }
+int arbor__runtime_closing(const arbor_runtime_t *rt) { return rt->closing != 0; }
+
+int64_t arbor__wall_ns(const arbor_runtime_t *rt, uint64_t mono_ns) {
+  return rt->wall0_ns + ((int64_t)mono_ns - (int64_t)rt->mono0_ns);
+}
+
+void arbor__events_notify(arbor_runtime_t *rt, void (*fn)(void *arg), void *arg) {
+  rt->rec.notify = fn;
+  rt->rec.notify_arg = arg;
 }
 
 /* ------------------------------------------------------------- shutdown */

@@ -26,6 +26,8 @@ struct arbor__recorder {
   size_t mask;               /* capacity - 1 */
   uint64_t next_seq;         /* seq the next record gets; the first is 1 */
   uint64_t dropped;
+  void (*notify)(void *arg); /* one-shot: called at the next record (extension.h) */
+  void *notify_arg;
 };
 
 int arbor__recorder_init(struct arbor__recorder *r, size_t capacity);
@@ -50,6 +52,11 @@ static inline void arbor__recorder_add(struct arbor__recorder *r, uint64_t time_
   e->from = (uint8_t)from;
   e->to = (uint8_t)to;
   r->next_seq++;
+  if (r->notify != NULL) {
+    void (*fn)(void *) = r->notify;
+    r->notify = NULL;
+    fn(r->notify_arg);
+  }
 }
 
 void arbor__recorder_stats(const struct arbor__recorder *r, arbor_events_stats_t *stats);

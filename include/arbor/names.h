@@ -40,6 +40,7 @@
   XX(EDEADLK, (-EDEADLK), "nodes are waiting but nothing is left to wake them")        \
   XX(EAGAIN, (-EAGAIN), "operation would block")                                       \
   XX(EPIPE, (-EPIPE), "broken: the other side is closed")                              \
+  XX(EACCES, (-EACCES), "permission denied")                                           \
   XX(EOF, (-4095), "end of stream")                                                    \
   XX(EFINISHED, (-10001), "node has finished")                                         \
   XX(EKIND, (-10002), "wrong kind of node for this operation")                         \
