@@ -868,6 +868,18 @@ ARBOR_EXTERN int arbor_service_add(arbor_node_t *parent, const arbor_service_spe
  * ARBOR_EFINISHED, ARBOR_ESTATE (it is stopping for good, or not started yet). */
 ARBOR_EXTERN int arbor_service_restart(arbor_node_t *node);
 
+/* Gives a service a new spec and restarts it (as arbor_service_restart), keeping
+ * its id, its restart count and its history: what a config reload does for a
+ * service whose spec changed. The running incarnation is stopped with the old
+ * spec; the next one runs the new body or program. Restart type, shutdown
+ * timeout, handshake, stack size, finish and arg are taken too; name and
+ * log_size are not (the name is the service's identity, the log ring keeps its
+ * size). A service that has not started yet just starts with the new spec.
+ * Errors: ARBOR_EINVAL (NULL, a bad spec as arbor_service_add says, or a switch
+ * between a fiber and a program), ARBOR_EKIND (not a service), ARBOR_EFINISHED,
+ * ARBOR_ESTATE (stopping for good), ARBOR_ENOMEM. Nothing changes on error. */
+ARBOR_EXTERN int arbor_service_update(arbor_node_t *svc, const arbor_service_spec_t *spec);
+
 /* Where a service (or supervisor) is between its runs. */
 typedef enum {
   ARBOR_PHASE_IDLE,              /* not running: before its first start, or stopped

@@ -153,6 +153,7 @@ struct arbor__svc {
   arbor_node_t *inc;             /* the current incarnation (referenced), or NULL */
   uint64_t tasks_total, tasks_finished;
   struct arbor__proc_spec *proc; /* process service: its spec */
+  struct arbor__proc_spec *next_proc;   /* arbor_service_update's, from the next run on */
   struct arbor__proc *running;   /* process service: the live program, or NULL */
   struct arbor__logring log;     /* process service: stdout + stderr */
 };

@@ -143,6 +143,7 @@ void arbor__child_free(arbor_node_t *n) {
     struct arbor__svc *s = n->u.svc;
     if (s->proc != NULL) {
       arbor__proc_spec_free(s->proc);
+      arbor__proc_spec_free(s->next_proc);
       arbor__logring_free(&s->log);
     }
     free(s);
@@ -165,6 +166,11 @@ static void on_shutdown_timeout(uv_timer_t *h);
 int arbor__svc_start(arbor_node_t *n) {
   struct arbor__svc *s = svc_of(n);
   ARBOR_ASSERT(s->inc == NULL);
+  if (s->next_proc != NULL) {    /* arbor_service_update's: no run uses the old one now */
+    arbor__proc_spec_free(s->proc);
+    s->proc = s->next_proc;
+    s->next_proc = NULL;
+  }
   if (s->c.runs > 0) {
     s->c.restarts++;
     arbor__record(n, ARBOR_EVENT_RESTART, s->c.run_error);
@@ -416,6 +422,40 @@ int arbor_service_restart(arbor_node_t *n) {
     arbor__sup_pump(n->parent);
     return 0;
   }
+}
+
+int arbor_service_update(arbor_node_t *n, const arbor_service_spec_t *spec) {
+  if (n == NULL || spec == NULL || (spec->fiber == NULL) == (spec->argv == NULL) ||
+      (unsigned)spec->restart > ARBOR_TEMPORARY)
+    return ARBOR_EINVAL;
+  if (n->kind != ARBOR_KIND_SERVICE)
+    return ARBOR_EKIND;
+  if (arbor__is_finished(n))
+    return ARBOR_EFINISHED;
+  struct arbor__svc *s = svc_of(n);
+  if (s->c.final || (n->flags & ARBOR__F_CANCEL) || n->state == ARBOR_STATE_STOPPING)
+    return ARBOR_ESTATE;
+  if ((spec->argv != NULL) != (s->proc != NULL))
+    return ARBOR_EINVAL;         /* a fiber stays a fiber, a program a program */
+  struct arbor__proc_spec *ps = NULL;
+  if (spec->argv != NULL) {
+    int rc = arbor__proc_spec_new(spec, &ps);
+    if (rc < 0)
+      return rc;
+    arbor__proc_spec_free(s->next_proc);
+    s->next_proc = ps;           /* the running program keeps reading the old one */
+  }
+  s->fiber = spec->fiber;
+  s->stack_size = spec->stack_size;
+  s->handshake = spec->handshake;
+  s->shutdown_timeout_ms =
+      spec->shutdown_timeout_ms > 0 ? spec->shutdown_timeout_ms : DEFAULT_SHUTDOWN_TIMEOUT_MS;
+  s->c.restart = (uint8_t)spec->restart;
+  n->finish = spec->finish;
+  n->arg = spec->arg;
+  if (n->state == ARBOR_STATE_CREATED)
+    return 0;                    /* it starts with the new spec */
+  return arbor_service_restart(n);
 }
 
 /* ----------------------------------------------------- service manager */

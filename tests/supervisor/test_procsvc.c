@@ -819,6 +819,38 @@ static void procsvc_logring_wraps(void **state) {
   (void)buf;
 }
 
+/* arbor_service_update: the running program is stopped, the next run runs the
+ * new argv; the id, the restart count and the log ring carry on. */
+static void procsvc_update_runs_the_new_program_keeping_id(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  (void)state;
+  char *v1[] = {"/bin/sh", "-c", "echo one; exec sleep 3600", NULL};
+  char *v2[] = {"/bin/sh", "-c", "echo two; exec sleep 3600", NULL};
+  arbor_test_open(&loop, &rt, NULL);
+  arbor_node_t *sup;
+  assert_code(arbor_supervisor_new(arbor_root(rt), NULL, &sup), 0);
+  arbor_node_t *svc = add_service(sup, &(arbor_service_spec_t){.name = "app", .argv = v1});
+  uint64_t id = arbor_node_id(svc);
+  char buf[256];
+  run_ticking_until(&loop, (read_log(svc, buf, sizeof buf, NULL), strstr(buf, "one") != NULL));
+  int pid1 = service_pid(svc);
+  assert_true(pid1 > 0);
+  assert_code(arbor_service_update(svc, &(arbor_service_spec_t){.name = "app", .argv = v2}), 0);
+  run_ticking_until(&loop, (read_log(svc, buf, sizeof buf, NULL), strstr(buf, "two") != NULL));
+  assert_uint_eq(arbor_node_id(svc), id);
+  assert_uint_eq(service_restarts(svc), 1);
+  assert_true(service_pid(svc) != pid1);
+  assert_true(process_gone((pid_t)pid1));
+  /* Refusals change nothing. */
+  assert_code(arbor_service_update(svc, &(arbor_service_spec_t){.fiber = NULL}), ARBOR_EINVAL);
+  char *empty[] = {NULL};
+  assert_code(arbor_service_update(svc, &(arbor_service_spec_t){.argv = empty}), ARBOR_EINVAL);
+  assert_code(arbor_service_update(sup, &(arbor_service_spec_t){.argv = v1}), ARBOR_EKIND);
+  assert_uint_eq(service_restarts(svc), 1);
+  arbor_test_close(rt, &loop);
+}
+
 static const struct CMUnitTest procsvc_tests[] = {
     cmocka_unit_test(procsvc_bad_specs_refused_start_nothing),
     cmocka_unit_test(procsvc_spec_copy_is_deep),
@@ -842,6 +874,7 @@ static const struct CMUnitTest procsvc_tests[] = {
     cmocka_unit_test(procsvc_log_ring_bounded_keeps_newest),
     cmocka_unit_test(procsvc_log_read_misuse),
     cmocka_unit_test(procsvc_logring_wraps),
+    cmocka_unit_test(procsvc_update_runs_the_new_program_keeping_id),
 };
 
 ARBOR_TEST_MAIN(procsvc_tests)

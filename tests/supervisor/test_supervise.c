@@ -589,6 +589,30 @@ static void service_restart_on_request(void **state) {
   arbor_test_close(rt, &loop);
 }
 
+/* arbor_service_update: the next incarnation runs the new body and arg; the id
+ * and the count carry on. A service not started yet starts with the new spec. */
+static void service_update_runs_new_body_keeping_id(void **state) {
+  OPEN(loop, rt);
+  body_t a = {.name = "A", .plan = P_FOREVER}, b = {.name = "B", .plan = P_FOREVER};
+  arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 0);
+  arbor_node_t *n = add(g, &a, ARBOR_PERMANENT);
+  uint64_t id = arbor_node_id(n);
+  run_once_until(&loop, phase_is(n, ARBOR_PHASE_RUNNING));
+  assert_code(arbor_service_update(n, &(arbor_service_spec_t){.fiber = body, .arg = &b,
+                                                              .restart = ARBOR_TRANSIENT}),
+              0);
+  run_once_until(&loop, b.runs == 1 && phase_is(n, ARBOR_PHASE_RUNNING));
+  assert_int_eq(a.runs, 1);
+  assert_int_eq(a.stops, 1);
+  assert_uint_eq(arbor_node_id(n), id);
+  assert_uint_eq(restarts(n), 1);
+  assert_int_eq(sinfo(n).restart, ARBOR_TRANSIENT);
+  assert_code(arbor_service_update(g, &(arbor_service_spec_t){.fiber = body}), ARBOR_EKIND);
+  assert_code(arbor_node_cancel(n), 0);
+  assert_code(arbor_service_update(n, &(arbor_service_spec_t){.fiber = body}), ARBOR_ESTATE);
+  arbor_test_close(rt, &loop);
+}
+
 /* -------------------------------------------------------------- rule 7 */
 
 /* A daemon task that returns while its service runs fails the incarnation with
@@ -869,6 +893,7 @@ static const struct CMUnitTest supervise_tests[] = {
     cmocka_unit_test(backoff_resets_after_a_long_run),
     cmocka_unit_test(service_history_is_bounded_newest_first),
     cmocka_unit_test(service_restart_on_request),
+    cmocka_unit_test(service_update_runs_new_body_keeping_id),
     cmocka_unit_test(rule7_daemon_task_exit_fails_service),
     cmocka_unit_test(rule7_daemon_task_failure_is_the_cause),
     cmocka_unit_test(rule7_daemon_child_service_exit_fails_service),
