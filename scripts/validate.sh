@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# scripts/validate.sh: checks arbor's outputs with the third-party consumers in
+# ../shared/validators (README there). CI runs it when ../shared is present; `make
+# test` never needs it (a user's clone has no ../shared).
+#
+#   scripts/validate.sh [BUILD_DIR]      (default build/gcc-opt; must hold `arbor`)
+#
+# What it checks, against a live `arbor demo` on a free 127.0.0.1 port:
+#   - docs/openapi.yaml with Redocly (check-openapi.sh);
+#   - the event stream /api/v1/events with a WHATWG-rules SSE parser (check-sse.mjs).
+# Exits non-zero when a validator fails; stops the daemon in every case.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build/gcc-opt}
+val=../shared/validators
+arbor=$build/arbor
+[ -x "$arbor" ] || { echo "validate: $arbor not built" >&2; exit 2; }
+[ -d "$val/node_modules" ] || { echo "validate: $val/node_modules missing: run $val/setup.sh" >&2; exit 2; }
+
+log=$(mktemp)
+pid=
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -f "$log"
+}
+trap cleanup EXIT
+
+"$arbor" demo --port 0 >"$log" 2>&1 &
+pid=$!
+url=
+for _ in $(seq 100); do
+  url=$(sed -n 's|.*dashboard at \(http://[^ ]*\)/.*|\1|p; s|.*dashboard at \(http://[^ /]*\)$|\1|p' "$log" | head -n 1)
+  [ -n "$url" ] && break
+  kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; echo "validate: arbor demo exited" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$url" ] || { cat "$log" >&2; echo "validate: no dashboard URL from arbor demo" >&2; exit 1; }
+echo "validate: arbor demo at $url"
+
+status=0
+echo "==> check-openapi.sh docs/openapi.yaml"
+"$val/check-openapi.sh" docs/openapi.yaml || status=1
+echo "==> check-sse.mjs $url/api/v1/events"
+node "$val/check-sse.mjs" "$url/api/v1/events" 5 --require-id --require-event --timeout=20000 || status=1
+exit $status
