@@ -73,6 +73,10 @@ static size_t logring_read(const struct arbor__logring *r, uint64_t *offset, cha
     return 0;
   uint64_t avail = r->end - off;
   size_t n = avail < size ? (size_t)avail : size;
+  if (n == 0) {                  /* size 0 (buf may be NULL): only *missed and the skip */
+    *offset = off;
+    return 0;
+  }
   size_t at = (size_t)(off % r->cap);
   size_t first = r->cap - at < n ? r->cap - at : n;
   memcpy(buf, r->buf + at, first);
