@@ -81,6 +81,8 @@ struct http_stream_ops {
   ssize_t (*fill)(void *state, char *buf, size_t max, int heartbeat);
   void (*done)(void *state);
 };
+/* Takes state: on failure (500 queued) done(state) has been called. fill() is
+ * never called for HEAD; done() always is, exactly once. */
 enum MHD_Result http_stream(struct http_req *r, const char *content_type,
                             const struct http_stream_ops *ops, void *state,
                             unsigned heartbeat_ms);
@@ -107,6 +109,19 @@ struct http_route {
 extern const struct http_route http_routes[];
 extern const size_t http_nroutes;
 
+/* The handlers the table names. HEAD is answered by every GET route (MHD sends
+ * the headers only). */
+enum MHD_Result http_tree_get(struct http_req *r);        /* tree.c */
+enum MHD_Result http_node_get(struct http_req *r);        /* nodes.c */
+enum MHD_Result http_node_children(struct http_req *r);
+enum MHD_Result http_node_cancel(struct http_req *r);
+enum MHD_Result http_node_restart(struct http_req *r);
+enum MHD_Result http_node_log(struct http_req *r);        /* logs.c */
+enum MHD_Result http_events_get(struct http_req *r);      /* events.c */
+enum MHD_Result http_healthz(struct http_req *r);         /* health.c */
+enum MHD_Result http_readyz(struct http_req *r);
+enum MHD_Result http_static_index(struct http_req *r);    /* static.c */
+
 /* --------------------------------------------------------------- JSON */
 
 /* json.c: a node as JSON. Fields and their names are stable: docs/openapi.yaml. */
@@ -116,7 +131,8 @@ cJSON *http_json_error(const arbor_error_t *err);         /* a chain, or null */
  * precision) for a monotonic time; nothing when t is 0. */
 void http_json_time(cJSON *obj, arbor_runtime_t *rt, const char *name, uint64_t t_ns);
 
-/* The server's options, for handlers (heartbeat, page limits). */
+/* The server's options, for handlers (heartbeat, page limits), with every
+ * default filled in (sse_heartbeat_ms, max_body ... are never 0). */
 const arbor_admin_opts_t *http_admin_opts(const struct arbor_admin_s *admin);
 
 #endif /* ARBOR_HTTP_H */

@@ -1,0 +1,819 @@
+/* http/server.c - the admin server core: libmicrohttpd inside the runtime's loop.
+ *
+ * How MHD runs here (libmicrohttpd 0.9.75). MHD is started with MHD_USE_EPOLL and
+ * no thread of its own ("external polling"), so every callback below runs on the
+ * loop thread, inside MHD_run, which only http__run calls:
+ *   - its epoll fd (MHD_DAEMON_INFO_EPOLL_FD) is watched by a uv_poll_t: readable
+ *     when a socket of MHD (listen, connections, its inter-thread channel) is;
+ *   - a uv_timer_t re-armed after every MHD_run from MHD_get_timeout (0.9.75 has
+ *     no MHD_get_timeout64): connection timeouts, and 0 while MHD still holds
+ *     data it read (its epoll is edge-triggered, so "not readable" is not "done").
+ * We bind the listen socket ourselves (MHD_OPTION_LISTEN_SOCKET): port 0 works
+ * and getsockname tells the port, for IPv4 and IPv6 alike.
+ *
+ * A request, in MHD's callback order:
+ *   uri_log    the raw request target (path + query): its length, for 414. The
+ *              per-request context (struct http_ctx) is allocated here, freed in
+ *              on_completed; MHD passes it to every later callback.
+ *   on_request first call (headers read, body not): every check that needs no
+ *              body, in this order: 503 over max_connections, 414, OPTIONS
+ *              preflight (CORS only), 404 / 405 + Allow from the route table,
+ *              401 for a POST without the token, 413 from Content-Length. An
+ *              answer queued now makes MHD skip the body and close afterwards
+ *              (0.9.75 accepts a response only on the first call or once the
+ *              whole request is in: MHD_queue_response's state check).
+ *              Next calls: body bytes, kept up to max_body (a chunked body has
+ *              no Content-Length: what is over is dropped, and past
+ *              max_body + 64 KiB the connection is closed).
+ *              Last call (no more body): 413, or the route's handler.
+ *   on_completed frees the context.
+ * Every response goes through http__queue, which adds the common headers
+ * (nosniff, no-store, CSP on HTML, CORS when configured, Allow on 405,
+ * WWW-Authenticate on 401).
+ *
+ * Connections. MHD's own limit (MHD_OPTION_CONNECTION_LIMIT) is max_connections
+ * + 1: the spare slot lets one connection over the limit in to be told 503
+ * (with Connection: close) instead of hanging unanswered in the listen backlog
+ * (MHD stops accepting at its limit). MHD_OPTION_CONNECTION_MEMORY_LIMIT bounds
+ * each connection's buffers; an idle connection is closed after 60 s.
+ *
+ * Lifetime. The four uv handles are counted with arbor__runtime_hold/release,
+ * and a struct arbor__closer makes the runtime's close stop the server, so
+ * uv_loop_close succeeds after arbor_runtime_close or arbor_run. A stop
+ * (arbor_admin_stop or the closer) resumes every suspended stream (MHD must have
+ * none when stopped), closes the handles, then MHD_stop_daemon closes every
+ * connection and the listen socket; the admin is freed by the last handle's
+ * close callback. A stop asked for from inside MHD_run waits until it returns.
+ *
+ * Streams (SSE, followed logs) are in stream.c.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server.h"
+
+#define DEFAULT_MAX_CONNECTIONS 64
+#define DEFAULT_MAX_URL 2048
+#define DEFAULT_MAX_BODY 4096
+#define DEFAULT_CONNECTION_MEMORY (64 * 1024)
+#define MIN_CONNECTION_MEMORY 4096  /* below this MHD cannot hold a request's headers */
+#define DEFAULT_HEARTBEAT_MS 15000
+#define CONNECTION_TIMEOUT_S 60
+#define BODY_DISCARD_SLACK (64 * 1024)
+#define TOKEN_MAX 4096
+
+/* Methods as bits, for the route table's Allow. */
+#define M_GET 1u
+#define M_POST 2u
+
+/* One request's state, from uri_log to on_completed. req is what handlers see. */
+struct http_ctx {
+  struct http_req req;
+  size_t uri_len;                /* the raw target, query included */
+  int seen;                      /* the first call happened */
+  int answered;                  /* a response was queued */
+  const struct http_route *route;
+  char *path;                    /* a copy of the path; params point into it */
+  char *body;
+  size_t body_len, body_cap, dropped;
+  int too_big;
+  unsigned allow;                /* M_* of the path's routes (405) */
+};
+
+static struct http_ctx *ctx_of(struct http_req *r) {
+  return (struct http_ctx *)((char *)r - offsetof(struct http_ctx, req));
+}
+
+/* ------------------------------------------------------------- requests */
+
+const char *http_query(const struct http_req *r, const char *key) {
+  return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(const struct http_req *r, const char *name) {
+  return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+int http_parse_u64(const char *text, uint64_t dflt, uint64_t max, uint64_t *out) {
+  if (text == NULL) {
+    *out = dflt;
+    return 0;
+  }
+  if (*text == '\0')
+    return -1;
+  uint64_t v = 0;
+  for (const char *p = text; *p != '\0'; p++) {
+    if (*p < '0' || *p > '9')
+      return -1;
+    unsigned d = (unsigned)(*p - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return -1;
+    v = v * 10 + d;
+  }
+  if (v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+const arbor_admin_opts_t *http_admin_opts(const struct arbor_admin_s *admin) {
+  return &admin->opts;
+}
+
+/* ------------------------------------------------------------ responses */
+
+static const char *allow_text(unsigned allow, int cors) {
+  static const char *const plain[] = {"", "GET, HEAD", "POST", "GET, HEAD, POST"};
+  static const char *const with_options[] = {"OPTIONS", "GET, HEAD, OPTIONS",
+                                             "POST, OPTIONS", "GET, HEAD, POST, OPTIONS"};
+  return cors ? with_options[allow & 3] : plain[allow & 3];
+}
+
+/* Adds the headers every response carries, queues it and drops our reference
+ * (MHD keeps its own while it sends). */
+enum MHD_Result http__queue(struct http_req *r, unsigned status, struct MHD_Response *resp,
+                            const char *content_type) {
+  struct http_ctx *ctx = ctx_of(r);
+  struct arbor_admin_s *admin = r->admin;
+  int ok = 1;
+  if (content_type != NULL)
+    ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES;
+  ok &= MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") == MHD_YES;
+  ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_YES;
+  ok &= MHD_add_response_header(resp, "Referrer-Policy", "no-referrer") == MHD_YES;
+  /* The page may load its own scripts and styles, nothing else, and may not be
+   * framed; JSON is never a document to render. */
+  if (content_type != NULL && strncmp(content_type, "text/html", 9) == 0)
+    ok &= MHD_add_response_header(resp, "Content-Security-Policy",
+                                  "default-src 'self'; frame-ancestors 'none'; "
+                                  "base-uri 'none'; form-action 'self'") == MHD_YES;
+  else
+    ok &= MHD_add_response_header(resp, "Content-Security-Policy",
+                                  "default-src 'none'; frame-ancestors 'none'") == MHD_YES;
+  if (admin->cors_origin != NULL) {
+    ok &= MHD_add_response_header(resp, "Access-Control-Allow-Origin", admin->cors_origin) ==
+          MHD_YES;
+    ok &= MHD_add_response_header(resp, "Vary", "Origin") == MHD_YES;
+  }
+  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+    ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                  allow_text(ctx->allow, admin->cors_origin != NULL)) == MHD_YES;
+  if (status == MHD_HTTP_UNAUTHORIZED)
+    ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                  "Bearer realm=\"arbor\"") == MHD_YES;
+  if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+    ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_YES;
+  enum MHD_Result ret = MHD_NO;
+  if (ok && !ctx->answered) {
+    ret = MHD_queue_response(r->conn, status, resp);
+    if (ret == MHD_YES)
+      ctx->answered = 1;
+  }
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+enum MHD_Result http_text(struct http_req *r, unsigned status, const char *content_type,
+                          const char *text, size_t len, int is_static) {
+  struct MHD_Response *resp = MHD_create_response_from_buffer(
+      len, (void *)text, is_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_COPY);
+  if (resp == NULL)
+    return MHD_NO;               /* out of memory: MHD closes the connection */
+  return http__queue(r, status, resp, content_type);
+}
+
+enum MHD_Result http_json(struct http_req *r, unsigned status, cJSON *body) {
+  char *text = body != NULL ? cJSON_PrintUnformatted(body) : NULL;
+  cJSON_Delete(body);
+  if (text == NULL)
+    return http_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                      "out of memory building the response");
+  /* cJSON allocates with malloc (its default hooks), so MHD may free() it. */
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+  if (resp == NULL) {
+    free(text);
+    return MHD_NO;
+  }
+  return http__queue(r, status, resp, "application/json; charset=utf-8");
+}
+
+/* Writes s as the inside of a JSON string into out[0..cap), always terminated.
+ * Bytes outside printable ASCII become '?' (a message may quote a decoded URL,
+ * which need not be UTF-8). */
+static void json_escape(const char *s, char *out, size_t cap) {
+  size_t o = 0;
+  for (; *s != '\0' && o + 3 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)c;
+    } else if (c < 0x20 || c >= 0x7f) {
+      out[o++] = '?';
+    } else {
+      out[o++] = (char)c;
+    }
+  }
+  out[o] = '\0';
+}
+
+enum MHD_Result http_error(struct http_req *r, unsigned status, const char *code,
+                           const char *fmt, ...) {
+  char msg[512], esc[1100], body[1280];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  json_escape(msg, esc, sizeof esc);
+  int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
+                   esc);
+  if (n < 0 || (size_t)n >= sizeof body)
+    n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"\"}}", code);
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+  if (resp == NULL)
+    return MHD_NO;
+  return http__queue(r, status, resp, "application/json; charset=utf-8");
+}
+
+/* ------------------------------------------------------------- routing */
+
+/* Whether path matches pattern segment by segment ("{x}" takes one non-empty
+ * segment). On a match the parameters' starts and lengths are stored. */
+static int match(const char *pat, const char *path, const char **pstart, size_t *plen) {
+  int n = 0;
+  while (*pat != '\0' && *path != '\0') {
+    if (*pat != '/' || *path != '/')
+      return 0;
+    pat++;
+    path++;
+    const char *pe = strchrnul(pat, '/');
+    const char *ue = strchrnul(path, '/');
+    if (*pat == '{') {
+      if (ue == path || n >= HTTP_MAX_PARAMS)
+        return 0;
+      pstart[n] = path;
+      plen[n] = (size_t)(ue - path);
+      n++;
+    } else if (pe - pat != ue - path || memcmp(pat, path, (size_t)(pe - pat)) != 0) {
+      return 0;
+    }
+    pat = pe;
+    path = ue;
+  }
+  return *pat == '\0' && *path == '\0';
+}
+
+static unsigned method_bit(const char *method) {
+  if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+    return M_GET;
+  if (strcmp(method, "POST") == 0)
+    return M_POST;
+  return 0;
+}
+
+/* Routes a test adds (tests/http: a stream to drive); none in production. */
+static const struct http_route *test_routes;
+static size_t test_nroutes;
+
+void http__test_routes(const struct http_route *routes, size_t n) {
+  test_routes = routes;
+  test_nroutes = n;
+}
+
+/* Finds the route for the request: sets ctx->route (and r->params) when the
+ * path and the method match one, and ctx->allow to the methods of every route
+ * whose pattern matches the path. Returns -1 when out of memory. */
+static int route(struct http_ctx *ctx) {
+  const char *url = ctx->req.url;
+  unsigned want = method_bit(ctx->req.method);
+  const char *pstart[HTTP_MAX_PARAMS], *found_start[HTTP_MAX_PARAMS];
+  size_t plen[HTTP_MAX_PARAMS], found_len[HTTP_MAX_PARAMS];
+  int nparams = 0;
+  for (size_t i = 0; i < http_nroutes + test_nroutes; i++) {
+    const struct http_route *rt =
+        i < http_nroutes ? &http_routes[i] : &test_routes[i - http_nroutes];
+    int n = 0;
+    for (const char *p = rt->pattern; (p = strchr(p, '{')) != NULL; p++)
+      n++;
+    if (!match(rt->pattern, url, pstart, plen))
+      continue;
+    unsigned bit = method_bit(rt->method);
+    ctx->allow |= bit;
+    if (ctx->route != NULL || bit != want)
+      continue;
+    ctx->route = rt;
+    nparams = n;
+    memcpy(found_start, pstart, sizeof pstart);
+    memcpy(found_len, plen, sizeof plen);
+  }
+  if (nparams == 0)
+    return 0;
+  /* The params point into a copy, each cut at its segment's end. */
+  ctx->path = strdup(url);
+  if (ctx->path == NULL)
+    return -1;
+  for (int k = 0; k < nparams; k++) {
+    char *start = ctx->path + (found_start[k] - url);
+    start[found_len[k]] = '\0';
+    ctx->req.params[k] = start;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- auth */
+
+/* Compares the presented token with ours in time that depends only on our
+ * token's length (not on where they differ, nor on the presented length). */
+static int token_equal(const char *want, size_t want_len, const char *got, size_t got_len) {
+  volatile unsigned char diff = (unsigned char)(want_len != got_len);
+  for (size_t i = 0; i < want_len; i++) {
+    unsigned char g = i < got_len ? (unsigned char)got[i] : 0;
+    diff |= (unsigned char)(want[i] ^ g);
+  }
+  return diff == 0;
+}
+
+/* Whether the request carries "Authorization: Bearer <our token>" (the scheme
+ * is case-insensitive, RFC 7235). */
+static int authorized(struct http_req *r) {
+  struct arbor_admin_s *admin = r->admin;
+  if (admin->token == NULL)
+    return 1;
+  const char *h = http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (h == NULL)
+    return 0;
+  while (*h == ' ' || *h == '\t')
+    h++;
+  if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
+    return 0;
+  h += 6;
+  while (*h == ' ' || *h == '\t')
+    h++;
+  size_t len = strlen(h);
+  while (len > 0 && (h[len - 1] == ' ' || h[len - 1] == '\t'))
+    len--;
+  return token_equal(admin->token, admin->token_len, h, len);
+}
+
+/* --------------------------------------------------------- MHD callbacks */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+  (void)conn;
+  struct http_ctx *ctx = calloc(1, sizeof *ctx);
+  if (ctx == NULL)
+    return NULL;                 /* on_request then closes the connection */
+  ctx->req.admin = cls;
+  ctx->uri_len = strlen(uri);
+  return ctx;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)conn;
+  (void)toe;
+  struct http_ctx *ctx = *con_cls;
+  if (ctx == NULL)
+    return;
+  free(ctx->path);
+  free(ctx->body);
+  free(ctx);
+  *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  (void)conn;
+  (void)socket_context;
+  struct arbor_admin_s *admin = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    admin->connections++;
+  else if (admin->connections > 0)
+    admin->connections--;
+}
+
+/* The CORS preflight: which methods and headers a page of cors_origin may use. */
+static enum MHD_Result preflight(struct http_req *r) {
+  struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL)
+    return MHD_NO;
+  if (MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST") != MHD_YES ||
+      MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                              "Authorization, Content-Type, Last-Event-ID") != MHD_YES ||
+      MHD_add_response_header(resp, "Access-Control-Max-Age", "600") != MHD_YES) {
+    MHD_destroy_response(resp);
+    return MHD_NO;
+  }
+  return http__queue(r, MHD_HTTP_NO_CONTENT, resp, NULL);
+}
+
+/* The first call: everything that can be decided from the request line and the
+ * headers. Returns MHD_YES with nothing queued to go on reading the body. */
+static enum MHD_Result first_call(struct http_ctx *ctx) {
+  struct http_req *r = &ctx->req;
+  struct arbor_admin_s *admin = r->admin;
+  const arbor_admin_opts_t *o = &admin->opts;
+  if (admin->connections > o->max_connections)
+    return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_connections",
+                      "more than %u connections are open", o->max_connections);
+  if (ctx->uri_len > o->max_url)
+    return http_error(r, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
+                      "the request target is longer than %zu bytes", o->max_url);
+  if (route(ctx) < 0)
+    return http_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+  if (admin->cors_origin != NULL && strcmp(r->method, "OPTIONS") == 0 && ctx->allow != 0)
+    return preflight(r);
+  if (ctx->allow == 0)
+    return http_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no resource at %s", r->url);
+  if (ctx->route == NULL)
+    return http_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                      "%s is not allowed on %s", r->method, r->url);
+  if (strcmp(ctx->route->method, "POST") == 0 && !authorized(r))
+    return http_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                      "this call needs \"Authorization: Bearer TOKEN\" with the server's token");
+  const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  uint64_t len;
+  if (cl != NULL && http_parse_u64(cl, 0, o->max_body, &len) != 0)
+    return http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                      "the body is larger than %zu bytes", o->max_body);
+  return MHD_YES;
+}
+
+/* Keeps up to max_body bytes of the body; drops the rest (413 at the end). */
+static enum MHD_Result take_body(struct http_ctx *ctx, const char *data, size_t *size) {
+  size_t n = *size;
+  *size = 0;
+  size_t max = ctx->req.admin->opts.max_body;
+  if (ctx->too_big || ctx->body_len + n > max) {
+    ctx->too_big = 1;
+    ctx->dropped += n;
+    /* A body with no end in sight is not read forever. */
+    return ctx->dropped > max + BODY_DISCARD_SLACK ? MHD_NO : MHD_YES;
+  }
+  if (ctx->body_len + n + 1 > ctx->body_cap) {
+    size_t cap = ctx->body_cap ? ctx->body_cap : 256;
+    while (cap < ctx->body_len + n + 1)
+      cap *= 2;
+    if (cap > max + 1)
+      cap = max + 1;
+    char *b = realloc(ctx->body, cap);
+    if (b == NULL)
+      return MHD_NO;
+    ctx->body = b;
+    ctx->body_cap = cap;
+  }
+  memcpy(ctx->body + ctx->body_len, data, n);
+  ctx->body_len += n;
+  ctx->body[ctx->body_len] = '\0';
+  return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+  (void)version;
+  struct arbor_admin_s *admin = cls;
+  struct http_ctx *ctx = *con_cls;
+  if (ctx == NULL || admin->stopped)
+    return MHD_NO;
+  struct http_req *r = &ctx->req;
+  if (!ctx->seen) {
+    ctx->seen = 1;
+    r->rt = admin->rt;
+    r->conn = conn;
+    r->method = method;
+    r->url = url;
+    r->body = "";
+    return first_call(ctx);
+  }
+  if (ctx->answered)
+    return MHD_YES;              /* MHD discards the rest of the request */
+  if (*upload_data_size > 0)
+    return take_body(ctx, upload_data, upload_data_size);
+  if (ctx->too_big)
+    return http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                      "the body is larger than %zu bytes", admin->opts.max_body);
+  if (ctx->body != NULL) {
+    r->body = ctx->body;
+    r->body_len = ctx->body_len;
+  }
+  return ctx->route->handler(r);
+}
+
+/* ------------------------------------------------------------ the loop */
+
+static void on_timer(uv_timer_t *t) { http__run(t->data); }
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+  (void)status;                  /* an error on the epoll fd: MHD_run finds out */
+  (void)events;
+  http__run(p->data);
+}
+
+void http__run(struct arbor_admin_s *admin) {
+  if (admin->stopped || admin->in_run)
+    return;
+  admin->in_run = 1;
+  MHD_run(admin->mhd);
+  admin->in_run = 0;
+  if (admin->stop_pending) {
+    arbor_admin_stop(admin);
+    return;
+  }
+  /* MHD's epoll is edge-triggered: data it already read but has not processed
+   * does not make the fd readable again; MHD_get_timeout says 0 then. */
+  MHD_UNSIGNED_LONG_LONG ms;
+  if (MHD_get_timeout(admin->mhd, &ms) == MHD_YES)
+    uv_timer_start(&admin->timer, on_timer, (uint64_t)ms, 0);
+  else
+    uv_timer_stop(&admin->timer);
+}
+
+/* ------------------------------------------------------------- options */
+
+/* The token from opts: the string, or the first line of the file (its line end
+ * cut). A bearer token is visible ASCII (RFC 6750's b64token and then some):
+ * anything else is refused, as is an empty one. *out NULL: no token. */
+static int load_token(const arbor_admin_opts_t *o, char **out) {
+  *out = NULL;
+  if (o->token != NULL && o->token_file != NULL)
+    return ARBOR_EINVAL;         /* two sources: which one was meant? */
+  char buf[TOKEN_MAX + 2];
+  const char *tok = o->token;
+  size_t len;
+  if (o->token_file != NULL) {
+    FILE *f = fopen(o->token_file, "r");
+    if (f == NULL)
+      return ARBOR_EINVAL;
+    char *line = fgets(buf, sizeof buf, f);
+    fclose(f);
+    if (line == NULL)
+      return ARBOR_EINVAL;
+    len = strcspn(buf, "\r\n");
+    buf[len] = '\0';
+    tok = buf;
+  }
+  if (tok == NULL)
+    return 0;
+  len = strlen(tok);
+  if (len == 0 || len > TOKEN_MAX)
+    return ARBOR_EINVAL;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)tok[i] <= 0x20 || (unsigned char)tok[i] >= 0x7f)
+      return ARBOR_EINVAL;
+  *out = strdup(tok);
+  return *out != NULL ? 0 : ARBOR_ENOMEM;
+}
+
+/* Copies opts with every default filled in, or ARBOR_EINVAL. */
+static int fill_opts(const arbor_admin_opts_t *in, arbor_admin_opts_t *o) {
+  static const arbor_admin_opts_t zero;
+  *o = in != NULL ? *in : zero;
+  if (o->port < 0 || o->port > 65535)
+    return ARBOR_EINVAL;
+  if (o->bind == NULL)
+    o->bind = "127.0.0.1";
+  if (o->max_connections == 0)
+    o->max_connections = DEFAULT_MAX_CONNECTIONS;
+  if (o->max_url == 0)
+    o->max_url = DEFAULT_MAX_URL;
+  if (o->max_body == 0)
+    o->max_body = DEFAULT_MAX_BODY;
+  if (o->connection_memory == 0)
+    o->connection_memory = DEFAULT_CONNECTION_MEMORY;
+  if (o->connection_memory < MIN_CONNECTION_MEMORY)
+    return ARBOR_EINVAL;
+  if (o->max_connections > 65536 || o->max_body > ((size_t)1 << 30))
+    return ARBOR_EINVAL;
+  if (o->sse_heartbeat_ms == 0)
+    o->sse_heartbeat_ms = DEFAULT_HEARTBEAT_MS;
+  if (o->cors_origin != NULL && (o->cors_origin[0] == '\0' || strpbrk(o->cors_origin, "\r\n")))
+    return ARBOR_EINVAL;
+  return 0;
+}
+
+/* The address to bind: IPv4 or IPv6 text. Returns its length, 0 when it is
+ * neither; *loopback says whether only this host can reach it. */
+static socklen_t parse_addr(const char *text, int port, struct sockaddr_storage *ss,
+                            int *loopback) {
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, text, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *loopback = (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+    return sizeof *a4;
+  }
+  if (inet_pton(AF_INET6, text, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    const uint8_t *b = a6->sin6_addr.s6_addr;
+    *loopback = IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr) ||
+                (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr) && b[12] == 127);
+    return sizeof *a6;
+  }
+  return 0;
+}
+
+/* A listening, non-blocking, close-on-exec TCP socket on the address; its port
+ * in *port. Returns the fd or a negative errno. */
+static int listen_on(const struct sockaddr_storage *ss, socklen_t len, int *port) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  int rc = 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+    rc = -errno;
+  /* An IPv6 address means that address only, not IPv4 too. */
+  if (rc == 0 && ss->ss_family == AF_INET6 &&
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
+    rc = -errno;
+  if (rc == 0 && bind(fd, (const struct sockaddr *)ss, len) != 0)
+    rc = -errno;
+  if (rc == 0 && listen(fd, 128) != 0)
+    rc = -errno;
+  struct sockaddr_storage got;
+  socklen_t glen = sizeof got;
+  if (rc == 0 && getsockname(fd, (struct sockaddr *)&got, &glen) != 0)
+    rc = -errno;
+  if (rc != 0) {
+    close(fd);
+    return rc;
+  }
+  *port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                          : ((struct sockaddr_in *)&got)->sin_port);
+  return fd;
+}
+
+/* Whether fd is still our listening socket (MHD_start_daemon closes it on some
+ * failure paths and not on others). */
+static int still_ours(int fd, int port) {
+  struct sockaddr_storage got;
+  socklen_t glen = sizeof got;
+  if (fcntl(fd, F_GETFD) < 0 || getsockname(fd, (struct sockaddr *)&got, &glen) != 0)
+    return 0;
+  int p = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                          : ((struct sockaddr_in *)&got)->sin_port);
+  return p == port;
+}
+
+/* ------------------------------------------------------- start and stop */
+
+static void free_admin(struct arbor_admin_s *admin) {
+  free(admin->token);
+  free(admin->bind);
+  free(admin->cors_origin);
+  free(admin);
+}
+
+/* Each handle's close: the admin goes with the last one, then the runtime may
+ * free itself (our hold on it is released last, after we are done with it). */
+static void on_closed(uv_handle_t *h) {
+  struct arbor_admin_s *admin = h->data;
+  arbor_runtime_t *rt = admin->rt;
+  if (--admin->handles == 0)
+    free_admin(admin);
+  arbor__runtime_release(rt);
+}
+
+static void on_runtime_close(struct arbor__closer *c) {
+  struct arbor_admin_s *admin =
+      (struct arbor_admin_s *)((char *)c - offsetof(struct arbor_admin_s, closer));
+  arbor_admin_stop(admin);
+}
+
+static struct MHD_Daemon *start_mhd(struct arbor_admin_s *admin, int fd) {
+  const arbor_admin_opts_t *o = &admin->opts;
+  return MHD_start_daemon(
+      MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, admin,
+      MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(o->max_connections + 1),
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->connection_memory,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT_S,
+      MHD_OPTION_URI_LOG_CALLBACK, on_uri, admin,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, admin,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, admin,
+      MHD_OPTION_END);
+}
+
+int arbor_admin_start(arbor_runtime_t *rt, const arbor_admin_opts_t *opts,
+                      arbor_admin_t **out) {
+  if (rt == NULL || out == NULL)
+    return ARBOR_EINVAL;
+  *out = NULL;
+  if (arbor__runtime_closing(rt))
+    return ARBOR_ECLOSING;
+  struct arbor_admin_s *admin = calloc(1, sizeof *admin);
+  if (admin == NULL)
+    return ARBOR_ENOMEM;
+  int rc = fill_opts(opts, &admin->opts);
+  if (rc < 0)
+    goto fail;
+  struct sockaddr_storage ss;
+  int loopback = 0;
+  socklen_t alen = parse_addr(admin->opts.bind, admin->opts.port, &ss, &loopback);
+  if (alen == 0) {
+    rc = ARBOR_EINVAL;
+    goto fail;
+  }
+  rc = load_token(&admin->opts, &admin->token);
+  if (rc < 0)
+    goto fail;
+  if (!loopback && admin->token == NULL) {
+    rc = ARBOR_EACCES;           /* reachable from elsewhere, and nobody to keep them out */
+    goto fail;
+  }
+  admin->token_len = admin->token != NULL ? strlen(admin->token) : 0;
+  admin->bind = strdup(admin->opts.bind);
+  admin->cors_origin = admin->opts.cors_origin != NULL ? strdup(admin->opts.cors_origin) : NULL;
+  if (admin->bind == NULL || (admin->opts.cors_origin != NULL && admin->cors_origin == NULL)) {
+    rc = ARBOR_ENOMEM;
+    goto fail;
+  }
+  admin->opts.bind = admin->bind;
+  admin->opts.cors_origin = admin->cors_origin;
+  admin->opts.token = NULL;      /* ours is admin->token; the caller's may go away */
+  admin->opts.token_file = NULL;
+  admin->rt = rt;
+  admin->loop = arbor_runtime_loop(rt);
+
+  int fd = listen_on(&ss, alen, &admin->port);
+  if (fd < 0) {
+    rc = fd;
+    goto fail;
+  }
+  admin->mhd = start_mhd(admin, fd);
+  if (admin->mhd == NULL) {
+    if (still_ours(fd, admin->port))
+      close(fd);
+    rc = ARBOR_ENOMEM;
+    goto fail;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(admin->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+  if (info == NULL || uv_poll_init(admin->loop, &admin->poll, info->epoll_fd) != 0) {
+    MHD_stop_daemon(admin->mhd);
+    rc = ARBOR_ENOMEM;
+    goto fail;
+  }
+  /* Nothing below can fail: timers init without error (libuv returns 0). */
+  uv_timer_init(admin->loop, &admin->timer);
+  uv_timer_init(admin->loop, &admin->wake);
+  uv_timer_init(admin->loop, &admin->beat);
+  admin->poll.data = admin->timer.data = admin->wake.data = admin->beat.data = admin;
+  admin->handles = 4;
+  for (int i = 0; i < 4; i++)
+    arbor__runtime_hold(rt);
+  admin->closer.close = on_runtime_close;
+  arbor__runtime_add_closer(rt, &admin->closer);
+  uv_poll_start(&admin->poll, UV_READABLE, on_poll);
+  uv_timer_start(&admin->timer, on_timer, 0, 0);   /* a first run: MHD's timeouts */
+  *out = admin;
+  return 0;
+
+fail:
+  free_admin(admin);
+  return rc;
+}
+
+int arbor_admin_port(const arbor_admin_t *admin) {
+  return admin != NULL ? admin->port : ARBOR_EINVAL;
+}
+
+int arbor_admin_stop(arbor_admin_t *admin) {
+  if (admin == NULL)
+    return ARBOR_EINVAL;
+  if (admin->stopped)
+    return 0;
+  if (admin->in_run) {           /* MHD may not be stopped from its own callbacks */
+    admin->stop_pending = 1;
+    return 0;
+  }
+  admin->stopped = 1;
+  arbor_runtime_t *rt = admin->rt;
+  arbor__runtime_remove_closer(rt, &admin->closer);
+  if (admin->notify_on) {
+    arbor__events_notify(rt, NULL, NULL);
+    admin->notify_on = 0;
+  }
+  /* The poll handle goes first: MHD_stop_daemon closes the fd it watches. */
+  uv_close((uv_handle_t *)&admin->poll, on_closed);
+  uv_close((uv_handle_t *)&admin->timer, on_closed);
+  uv_close((uv_handle_t *)&admin->wake, on_closed);
+  uv_close((uv_handle_t *)&admin->beat, on_closed);
+  http__streams_resume_all(admin, 1);
+  MHD_stop_daemon(admin->mhd);   /* closes every connection: streams' done() run now */
+  admin->mhd = NULL;
+  return 0;
+}

@@ -1,0 +1,54 @@
+/* http/server.h - what server.c and stream.c share of the admin server. Not for
+ * the resources (they use http/http.h only).
+ */
+#ifndef ARBOR_HTTP_SERVER_H
+#define ARBOR_HTTP_SERVER_H
+
+#include "http.h"
+
+struct http_stream_s;            /* stream.c */
+
+struct arbor_admin_s {
+  arbor_runtime_t *rt;
+  uv_loop_t *loop;
+  arbor_admin_opts_t opts;       /* defaults filled in; strings below */
+  char *bind;                    /* opts.bind points here */
+  char *cors_origin;             /* opts.cors_origin points here (or NULL) */
+  char *token;                   /* NULL: no token: POSTs are open */
+  size_t token_len;
+  int port;
+  struct MHD_Daemon *mhd;
+  uv_poll_t poll;                /* MHD's epoll fd, readable when MHD has work */
+  uv_timer_t timer;              /* MHD_get_timeout: connection timeouts, pending data */
+  uv_timer_t wake;               /* zero timer: resume the streams (http_streams_wake) */
+  uv_timer_t beat;               /* the earliest heartbeat of a suspended stream */
+  int handles;                   /* of the four above, not yet closed */
+  struct arbor__closer closer;   /* the runtime's close stops us */
+  struct http_stream_s *streams; /* open streams, suspended or not */
+  unsigned connections;          /* open TCP connections (MHD's notify) */
+  int in_run;                    /* inside MHD_run: stop must wait until it returns */
+  int stop_pending;              /* stop asked for inside MHD_run */
+  int stopped;                   /* stop began: no more requests, no more wakes */
+  int notify_on;                 /* our arbor__events_notify registration is live */
+};
+
+/* server.c */
+/* Runs MHD now and re-arms its timer (a no-op from inside MHD_run). */
+void http__run(struct arbor_admin_s *admin);
+/* Adds the common headers (and content_type when not NULL), queues the response
+ * and drops the caller's reference to it (also on failure). */
+enum MHD_Result http__queue(struct http_req *r, unsigned status, struct MHD_Response *resp,
+                            const char *content_type);
+/* Tests only: routes tried after the table's (process-wide; NULL, 0 clears). */
+void http__test_routes(const struct http_route *routes, size_t n);
+
+/* stream.c */
+/* Resumes every suspended stream (before a stop: MHD must have none). When
+ * closing, their fill() is not asked again: the response ends. */
+void http__streams_resume_all(struct arbor_admin_s *admin, int closing);
+/* The heartbeat timer fired. */
+void http__streams_beat(uv_timer_t *t);
+/* The wake timer fired. */
+void http__streams_wake_cb(uv_timer_t *t);
+
+#endif /* ARBOR_HTTP_SERVER_H */

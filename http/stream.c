@@ -1,0 +1,193 @@
+/* http/stream.c - responses that go on: Server-Sent Events, followed logs.
+ *
+ * A stream is an MHD response of unknown size (chunked) whose content reader
+ * asks the resource's fill() for bytes. When fill() has nothing, the connection
+ * is suspended (MHD_suspend_connection, from inside the reader, the one place
+ * MHD allows it) and the reader returns 0: no busy loop, and no MHD timeout
+ * while suspended. It is resumed
+ *   - by http_streams_wake, which only starts a zero timer (it may be called
+ *     from inside arbor's event recording, or from a handler inside MHD_run);
+ *     the timer resumes every suspended stream and runs MHD, so each fill() is
+ *     asked again;
+ *   - by the heartbeat: one timer, armed for the earliest due heartbeat of the
+ *     suspended streams; a due stream's fill() is asked with heartbeat = 1.
+ *     This is also how a client that went away while its stream was suspended
+ *     is noticed (MHD does not watch suspended sockets): the write fails.
+ * New events wake the streams through arbor__events_notify, which is one-shot:
+ * it is registered while a stream is open and again at each wake, before the
+ * streams are resumed, so an event recorded between the two is not missed (the
+ * fills that follow read it).
+ *
+ * Lifetime: the stream is freed by MHD's free callback of the response (when
+ * the request ends, the client goes away or the server stops), which calls the
+ * resource's done() exactly once. A stop resumes every suspended stream first
+ * (MHD must not be stopped with suspended connections) and marks it closing, so
+ * its reader ends the response without asking fill() again.
+ */
+#include <stdlib.h>
+
+#include "server.h"
+
+#define STREAM_BLOCK 4096        /* MHD's advisory buffer size for the reader */
+
+struct http_stream_s {
+  struct arbor_admin_s *admin;
+  struct MHD_Connection *conn;
+  const struct http_stream_ops *ops;
+  void *state;
+  uint64_t beat_ms;              /* 0: no heartbeat */
+  uint64_t last_ms;              /* loop time of the last bytes or heartbeat */
+  int suspended;                 /* by us, not resumed since */
+  int beat_due;                  /* the next fill() is a heartbeat */
+  int closing;                   /* the server stops: end the response */
+  struct http_stream_s *next, *prev;
+};
+
+static void on_event(void *arg);
+
+/* Registers for the next event, while a stream is open. */
+static void notify_arm(struct arbor_admin_s *admin) {
+  if (admin->notify_on || admin->streams == NULL || admin->stopped)
+    return;
+  arbor__events_notify(admin->rt, on_event, admin);
+  admin->notify_on = 1;
+}
+
+static void on_event(void *arg) {
+  struct arbor_admin_s *admin = arg;
+  admin->notify_on = 0;          /* it was one-shot */
+  http_streams_wake(admin);
+}
+
+/* Arms the heartbeat timer for the earliest due heartbeat of a suspended stream. */
+static void beat_arm(struct arbor_admin_s *admin) {
+  if (admin->stopped)
+    return;
+  uint64_t now = uv_now(admin->loop), due = UINT64_MAX;
+  for (struct http_stream_s *s = admin->streams; s != NULL; s = s->next)
+    if (s->suspended && s->beat_ms > 0 && s->last_ms + s->beat_ms < due)
+      due = s->last_ms + s->beat_ms;
+  if (due == UINT64_MAX)
+    uv_timer_stop(&admin->beat);
+  else
+    uv_timer_start(&admin->beat, http__streams_beat, due > now ? due - now : 0, 0);
+}
+
+static void resume(struct http_stream_s *s) {
+  if (!s->suspended)
+    return;
+  s->suspended = 0;
+  MHD_resume_connection(s->conn);
+}
+
+void http__streams_resume_all(struct arbor_admin_s *admin, int closing) {
+  for (struct http_stream_s *s = admin->streams; s != NULL; s = s->next) {
+    if (closing)
+      s->closing = 1;
+    resume(s);
+  }
+}
+
+void http_streams_wake(struct arbor_admin_s *admin) {
+  if (admin == NULL || admin->stopped)
+    return;
+  uv_timer_start(&admin->wake, http__streams_wake_cb, 0, 0);
+}
+
+void http__streams_wake_cb(uv_timer_t *t) {
+  struct arbor_admin_s *admin = t->data;
+  notify_arm(admin);             /* before the fills: see the top of the file */
+  http__streams_resume_all(admin, 0);
+  http__run(admin);
+}
+
+void http__streams_beat(uv_timer_t *t) {
+  struct arbor_admin_s *admin = t->data;
+  uint64_t now = uv_now(admin->loop);
+  for (struct http_stream_s *s = admin->streams; s != NULL; s = s->next) {
+    if (s->suspended && s->beat_ms > 0 && s->last_ms + s->beat_ms <= now) {
+      s->beat_due = 1;
+      resume(s);
+    }
+  }
+  http__run(admin);
+  beat_arm(admin);
+}
+
+/* MHD's content reader: the next bytes, 0 after suspending, or the end. */
+static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  struct http_stream_s *s = cls;
+  struct arbor_admin_s *admin = s->admin;
+  if (s->closing || admin->stopped)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  int beat = s->beat_due;
+  s->beat_due = 0;
+  ssize_t n = s->ops->fill(s->state, buf, max, beat);
+  uint64_t now = uv_now(admin->loop);
+  if (n < 0)
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  if (n > 0) {
+    if ((size_t)n > max)
+      return MHD_CONTENT_READER_END_WITH_ERROR;   /* a bug in fill(): never overrun */
+    s->last_ms = now;
+    return n;
+  }
+  if (beat)
+    s->last_ms = now;            /* asked and nothing to say: next beat a period on */
+  MHD_suspend_connection(s->conn);
+  s->suspended = 1;
+  beat_arm(admin);
+  return 0;
+}
+
+/* MHD's free callback of the response: the request is over. */
+static void reader_free(void *cls) {
+  struct http_stream_s *s = cls;
+  struct arbor_admin_s *admin = s->admin;
+  if (s->prev != NULL)
+    s->prev->next = s->next;
+  else
+    admin->streams = s->next;
+  if (s->next != NULL)
+    s->next->prev = s->prev;
+  s->ops->done(s->state);
+  free(s);
+}
+
+enum MHD_Result http_stream(struct http_req *r, const char *content_type,
+                            const struct http_stream_ops *ops, void *state,
+                            unsigned heartbeat_ms) {
+  struct arbor_admin_s *admin = r->admin;
+  struct http_stream_s *s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    ops->done(state);
+    return http_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+  }
+  s->admin = admin;
+  s->conn = r->conn;
+  s->ops = ops;
+  s->state = state;
+  s->beat_ms = heartbeat_ms;
+  s->last_ms = uv_now(admin->loop);
+  struct MHD_Response *resp =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, reader, s, reader_free);
+  if (resp == NULL) {
+    free(s);
+    ops->done(state);
+    return http_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+  }
+  /* Linked before queueing: a failed queue destroys the response, whose free
+   * callback unlinks it and calls done(). */
+  s->next = admin->streams;
+  if (s->next != NULL)
+    s->next->prev = s;
+  admin->streams = s;
+  /* Proxies (nginx) must pass each event on at once. */
+  if (MHD_add_response_header(resp, "X-Accel-Buffering", "no") != MHD_YES) {
+    MHD_destroy_response(resp);
+    return http_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+  }
+  notify_arm(admin);
+  return http__queue(r, MHD_HTTP_OK, resp, content_type);
+}
