@@ -344,3 +344,30 @@ int httpc_connect_raw(int port) {
   }
   return fd;
 }
+
+struct until {
+  int (*pred)(void *arg);
+  void *arg;
+  int held;
+};
+
+static void until_check(uv_prepare_t *p) {
+  struct until *u = p->data;
+  if (u->pred(u->arg)) {
+    u->held = 1;
+    uv_stop(p->loop);
+  }
+}
+
+void httpc_run_until(uv_loop_t *loop, int (*pred)(void *arg), void *arg) {
+  struct until u = {pred, arg, 0};
+  uv_prepare_t prep;
+  uv_prepare_init(loop, &prep);
+  prep.data = &u;
+  uv_prepare_start(&prep, until_check);
+  u.held = pred(arg);
+  while (!u.held)
+    uv_run(loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&prep, NULL);
+  uv_run(loop, UV_RUN_NOWAIT);   /* the close completes at the end of this pass */
+}

@@ -67,6 +67,13 @@ size_t httpc_events(struct httpc_call *c);
  * closes the async handle and frees c. Outputs as httpc_request. */
 int httpc_end(struct httpc_call *c, long *status, char **resp_body, char **resp_headers);
 
+/* Runs the loop until pred(arg) holds, blocking while nothing happens. A plain
+ * uv_run(ONCE) loop is not enough when the loop itself makes pred true (a timer
+ * that fires at the start of an iteration: the poll after it may then block
+ * for as long as the next timer is away): a uv_prepare_t checks pred right
+ * before each poll and uv_stop()s the loop, which makes that poll not wait. */
+void httpc_run_until(uv_loop_t *loop, int (*pred)(void *arg), void *arg);
+
 /* Helpers. */
 char *httpc_url(char *buf, size_t size, int port, const char *path_and_query);
 /* A response header's value (first of that name, case-insensitive), malloc'd,

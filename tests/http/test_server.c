@@ -37,13 +37,9 @@ static void fx_close(struct fx *f) {
   arbor_test_close_end(&f->loop, &flag);
 }
 
-/* Runs the loop, blocking for its next event each time, until cond holds: for
- * conditions that wait on timers (the test runner's timeout catches a hang). */
-#define run_until(loop, cond)                                                          \
-  do {                                                                                 \
-    while (!(cond))                                                                    \
-      uv_run((loop), UV_RUN_ONCE);                                                     \
-  } while (0)
+/* Predicates for httpc_run_until. */
+static int node_started(void *arg) { return arbor_node_state(arg) == ARBOR_STATE_STARTED; }
+static int int_positive(void *arg) { return *(int *)arg > 0; }
 
 struct resp {
   long status;
@@ -473,7 +469,7 @@ static void server_readyz_503_until_services_started(void **state) {
   resp_free(&r);
 
   ready_flag = 1;
-  run_until(&f.loop, arbor_node_state(sup) == ARBOR_STATE_STARTED);
+  httpc_run_until(&f.loop, node_started, sup);
   r = req(&f, "GET", "/readyz", NULL, NULL);
   assert_int_eq(r.status, 200);
   resp_free(&r);
@@ -743,7 +739,8 @@ static void server_stream_heartbeat_when_idle(void **state) {
   free(body);
   assert_true(ts_beats >= 2);
   /* a later heartbeat finds the client gone: done() without a stop */
-  run_until(&f.loop, ts_done == 1);
+  httpc_run_until(&f.loop, int_positive, &ts_done);
+  assert_int_eq(ts_done, 1);
   http__test_routes(NULL, 0);
   fx_close(&f);
 }
@@ -758,7 +755,7 @@ static void server_stream_woken_by_new_event(void **state) {
   ts.events_seen = st.recorded;
   struct httpc_call *c = ts_begin(&f, 1);
   /* wait until the server suspended it once (fill asked, said nothing) */
-  run_until(&f.loop, ts_fills > 0);
+  httpc_run_until(&f.loop, int_positive, &ts_fills);
   /* any recorded event wakes the stream through arbor__events_notify */
   arbor_node_t *g;
   assert_code(arbor_group_new(arbor_root(f.rt), NULL, &g), 0);
@@ -781,7 +778,8 @@ static void server_head_of_stream_calls_done(void **state) {
   assert_int_eq(r.status, 200);
   assert_string_equal(r.body, "");
   resp_free(&r);
-  arbor_test_run_until(&f.loop, ts_done == 1);
+  httpc_run_until(&f.loop, int_positive, &ts_done);
+  assert_int_eq(ts_done, 1);
   assert_int_eq(ts_fills, 0);
   http__test_routes(NULL, 0);
   fx_close(&f);
