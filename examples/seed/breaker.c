@@ -56,15 +56,12 @@ static void settle(arbor_ctx_t *cx, seed_breaker_t *b, int ok, uint64_t now) {
     b->failures_in_row = 0;
     if (b->state != SEED_CLOSED)
       enter(cx, b, SEED_CLOSED);
-    return;
-  }
-  b->failures_in_row++;
-  seed_attr_u64(svc, "failures_in_row", (uint64_t)b->failures_in_row);
-  if (b->state == SEED_HALF_OPEN || b->failures_in_row >= b->threshold) {
-    b->failures_in_row = 0;
+  } else if (++b->failures_in_row >= b->threshold || b->state == SEED_HALF_OPEN) {
+    b->failures_in_row = 0;      /* counted afresh once it closes again */
     b->open_until_ms = now + b->cooldown_ms;
     enter(cx, b, SEED_OPEN);
   }
+  seed_attr_u64(svc, "failures_in_row", (uint64_t)b->failures_in_row);
 }
 
 static int breaker(arbor_ctx_t *cx, void *arg) {
