@@ -1,0 +1,209 @@
+/* http/nodes.c - one node: GET /api/v1/nodes/{id} (detail), GET .../children
+ * (a page), POST .../cancel and POST .../restart.
+ *
+ * The detail is the node's own fields (json.c) plus what only some kinds have:
+ * a fiber's wait site and stack, a service's or supervisor's phase and counters,
+ * and its failure history. Mutations map arbor's codes onto HTTP statuses once,
+ * here: a finished node is a 409, a node of the wrong kind a 400, an unknown id
+ * a 404, so clients can tell "you asked wrongly" from "too late".
+ */
+#include <inttypes.h>
+
+#include "resources.h"
+
+/* "fiber": where a fiber task waits and how much stack it used. Nothing for a
+ * node that is not a fiber (arbor_node_fiber_info says ARBOR_EKIND). */
+static void add_fiber(struct http_jcx *cx, cJSON *o, arbor_node_t *node) {
+  arbor_fiber_info_t fi;
+  if (arbor_node_fiber_info(node, &fi) != 0)
+    return;
+  cJSON *f = http_jadd(cx, o, "fiber", cJSON_CreateObject());
+  if (f == NULL)
+    return;
+  int waiting = fi.wait_what != NULL;
+  http_jadd_str(cx, f, "wait", fi.wait_what);
+  http_jadd_str(cx, f, "file", waiting ? fi.wait_file : NULL);
+  http_jadd_i64(cx, f, "line", waiting ? fi.wait_line : 0);
+  http_jadd_u64(cx, f, "since_ns", waiting ? fi.wait_since_ns : 0);
+  if (waiting)
+    http_jadd_time(cx, f, arbor_node_runtime(node), "since", fi.wait_since_ns);
+  http_jadd_u64(cx, f, "stack_size", fi.stack_size);
+  http_jadd_u64(cx, f, "stack_high_water", fi.stack_high_water);
+}
+
+/* "service" and "history" for services and supervisors. */
+static void add_service(struct http_jcx *cx, cJSON *o, arbor_node_t *node) {
+  arbor_service_info_t si;
+  if (arbor_service_info(node, &si) != 0)
+    return;
+  cJSON *s = http_jadd(cx, o, "service", cJSON_CreateObject());
+  if (s == NULL)
+    return;
+  http_jadd_str(cx, s, "restart", arbor_restart_name(si.restart));
+  http_jadd_str(cx, s, "phase", arbor_phase_name(si.phase));
+  http_jadd_bool(cx, s, "is_process", si.is_process);
+  http_jadd_bool(cx, s, "daemon", si.daemon);
+  http_jadd_u64(cx, s, "incarnation_id", si.incarnation_id);
+  http_jadd_u64(cx, s, "next_restart_ns", si.next_restart_ns);
+  http_jadd_u64(cx, s, "last_backoff_ms", si.last_backoff_ms);
+  http_jadd_u64(cx, s, "tasks_total", si.tasks_total);
+  http_jadd_u64(cx, s, "tasks_finished", si.tasks_finished);
+  http_jadd_i64(cx, s, "pid", si.pid);
+  if (arbor_node_kind(node) == ARBOR_KIND_SUPERVISOR) {
+    http_jadd_str(cx, s, "strategy", arbor_strategy_name(si.strategy));
+    http_jadd_i64(cx, s, "intensity", si.intensity);
+    http_jadd_u64(cx, s, "period_ms", si.period_ms);
+  }
+
+  /* Newest first, as arbor_service_failure numbers them. At most
+   * ARBOR_SERVICE_HISTORY entries, each chain within the shared budget. */
+  cJSON *h = http_jadd(cx, o, "history", cJSON_CreateArray());
+  arbor_service_failure_t f;
+  for (size_t i = 0; h != NULL && i < si.history && arbor_service_failure(node, i, &f) == 0; i++) {
+    cJSON *e = http_jpush(cx, h, cJSON_CreateObject());
+    if (e == NULL)
+      return;
+    http_jadd_u64(cx, e, "incarnation_id", f.incarnation_id);
+    http_jadd_time(cx, e, arbor_node_runtime(node), "time", f.time_ns);
+    http_jadd_u64(cx, e, "backoff_ms", f.backoff_ms);
+    http_jadd_bool(cx, e, "restarted", f.restarted);
+    http_jadd(cx, e, "error", http_jerror(cx, f.error));
+  }
+}
+
+enum MHD_Result http_node_get(struct http_req *r) {
+  enum MHD_Result ret;
+  arbor_node_t *node = http_node_param(r, &ret);
+  if (node == NULL)
+    return ret;
+  struct http_jcx cx;
+  /* The node's chain and up to ARBOR_SERVICE_HISTORY more share a budget. */
+  http_jcx_init(&cx, HTTP_ERRORS_MAX * 2, 0);
+  cJSON *o = http_jnode(&cx, node);
+  if (o == NULL)
+    return http_oom(r);
+  add_fiber(&cx, o, node);
+  add_service(&cx, o, node);
+  if (cx.oom) {
+    cJSON_Delete(o);
+    return http_oom(r);
+  }
+  return http_json(r, 200, o);
+}
+
+enum MHD_Result http_node_children(struct http_req *r) {
+  enum MHD_Result ret;
+  arbor_node_t *node = http_node_param(r, &ret);
+  if (node == NULL)
+    return ret;
+  uint64_t offset, limit;
+  if (http_query_u64(r, "offset", 0, UINT32_MAX, &offset, &ret) != 0 ||
+      http_query_u64(r, "limit", HTTP_PAGE_DEFAULT, HTTP_PAGE_MAX, &limit, &ret) != 0)
+    return ret;
+
+  arbor_node_t *page[HTTP_PAGE_MAX];
+  size_t total = 0;
+  int n = arbor_node_children(node, (size_t)offset, (size_t)limit, page, &total);
+  if (n < 0)
+    return http_error(r, 500, "internal", "reading the children of node %" PRIu64 ": %s",
+                      arbor_node_id(node), arbor_strerror(n));
+
+  struct http_jcx cx;
+  http_jcx_init(&cx, 0, 0);
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL)
+    return http_oom(r);
+  http_jadd_u64(&cx, o, "total", total);
+  http_jadd_u64(&cx, o, "offset", offset);
+  http_jadd_u64(&cx, o, "limit", limit);
+  cJSON *arr = http_jadd(&cx, o, "children", cJSON_CreateArray());
+  for (int i = 0; arr != NULL && i < n; i++) {
+    /* Each child's chain gets the whole budget: one failed child must not
+     * starve its later siblings of their errors. */
+    cx.errors_left = HTTP_ERRORS_MAX;
+    http_jpush(&cx, arr, http_jnode(&cx, page[i]));
+  }
+  if (cx.oom) {
+    cJSON_Delete(o);
+    return http_oom(r);
+  }
+  return http_json(r, 200, o);
+}
+
+enum MHD_Result http_node_cancel(struct http_req *r) {
+  enum MHD_Result ret;
+  arbor_node_t *node = http_node_param(r, &ret);
+  if (node == NULL)
+    return ret;
+  uint64_t id = arbor_node_id(node);
+  /* Cancel hooks run inside this call (arbor.h); the node itself stays valid
+   * for the whole call (nodes are never freed inside an API call). */
+  int rc = arbor_node_cancel(node);
+  switch (rc) {
+  case 0:
+    break;
+  case ARBOR_EFINISHED:
+    return http_error(r, 409, "finished", "node %" PRIu64 " has finished", id);
+  case ARBOR_EKIND:
+    return http_error(r, 400, "bad_request",
+                      "node %" PRIu64 " is the root: shut the runtime down instead", id);
+  default:
+    return http_error(r, 500, "internal", "cancelling node %" PRIu64 ": %s", id,
+                      arbor_strerror(rc));
+  }
+  struct http_jcx cx;
+  http_jcx_init(&cx, 0, 0);
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL)
+    return http_oom(r);
+  http_jadd_u64(&cx, o, "id", id);
+  http_jadd_str(&cx, o, "state", arbor_state_name(arbor_node_state(node)));
+  http_jadd_bool(&cx, o, "cancel_requested", 1);
+  if (cx.oom) {
+    cJSON_Delete(o);
+    return http_oom(r);
+  }
+  return http_json(r, 202, o);
+}
+
+enum MHD_Result http_node_restart(struct http_req *r) {
+  enum MHD_Result ret;
+  arbor_node_t *node = http_node_param(r, &ret);
+  if (node == NULL)
+    return ret;
+  uint64_t id = arbor_node_id(node);
+  int rc = arbor_service_restart(node);
+  switch (rc) {
+  case 0:
+    break;
+  case ARBOR_EKIND:
+    return http_error(r, 400, "not_a_service",
+                      "node %" PRIu64 " is a %s, not a service or supervisor", id,
+                      arbor_kind_name(arbor_node_kind(node)));
+  case ARBOR_EFINISHED:
+    return http_error(r, 409, "finished", "node %" PRIu64 " has finished", id);
+  case ARBOR_ESTATE:
+    /* arbor_service_restart refuses both a service that never started and one
+     * stopping for good; which one it was tells the operator what to wait for. */
+    if (!arbor_service_is_started(node))
+      return http_error(r, 409, "not_started", "node %" PRIu64 " has not started yet", id);
+    return http_error(r, 409, "stopping", "node %" PRIu64 " is stopping for good", id);
+  default:
+    return http_error(r, 500, "internal", "restarting node %" PRIu64 ": %s", id,
+                      arbor_strerror(rc));
+  }
+  arbor_node_info_t in;
+  arbor_node_info(node, &in);
+  struct http_jcx cx;
+  http_jcx_init(&cx, 0, 0);
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL)
+    return http_oom(r);
+  http_jadd_u64(&cx, o, "id", id);
+  http_jadd_u64(&cx, o, "restarts", in.restarts);
+  if (cx.oom) {
+    cJSON_Delete(o);
+    return http_oom(r);
+  }
+  return http_json(r, 202, o);
+}
