@@ -4,9 +4,11 @@
  * Everything reads the tree through the observation API of arbor.h only, on the
  * loop thread, so one document is one consistent point in time. Three things
  * cJSON does not do for us, done here:
- *  - 64-bit integers: cJSON's numbers are doubles, exact up to 2^53 only, and
- *    printed in exponent form past 1e17; monotonic nanoseconds pass 2^53 after
- *    104 days of uptime. Larger values go in as raw decimal text.
+ *  - 64-bit integers: cJSON's numbers are doubles, and it prints any that is
+ *    not an int with "%1.15g" when that reads back within its epsilon, so
+ *    9007199254740992 comes out as 9.00719925474099e+15; monotonic nanoseconds
+ *    have 16 digits after 11 days of uptime. Values past INT32_MAX therefore
+ *    go in as raw decimal text, exact.
  *  - UTF-8: names, messages and attributes are the embedder's bytes (a process
  *    service's error carries its stderr tail); cJSON copies them as they are,
  *    which would make the whole document invalid JSON. Invalid bytes become
@@ -22,8 +24,8 @@
 
 #include "resources.h"
 
-/* 2^53: every integer up to it is exact in a double. */
-#define JSON_EXACT_MAX 9007199254740992ULL
+/* cJSON prints integers up to here with "%d", exactly. */
+#define JSON_EXACT_MAX 2147483647ULL
 
 void http_jcx_init(struct http_jcx *cx, int errors_max, size_t message_max) {
   cx->oom = 0;
@@ -180,7 +182,7 @@ void http_jadd_u64(struct http_jcx *cx, cJSON *obj, const char *name, uint64_t v
 void http_jadd_i64(struct http_jcx *cx, cJSON *obj, const char *name, int64_t v) {
   if (v >= 0)
     http_jadd_u64(cx, obj, name, (uint64_t)v);
-  else if ((uint64_t)-(v + 1) < JSON_EXACT_MAX)
+  else if (v >= -(int64_t)JSON_EXACT_MAX)
     http_jadd(cx, obj, name, cJSON_CreateNumber((double)v));
   else {
     char text[24];

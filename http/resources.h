@@ -40,8 +40,8 @@ struct http_jcx {
 };
 void http_jcx_init(struct http_jcx *cx, int errors_max, size_t message_max);
 
-/* Adds to obj (no-ops once cx->oom). Integers above 2^53 are written as exact
- * decimal text (cJSON's numbers are doubles). Strings are made valid UTF-8 (an
+/* Adds to obj (no-ops once cx->oom). Integers past INT32_MAX are written as
+ * exact decimal text (cJSON would print them as rounded doubles). Strings are made valid UTF-8 (an
  * invalid byte becomes U+FFFD); NULL becomes JSON null. */
 void http_jadd_u64(struct http_jcx *cx, cJSON *obj, const char *name, uint64_t v);
 void http_jadd_i64(struct http_jcx *cx, cJSON *obj, const char *name, int64_t v);
