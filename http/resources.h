@@ -21,7 +21,7 @@
 #define HTTP_PAGE_MAX 1000
 /* Nodes in one /tree response at most, taken breadth first: a 100,000-node tree
  * served with default paging must not stall the loop (DESIGN.md, "Threading"). */
-#define HTTP_TREE_NODES_MAX 2000
+#define HTTP_TREE_NODES_MAX 1000
 #define HTTP_LOG_DEFAULT 16384       /* bytes of process output per /log read */
 #define HTTP_LOG_MAX 262144
 

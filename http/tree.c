@@ -55,12 +55,13 @@ static cJSON *tree_node(struct walk *w, arbor_node_t *node, int depth) {
   return o;
 }
 
-/* Adds p's children (up to limit and the budget) as "nodes", and "more". */
-static void expand(struct walk *w, const struct pending *p) {
+/* Adds p's children (up to limit and the budget) as "nodes", and "more". p is
+ * a copy: tree_node() may move the queue it came from. */
+static void expand(struct walk *w, struct pending p) {
   arbor_node_info_t in;
-  arbor_node_info(p->node, &in);
+  arbor_node_info(p.node, &in);
   size_t total = in.children, want = 0;
-  if (p->depth < w->max_depth) {
+  if (p.depth < w->max_depth) {
     want = total < w->limit ? total : w->limit;
     if (want > w->budget) {
       want = w->budget;
@@ -68,15 +69,15 @@ static void expand(struct walk *w, const struct pending *p) {
     }
   }
   size_t got = 0;
-  if (p->depth < w->max_depth) {
-    int n = want > 0 ? arbor_node_children(p->node, 0, want, w->page, &total) : 0;
-    cJSON *arr = http_jadd(&w->cx, p->obj, "nodes", cJSON_CreateArray());
+  if (p.depth < w->max_depth) {
+    int n = want > 0 ? arbor_node_children(p.node, 0, want, w->page, &total) : 0;
+    cJSON *arr = http_jadd(&w->cx, p.obj, "nodes", cJSON_CreateArray());
     for (int i = 0; arr != NULL && i < n; i++)
-      if (http_jpush(&w->cx, arr, tree_node(w, w->page[i], p->depth + 1)) != NULL)
+      if (http_jpush(&w->cx, arr, tree_node(w, w->page[i], p.depth + 1)) != NULL)
         got++;
   }
   if (total > got)
-    http_jadd_u64(&w->cx, p->obj, "more", total - got);
+    http_jadd_u64(&w->cx, p.obj, "more", total - got);
 }
 
 enum MHD_Result http_tree_get(struct http_req *r) {
@@ -107,7 +108,7 @@ enum MHD_Result http_tree_get(struct http_req *r) {
   }
   if (http_jadd(&w.cx, doc, "root", tree_node(&w, root, 0)) != NULL)
     while (w.head < w.tail && !w.cx.oom)
-      expand(&w, &w.q[w.head++]);
+      expand(&w, w.q[w.head++]);
   http_jadd_u64(&w.cx, doc, "depth", depth);
   http_jadd_u64(&w.cx, doc, "limit", limit);
   http_jadd_u64(&w.cx, doc, "count", HTTP_TREE_NODES_MAX - w.budget);
