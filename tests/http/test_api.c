@@ -257,11 +257,859 @@ static void json_error_chain_bounded(void **state) {
   cJSON_Delete(o);
 }
 
+
+/* ================================================================ HTTP
+ *
+ * The server runs on the test's loop, so the client runs in a thread of its
+ * own (one per request) while the test drives the loop with a 1 ms tick until
+ * the request is done: no sleeping, no upper bound on time but the runner's.
+ */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct call {
+  /* in */
+  const char *method;
+  char url[1024];
+  const char *path;
+  char header[256];              /* one extra request header, or "" */
+  int sse_events;                /* > 0: a stream; stop after this many events */
+  int sse_beats;                 /* > 0: or after this many heartbeat comments */
+  /* out */
+  long status;
+  char ctype[128];
+  char allow[128];
+  char *body;
+  size_t len;
+  atomic_int done;
+  pthread_t thread;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg) {
+  struct call *c = arg;
+  size_t add = size * n;
+  char *b = realloc(c->body, c->len + add + 1);
+  assert_non_null(b);
+  c->body = b;
+  memcpy(b + c->len, data, add);
+  c->len += add;
+  b[c->len] = '\0';
+  if (c->sse_events > 0 || c->sse_beats > 0) {
+    /* Count complete events (blank-line terminated blocks with data) and
+     * heartbeat comments; stop the transfer once there are enough. */
+    int events = 0, beats = 0;
+    const char *block = b, *end;
+    while ((end = strstr(block, "\n\n")) != NULL) {
+      if (strncmp(block, ": heartbeat", 11) == 0)
+        beats++;
+      else
+        events++;
+      block = end + 2;
+    }
+    if ((c->sse_events > 0 && events >= c->sse_events) || (c->sse_beats > 0 && beats >= c->sse_beats)) {
+      c->len = (size_t)(block - b);   /* whole blocks only */
+      b[c->len] = '\0';
+      return 0;                      /* ends the transfer (CURLE_WRITE_ERROR) */
+    }
+  }
+  return add;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg) {
+  struct call *c = arg;
+  size_t len = size * n;
+  char line[256];
+  snprintf(line, sizeof line, "%.*s", (int)(len < 255 ? len : 255), data);
+  line[strcspn(line, "\r\n")] = '\0';
+  if (strncasecmp(line, "content-type:", 13) == 0)
+    snprintf(c->ctype, sizeof c->ctype, "%s", line + 13 + strspn(line + 13, " "));
+  else if (strncasecmp(line, "allow:", 6) == 0)
+    snprintf(c->allow, sizeof c->allow, "%s", line + 6 + strspn(line + 6, " "));
+  return len;
+}
+
+static void *call_thread(void *arg) {
+  struct call *c = arg;
+  CURL *h = curl_easy_init();
+  struct curl_slist *hdrs = NULL;
+  if (c->header[0] != '\0')
+    hdrs = curl_slist_append(hdrs, c->header);
+  curl_easy_setopt(h, CURLOPT_URL, c->url);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
+  if (strcmp(c->method, "POST") == 0)
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(h);
+  atomic_store(&c->done, 1);
+  return NULL;
+}
+
+static void tick_cb(uv_timer_t *t) { (void)t; }
+
+/* Drives the loop with a 1 ms tick until cond holds (at most 60000 passes). */
+#define run_ticking_until(loop, cond)                                                  \
+  do {                                                                                 \
+    uv_timer_t tick_;                                                                  \
+    int k_, held_ = 0;                                                                 \
+    assert_int_eq(uv_timer_init((loop), &tick_), 0);                                   \
+    assert_int_eq(uv_timer_start(&tick_, tick_cb, 1, 1), 0);                           \
+    for (k_ = 0; k_ < 60000 && !(held_ = (cond)); k_++)                                \
+      uv_run((loop), UV_RUN_ONCE);                                                     \
+    uv_close((uv_handle_t *)&tick_, NULL);                                             \
+    uv_run((loop), UV_RUN_NOWAIT);                                                     \
+    if (!held_) {                                                                      \
+      print_error("condition never held: %s\n", #cond);                               \
+      _fail(__FILE__, __LINE__);                                                       \
+    }                                                                                  \
+  } while (0)
+
+/* One test's world: a runtime, its admin server, and the loop. */
+struct world {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_admin_t *admin;
+  int port;
+};
+
+static void world_open(struct world *w, const arbor_runtime_opts_t *ropts,
+                       const arbor_admin_opts_t *aopts) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  arbor_test_open(&w->loop, &w->rt, ropts);
+  assert_code(arbor_admin_start(w->rt, aopts, &w->admin), 0);
+  w->port = arbor_admin_port(w->admin);
+  assert_true(w->port > 0);
+}
+
+static void world_close(struct world *w) {
+  arbor_test_close(w->rt, &w->loop);
+  curl_global_cleanup();
+}
+
+static int dump_seq;
+
+/* With ARBOR_API_DUMP set, keeps the response for tests/http/schema/run.sh. */
+static void dump_json(const char *schema, const char *what, const struct call *c,
+                      const char *body_text) {
+  const char *dir = getenv("ARBOR_API_DUMP");
+  if (dir == NULL || dir[0] == '\0')
+    return;
+  cJSON *body = cJSON_Parse(body_text);
+  if (body == NULL)
+    fail_msg("response is not JSON: %s", body_text);
+  cJSON *d = cJSON_CreateObject();
+  if (schema != NULL) {
+    cJSON_AddStringToObject(d, "schema", schema);
+    cJSON_AddStringToObject(d, "what", what);
+  } else {
+    cJSON_AddStringToObject(d, "method", c->method);
+    cJSON_AddStringToObject(d, "path", c->path);
+    cJSON_AddNumberToObject(d, "status", (double)c->status);
+    cJSON_AddStringToObject(d, "content_type", c->ctype);
+  }
+  cJSON_AddItemToObject(d, "body", body);
+  char *text = cJSON_Print(d);
+  char name[4096];
+  snprintf(name, sizeof name, "%s/%04d.json", dir, ++dump_seq);
+  FILE *f = fopen(name, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+  free(text);
+  cJSON_Delete(d);
+}
+
+/* Starts a request; the caller drives the loop until it is done. */
+static struct call *call_start(struct world *w, const char *method, const char *path,
+                               const char *header) {
+  struct call *c = calloc(1, sizeof *c);
+  assert_non_null(c);
+  c->method = method;
+  c->path = path;
+  snprintf(c->url, sizeof c->url, "http://127.0.0.1:%d%s", w->port, path);
+  snprintf(c->header, sizeof c->header, "%s", header ? header : "");
+  assert_int_eq(pthread_create(&c->thread, NULL, call_thread, c), 0);
+  return c;
+}
+
+static void call_finish(struct world *w, struct call *c) {
+  run_ticking_until(&w->loop, atomic_load(&c->done));
+  pthread_join(c->thread, NULL);
+  if (c->body == NULL)
+    c->body = calloc(1, 1);
+}
+
+static void call_free(struct call *c) {
+  free(c->body);
+  free(c);
+}
+
+/* A whole JSON request: the status must be `status`; returns the body parsed
+ * (the caller deletes it) and dumps it. */
+static cJSON *api(struct world *w, const char *method, long status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static cJSON *api(struct world *w, const char *method, long status, const char *fmt, ...) {
+  char path[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(path, sizeof path, fmt, ap);
+  va_end(ap);
+  struct call *c = call_start(w, method, path, NULL);
+  call_finish(w, c);
+  if (c->status != status)
+    fail_msg("%s %s: status %ld, want %ld: %s", method, path, c->status, status, c->body);
+  if (strncmp(c->ctype, "application/json", 16) != 0)
+    fail_msg("%s %s: content type \"%s\"", method, path, c->ctype);
+  cJSON *o = cJSON_Parse(c->body);
+  if (o == NULL)
+    fail_msg("%s %s: not JSON: %s", method, path, c->body);
+  snprintf(last_text, sizeof last_text, "%s", c->body);
+  dump_json(NULL, NULL, c, c->body);
+  call_free(c);
+  return o;
+}
+
+/* An error answer: status, the stable code, and a message containing `says`. */
+static void api_error(struct world *w, const char *method, long status, const char *code,
+                      const char *says, const char *path) {
+  cJSON *o = api(w, method, status, "%s", path);
+  cJSON *e = field(o, "error");
+  assert_string_equal(str_field(e, "code"), code);
+  if (says != NULL && strstr(str_field(e, "message"), says) == NULL)
+    fail_msg("%s %s: message \"%s\" does not say \"%s\"", method, path,
+             str_field(e, "message"), says);
+  cJSON_Delete(o);
+}
+
+/* ------------------------------------------------------------ the world */
+
+/* A fiber body that sleeps until cancelled. */
+static int sleeper(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  return arbor_sleep(cx, 3600 * 1000);
+}
+
+/* A fiber that never reports ready (a handshake service stays STARTING). */
+static int never_ready(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  return arbor_sleep(cx, 3600 * 1000);
+}
+
+/* A service body that, once cancelled, keeps stopping (shielded) until the
+ * test lets it go: deterministically "stopping for good". */
+static atomic_int release_stubborn;
+static int stubborn(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  arbor_sleep(cx, 3600 * 1000);
+  arbor_scope_t s;
+  arbor_scope_enter(cx, &s, &(arbor_scope_opts_t){.shield = 1});
+  while (!atomic_load(&release_stubborn))
+    arbor_sleep(cx, 1);
+  arbor_scope_exit(cx, &s);
+  return 0;
+}
+
+/* The service's current incarnation is parked in a checkpoint. */
+static int body_parked(arbor_node_t *svc) {
+  arbor_service_info_t si;
+  arbor_fiber_info_t fi;
+  if (arbor_service_info(svc, &si) != 0 || si.incarnation_id == 0)
+    return 0;
+  arbor_node_t *inc = arbor_node_find(arbor_node_runtime(svc), si.incarnation_id);
+  return inc != NULL && arbor_node_fiber_info(inc, &fi) == 0 && fi.wait_what != NULL;
+}
+
+static arbor_node_t *fiber(arbor_node_t *parent, const char *name, arbor_fiber_fn fn) {
+  arbor_node_t *n = NULL;
+  assert_code(arbor_fiber_spawn(parent, &(arbor_fiber_spec_t){.name = name, .fn = fn}, &n), 0);
+  return n;
+}
+
+static arbor_node_t *service(arbor_node_t *parent, const arbor_service_spec_t *spec) {
+  arbor_node_t *n = NULL;
+  assert_code(arbor_service_add(parent, spec, &n), 0);
+  return n;
+}
+
+/* The tree every HTTP test serves:
+ *   supervisor sup (one_for_one)
+ *     service web (fiber, sleeps)
+ *     service proc (process: echo hi; echo err >&2; sleep 100)
+ *   group failing FAILED (task writer FAILED: EIO caused by ENOENT)
+ *   group batch (attributes): 3 fibers and group inner with 2 fibers
+ */
+struct tree {
+  arbor_node_t *sup, *web, *proc, *failing, *writer, *batch, *inner;
+};
+
+static char *proc_argv[] = {"/bin/sh", "-c", "echo hi; echo err >&2; sleep 100", NULL};
+
+static void tree_build(struct world *w, struct tree *t) {
+  arbor_node_t *root = arbor_root(w->rt);
+  assert_code(arbor_supervisor_new(root, &(arbor_sup_opts_t){.name = "sup"}, &t->sup), 0);
+  t->web = service(t->sup, &(arbor_service_spec_t){.name = "web", .fiber = sleeper});
+  t->proc = service(t->sup, &(arbor_service_spec_t){.name = "proc", .argv = proc_argv});
+  t->failing = arbor_test_group(root, "failing");
+  t->writer = spawn_fn(t->failing, "writer", fail_chain_start, NULL);
+  arbor_node_ref(t->failing);
+  arbor_node_ref(t->writer);
+  assert_code(arbor_group_join(t->failing, NULL, NULL), 0);
+  t->batch = arbor_test_group(root, "batch");
+  assert_code(arbor_node_attr_set(t->batch, "owner", "ops"), 0);
+  for (int i = 0; i < 3; i++)
+    fiber(t->batch, "worker", sleeper);
+  t->inner = arbor_test_group(t->batch, "inner");
+  fiber(t->inner, "leaf", sleeper);
+  fiber(t->inner, "leaf", sleeper);
+  arbor_node_ref(t->batch);
+  arbor_node_ref(t->inner);
+  /* Everything up: services STARTED, the process has written both lines. */
+  char buf[64];
+  uint64_t off;
+  run_ticking_until(&w->loop, arbor_node_state(t->sup) == ARBOR_STATE_STARTED &&
+                                  arbor_node_is_finished(t->failing) &&
+                                  (off = 0, arbor_service_log_read(t->proc, &off, buf, sizeof buf,
+                                                                   NULL) == 7));
+}
+
+static void tree_release(struct tree *t) {
+  arbor_node_unref(t->failing);
+  arbor_node_unref(t->writer);
+  arbor_node_unref(t->batch);
+  arbor_node_unref(t->inner);
+}
+
+/* ------------------------------------------------------------ the tests */
+
+/* GET /api/v1/tree: nested nodes, depth and limit, "more", the root= subtree,
+ * and 400 / 404 naming the parameter. */
+static void api_tree_depth_limit_root(void **state) {
+  struct world w;
+  struct tree t;
+  world_open(&w, NULL, NULL);
+  tree_build(&w, &t);
+
+  cJSON *o = api(&w, "GET", 200, "/api/v1/tree");
+  assert_int_eq(num_field(o, "depth"), 4);
+  assert_int_eq(num_field(o, "limit"), 100);
+  assert_false(bool_field(o, "truncated"));
+  cJSON *root = field(o, "root");
+  assert_string_equal(str_field(root, "kind"), "root");
+  cJSON *top = field(root, "nodes");
+  assert_int_eq(cJSON_GetArraySize(top), 3);
+  cJSON *sup = cJSON_GetArrayItem(top, 0);
+  assert_string_equal(str_field(sup, "name"), "sup");
+  assert_string_equal(str_field(sup, "kind"), "supervisor");
+  assert_int_eq(cJSON_GetArraySize(field(sup, "nodes")), 2);
+  cJSON *batch = cJSON_GetArrayItem(top, 2);
+  assert_string_equal(str_field(field(batch, "attributes"), "owner"), "ops");
+  cJSON *inner = cJSON_GetArrayItem(field(batch, "nodes"), 3);
+  assert_string_equal(str_field(inner, "name"), "inner");
+  assert_int_eq(cJSON_GetArraySize(field(inner, "nodes")), 2);
+  assert_null(cJSON_GetObjectItem(inner, "more"));
+  /* root 0, sup/failing/batch 1, ... : 1 + 3 + (2 + 1 + 4) + (2 incarnations + 2 leaves) */
+  assert_int_eq(num_field(o, "count"), 15);
+  cJSON_Delete(o);
+
+  /* depth 1: the root's children without theirs, each saying how many. */
+  o = api(&w, "GET", 200, "/api/v1/tree?depth=1&limit=2");
+  root = field(o, "root");
+  top = field(root, "nodes");
+  assert_int_eq(cJSON_GetArraySize(top), 2);
+  assert_int_eq(num_field(root, "more"), 1);
+  sup = cJSON_GetArrayItem(top, 0);
+  assert_null(cJSON_GetObjectItem(sup, "nodes"));
+  assert_int_eq(num_field(sup, "more"), 2);
+  cJSON_Delete(o);
+
+  /* A subtree. */
+  o = api(&w, "GET", 200, "/api/v1/tree?root=%llu&depth=0",
+          (unsigned long long)arbor_node_id(t.inner));
+  assert_string_equal(str_field(field(o, "root"), "name"), "inner");
+  assert_int_eq(num_field(field(o, "root"), "more"), 2);
+  cJSON_Delete(o);
+
+  api_error(&w, "GET", 400, "bad_request", "depth", "/api/v1/tree?depth=65");
+  api_error(&w, "GET", 400, "bad_request", "depth", "/api/v1/tree?depth=-1");
+  api_error(&w, "GET", 400, "bad_request", "limit", "/api/v1/tree?limit=1001");
+  api_error(&w, "GET", 400, "bad_request", "root", "/api/v1/tree?root=abc");
+  api_error(&w, "GET", 404, "not_found", "no node 999999", "/api/v1/tree?root=999999");
+  tree_release(&t);
+  world_close(&w);
+}
+
+/* GET /api/v1/nodes/{id}: the detail of a supervisor, a service with its
+ * incarnation, a fiber's wait site, a failed task's chain; 400 and 404. */
+static void api_node_detail(void **state) {
+  struct world w;
+  struct tree t;
+  world_open(&w, NULL, NULL);
+  tree_build(&w, &t);
+
+  cJSON *o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(t.sup));
+  cJSON *svc = field(o, "service");
+  assert_string_equal(str_field(svc, "strategy"), "one_for_one");
+  assert_int_eq(num_field(svc, "intensity"), 3);
+  assert_int_eq(num_field(svc, "period_ms"), 5000);
+  assert_string_equal(str_field(svc, "phase"), "running");
+  assert_int_eq(cJSON_GetArraySize(field(o, "history")), 0);
+  assert_null(cJSON_GetObjectItem(o, "fiber"));
+  cJSON_Delete(o);
+
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(t.web));
+  svc = field(o, "service");
+  assert_string_equal(str_field(svc, "restart"), "permanent");
+  assert_false(bool_field(svc, "is_process"));
+  assert_null(cJSON_GetObjectItem(svc, "strategy"));
+  uint64_t inc = (uint64_t)num_field(svc, "incarnation_id");
+  cJSON_Delete(o);
+
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)inc);
+  assert_uint_eq(num_field(o, "parent_id"), arbor_node_id(t.web));
+  cJSON *fb = field(o, "fiber");
+  assert_string_equal(str_field(fb, "wait"), "sleep");
+  assert_non_null(strstr(str_field(fb, "file"), "test_api.c"));
+  assert_true(num_field(fb, "line") > 0);
+  assert_rfc3339(str_field(fb, "since"));
+  assert_true(num_field(fb, "stack_size") > 0);
+  cJSON_Delete(o);
+
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(t.proc));
+  assert_true(bool_field(field(o, "service"), "is_process"));
+  assert_true(num_field(field(o, "service"), "pid") > 0);
+  cJSON_Delete(o);
+
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(t.writer));
+  assert_string_equal(str_field(o, "outcome"), "FAILED");
+  cJSON *err = field(o, "error");
+  assert_string_equal(str_field(err, "name"), "EIO");
+  assert_string_equal(str_field(field(err, "cause"), "name"), "ENOENT");
+  cJSON_Delete(o);
+
+  api_error(&w, "GET", 400, "bad_request", "node id", "/api/v1/nodes/abc");
+  api_error(&w, "GET", 400, "bad_request", "node id", "/api/v1/nodes/0");
+  api_error(&w, "GET", 400, "bad_request", "node id", "/api/v1/nodes/-4");
+  api_error(&w, "GET", 400, "bad_request", "node id", "/api/v1/nodes/18446744073709551616");
+  api_error(&w, "GET", 404, "not_found", "no node 999999", "/api/v1/nodes/999999");
+  tree_release(&t);
+  world_close(&w);
+}
+
+/* GET /api/v1/nodes/{id}/children: pages in creation order. */
+static void api_children_paging(void **state) {
+  struct world w;
+  struct tree t;
+  world_open(&w, NULL, NULL);
+  tree_build(&w, &t);
+  unsigned long long id = arbor_node_id(t.batch);
+
+  cJSON *o = api(&w, "GET", 200, "/api/v1/nodes/%llu/children", id);
+  assert_int_eq(num_field(o, "total"), 4);
+  assert_int_eq(num_field(o, "offset"), 0);
+  assert_int_eq(num_field(o, "limit"), 100);
+  assert_int_eq(cJSON_GetArraySize(field(o, "children")), 4);
+  cJSON_Delete(o);
+
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu/children?offset=2&limit=5", id);
+  cJSON *ch = field(o, "children");
+  assert_int_eq(cJSON_GetArraySize(ch), 2);
+  assert_string_equal(str_field(cJSON_GetArrayItem(ch, 1), "name"), "inner");
+  cJSON_Delete(o);
+
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu/children?offset=9", id);
+  assert_int_eq(num_field(o, "total"), 4);
+  assert_int_eq(cJSON_GetArraySize(field(o, "children")), 0);
+  cJSON_Delete(o);
+
+  char path[128];
+  snprintf(path, sizeof path, "/api/v1/nodes/%llu/children?limit=1001", id);
+  api_error(&w, "GET", 400, "bad_request", "limit", path);
+  snprintf(path, sizeof path, "/api/v1/nodes/%llu/children?offset=x", id);
+  api_error(&w, "GET", 400, "bad_request", "offset", path);
+  api_error(&w, "GET", 404, "not_found", "no node 999999", "/api/v1/nodes/999999/children");
+  tree_release(&t);
+  world_close(&w);
+}
+
+static int all_cancelled(arbor_node_t *node, int depth, void *arg) {
+  (void)arg;
+  if (depth > 0 && (arbor_node_state(node) != ARBOR_STATE_FINISHED ||
+                    arbor_node_outcome(node) != ARBOR_OUTCOME_CANCELLED))
+    return -1;
+  return 0;
+}
+
+/* POST /cancel of a group: 202, then every descendant FINISHED CANCELLED;
+ * again: 409 finished; the root: 400; unknown: 404; GET: 405 with Allow. */
+static void api_cancel_group_cancels_every_descendant(void **state) {
+  struct world w;
+  struct tree t;
+  world_open(&w, NULL, NULL);
+  tree_build(&w, &t);
+  unsigned long long id = arbor_node_id(t.batch);
+
+  cJSON *o = api(&w, "POST", 202, "/api/v1/nodes/%llu/cancel", id);
+  assert_uint_eq(num_field(o, "id"), id);
+  assert_true(bool_field(o, "cancel_requested"));
+  assert_string_equal(str_field(o, "state"), "STOPPING");
+  cJSON_Delete(o);
+  run_ticking_until(&w.loop, arbor_node_is_finished(t.batch));
+  assert_outcome(t.batch, CANCELLED);
+  assert_int_eq(arbor_tree_walk(t.batch, -1, all_cancelled, NULL), 0);
+
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu", id);
+  assert_string_equal(str_field(o, "state"), "FINISHED");
+  assert_string_equal(str_field(o, "outcome"), "CANCELLED");
+  assert_true(bool_field(o, "cancel_requested"));
+  assert_rfc3339(str_field(o, "finished"));
+  cJSON_Delete(o);
+
+  char path[128];
+  snprintf(path, sizeof path, "/api/v1/nodes/%llu/cancel", id);
+  api_error(&w, "POST", 409, "finished", "finished", path);
+  api_error(&w, "POST", 400, "bad_request", "root", "/api/v1/nodes/1/cancel");
+  api_error(&w, "POST", 400, "bad_request", "node id", "/api/v1/nodes/abc/cancel");
+  api_error(&w, "POST", 404, "not_found", "no node 999999", "/api/v1/nodes/999999/cancel");
+
+  struct call *c = call_start(&w, "GET", path, NULL);
+  call_finish(&w, c);
+  assert_int_eq(c->status, 405);
+  assert_non_null(strstr(c->allow, "POST"));
+  dump_json(NULL, NULL, c, c->body);
+  call_free(c);
+  tree_release(&t);
+  world_close(&w);
+}
+
+/* POST /restart: same id, restarts + 1, a new incarnation; a task: 400
+ * not_a_service; not started yet: 409 not_started; stopping for good: 409
+ * stopping; finished: 409 finished. */
+static void api_restart_service_same_id_count_plus_one(void **state) {
+  struct world w;
+  struct tree t;
+  world_open(&w, NULL, NULL);
+  tree_build(&w, &t);
+  unsigned long long id = arbor_node_id(t.web);
+  arbor_service_info_t si;
+  assert_code(arbor_service_info(t.web, &si), 0);
+  uint64_t inc0 = si.incarnation_id;
+  uint32_t before = si.restarts;
+
+  cJSON *o = api(&w, "POST", 202, "/api/v1/nodes/%llu/restart", id);
+  assert_uint_eq(num_field(o, "id"), id);
+  assert_uint_eq(num_field(o, "restarts"), before + 1);
+  cJSON_Delete(o);
+  run_ticking_until(&w.loop, arbor_service_info(t.web, &si) == 0 && si.incarnation_id != inc0 &&
+                                 si.phase == ARBOR_PHASE_RUNNING);
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu", id);
+  assert_uint_eq(num_field(o, "restarts"), before + 1);
+  assert_uint_eq(num_field(field(o, "service"), "incarnation_id"), si.incarnation_id);
+  cJSON_Delete(o);
+
+  char path[128];
+  snprintf(path, sizeof path, "/api/v1/nodes/%llu/restart", (unsigned long long)arbor_node_id(t.writer));
+  api_error(&w, "POST", 400, "not_a_service", "task", path);
+  api_error(&w, "POST", 404, "not_found", "no node 999999", "/api/v1/nodes/999999/restart");
+
+  /* Not started: the second child of a supervisor whose first never reports ready. */
+  arbor_node_t *sup2 = NULL;
+  assert_code(arbor_supervisor_new(arbor_root(w.rt), &(arbor_sup_opts_t){.name = "sup2"}, &sup2), 0);
+  service(sup2, &(arbor_service_spec_t){.name = "slow", .fiber = never_ready, .handshake = 1});
+  arbor_node_t *later = service(sup2, &(arbor_service_spec_t){.name = "later", .fiber = sleeper});
+  run_ticking_until(&w.loop, arbor_node_state(sup2) == ARBOR_STATE_STARTING);
+  snprintf(path, sizeof path, "/api/v1/nodes/%llu/restart", (unsigned long long)arbor_node_id(later));
+  api_error(&w, "POST", 409, "not_started", "not started", path);
+
+  /* Stopping for good: a service whose body holds out once cancelled. */
+  atomic_store(&release_stubborn, 0);
+  arbor_node_t *stub = service(arbor_root(w.rt), &(arbor_service_spec_t){.name = "stubborn",
+                                                                          .fiber = stubborn});
+  arbor_node_ref(stub);
+  run_ticking_until(&w.loop, body_parked(stub));
+  assert_code(arbor_node_cancel(stub), 0);
+  snprintf(path, sizeof path, "/api/v1/nodes/%llu/restart", (unsigned long long)arbor_node_id(stub));
+  api_error(&w, "POST", 409, "stopping", "stopping", path);
+  atomic_store(&release_stubborn, 1);
+  run_ticking_until(&w.loop, arbor_node_is_finished(stub));
+  api_error(&w, "POST", 409, "finished", "finished", path);
+  arbor_node_unref(stub);
+  tree_release(&t);
+  world_close(&w);
+}
+
+/* GET /log: read part, then on from next_offset; the whole is both lines;
+ * not a process: 400 not_a_process. A ring smaller than the output: missed. */
+static void api_log_offset_and_tail(void **state) {
+  struct world w;
+  struct tree t;
+  world_open(&w, NULL, NULL);
+  tree_build(&w, &t);
+  unsigned long long id = arbor_node_id(t.proc);
+
+  cJSON *o = api(&w, "GET", 200, "/api/v1/nodes/%llu/log?limit=3", id);
+  assert_int_eq(num_field(o, "offset"), 0);
+  assert_int_eq(num_field(o, "next_offset"), 3);
+  assert_int_eq(num_field(o, "missed"), 0);
+  assert_int_eq(num_field(o, "size"), 7);
+  char all[16];
+  snprintf(all, sizeof all, "%s", str_field(o, "data"));
+  assert_int_eq(strlen(all), 3);
+  cJSON_Delete(o);
+
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu/log?offset=3", id);
+  assert_int_eq(num_field(o, "offset"), 3);
+  assert_int_eq(num_field(o, "next_offset"), 7);
+  strncat(all, str_field(o, "data"), sizeof all - strlen(all) - 1);
+  cJSON_Delete(o);
+  /* stdout and stderr are two pipes: either line may arrive first. */
+  assert_true(strcmp(all, "hi\nerr\n") == 0 || strcmp(all, "err\nhi\n") == 0);
+
+  /* At the end: nothing, and an offset past the end is answered from the end. */
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu/log?offset=7", id);
+  assert_string_equal(str_field(o, "data"), "");
+  assert_int_eq(num_field(o, "next_offset"), 7);
+  cJSON_Delete(o);
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu/log?offset=1000", id);
+  assert_int_eq(num_field(o, "offset"), 7);
+  assert_int_eq(num_field(o, "next_offset"), 7);
+  cJSON_Delete(o);
+
+  char path[128];
+  snprintf(path, sizeof path, "/api/v1/nodes/%llu/log", (unsigned long long)arbor_node_id(t.web));
+  api_error(&w, "GET", 400, "not_a_process", "not a process", path);
+  snprintf(path, sizeof path, "/api/v1/nodes/%llu/log?limit=262145", id);
+  api_error(&w, "GET", 400, "bad_request", "limit", path);
+  api_error(&w, "GET", 404, "not_found", "no node 999999", "/api/v1/nodes/999999/log");
+
+  /* A 16-byte ring under 40 bytes of output (and bytes that are not UTF-8). */
+  static char *noisy[] = {"/bin/sh", "-c", "printf 'abcdefghijklmnopqrstuvwxyz0123456789\\377\\n'; sleep 100", NULL};
+  arbor_node_t *n = service(arbor_root(w.rt), &(arbor_service_spec_t){.name = "noisy", .argv = noisy,
+                                                                       .log_size = 16});
+  char buf[64];
+  uint64_t off;
+  run_ticking_until(&w.loop, (off = 0, arbor_service_log_read(n, &off, buf, sizeof buf, NULL) > 0 &&
+                                           off == 38));
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu/log", (unsigned long long)arbor_node_id(n));
+  assert_int_eq(num_field(o, "size"), 38);
+  assert_int_eq(num_field(o, "offset"), 38 - 16);
+  assert_int_eq(num_field(o, "missed"), 38 - 16);
+  assert_string_equal(str_field(o, "data"), "wxyz0123456789\xef\xbf\xbd\n");
+  cJSON_Delete(o);
+  tree_release(&t);
+  world_close(&w);
+}
+
+/* One SSE event of a stream text: its id (0 for none), type and data. */
+struct sse_event {
+  uint64_t id;
+  char type[32];
+  char data[8192];
+};
+
+/* Splits text into events (comments skipped). Returns how many. */
+static int sse_parse(const char *text, struct sse_event *out, int max) {
+  int n = 0;
+  const char *at = text;
+  while (*at != '\0' && n < max) {
+    const char *end = strstr(at, "\n\n");
+    if (end == NULL)
+      break;
+    struct sse_event *e = &out[n];
+    memset(e, 0, sizeof *e);
+    int any = 0;
+    for (const char *line = at; line < end;) {
+      const char *nl = memchr(line, '\n', (size_t)(end - line));
+      if (nl == NULL)
+        nl = end;
+      int len = (int)(nl - line);
+      if (strncmp(line, "id: ", 4) == 0)
+        e->id = strtoull(line + 4, NULL, 10), any = 1;
+      else if (strncmp(line, "event: ", 7) == 0)
+        snprintf(e->type, sizeof e->type, "%.*s", len - 7, line + 7), any = 1;
+      else if (strncmp(line, "data: ", 6) == 0)
+        snprintf(e->data, sizeof e->data, "%.*s", len - 6, line + 6), any = 1;
+      line = nl + 1;
+    }
+    if (any)
+      n++;
+    at = end + 2;
+  }
+  return n;
+}
+
+/* Reads n events of /api/v1/events with an optional header; checks and dumps each. */
+static int sse_read(struct world *w, const char *path, const char *header, int n,
+                    struct sse_event *out) {
+  struct call *c = calloc(1, sizeof *c);
+  assert_non_null(c);
+  c->method = "GET";
+  c->path = path;
+  c->sse_events = n;
+  snprintf(c->url, sizeof c->url, "http://127.0.0.1:%d%s", w->port, path);
+  snprintf(c->header, sizeof c->header, "%s", header ? header : "");
+  assert_int_eq(pthread_create(&c->thread, NULL, call_thread, c), 0);
+  call_finish(w, c);
+  assert_int_eq(c->status, 200);
+  assert_non_null(strstr(c->ctype, "text/event-stream"));
+  int got = sse_parse(c->body, out, n);
+  assert_int_eq(got, n);
+  for (int i = 0; i < got; i++) {
+    cJSON *d = cJSON_Parse(out[i].data);
+    if (d == NULL)
+      fail_msg("event data is not JSON: %s", out[i].data);
+    if (strcmp(out[i].type, "gap") == 0) {
+      dump_json("Gap", path, c, out[i].data);
+    } else {
+      assert_uint_eq(num_field(d, "seq"), out[i].id);
+      assert_string_equal(str_field(d, "type"), out[i].type);
+      assert_rfc3339(str_field(d, "time"));
+      dump_json("Event", path, c, out[i].data);
+    }
+    cJSON_Delete(d);
+  }
+  call_free(c);
+  return got;
+}
+
+/* A timer callback: a task that ends at once, so events are recorded. */
+static int done_at_start(arbor_node_t *task, void *arg) {
+  (void)arg;
+  return arbor_task_done(task);
+}
+static void make_event(uv_timer_t *timer) {
+  spawn_fn(timer->data, "blip", done_at_start, NULL);
+}
+
+/* SSE: read some events from the start, reconnect with Last-Event-ID and get
+ * exactly the following ones; ?after= does the same; a bad id is 400. */
+static void api_events_resume_with_last_event_id(void **state) {
+  struct world w;
+  struct tree t;
+  world_open(&w, NULL, NULL);
+  tree_build(&w, &t);
+  struct sse_event ev[8], again[4];
+
+  assert_int_eq(sse_read(&w, "/api/v1/events?after=0", NULL, 6, ev), 6);
+  for (int i = 0; i < 6; i++)
+    assert_uint_eq(ev[i].id, (uint64_t)i + 1);
+  assert_string_equal(ev[0].type, "created");
+
+  assert_int_eq(sse_read(&w, "/api/v1/events", "Last-Event-ID: 3", 3, again), 3);
+  for (int i = 0; i < 3; i++) {
+    assert_uint_eq(again[i].id, ev[3 + i].id);
+    assert_string_equal(again[i].data, ev[3 + i].data);
+  }
+  assert_int_eq(sse_read(&w, "/api/v1/events?after=4", NULL, 2, again), 2);
+  assert_uint_eq(again[0].id, 5);
+  assert_uint_eq(again[1].id, 6);
+
+  /* Without either: the next events recorded, not the history. A timer makes
+   * events until the client has one (when its request reaches the server is
+   * up to the threads). */
+  arbor_events_stats_t st;
+  arbor_events_stats(w.rt, &st);
+  struct call *c = calloc(1, sizeof *c);
+  c->method = "GET";
+  c->path = "/api/v1/events";
+  c->sse_events = 1;
+  snprintf(c->url, sizeof c->url, "http://127.0.0.1:%d/api/v1/events", w.port);
+  assert_int_eq(pthread_create(&c->thread, NULL, call_thread, c), 0);
+  uv_timer_t maker;
+  maker.data = t.batch;
+  assert_int_eq(uv_timer_init(&w.loop, &maker), 0);
+  assert_int_eq(uv_timer_start(&maker, make_event, 1, 1), 0);
+  call_finish(&w, c);
+  uv_close((uv_handle_t *)&maker, NULL);
+  int n = sse_parse(c->body, ev, 1);
+  assert_int_eq(n, 1);
+  assert_true(ev[0].id > st.recorded);
+  call_free(c);
+
+  api_error(&w, "GET", 400, "bad_request", "after", "/api/v1/events?after=x");
+  tree_release(&t);
+  world_close(&w);
+}
+
+/* A 16-event ring: a client resuming from the start first gets the gap event,
+ * then the oldest kept event. */
+static void api_events_gap_when_ring_overwrote(void **state) {
+  struct world w;
+  world_open(&w, &(arbor_runtime_opts_t){.event_capacity = 16}, NULL);
+  arbor_node_t *g = arbor_test_group(arbor_root(w.rt), "many");
+  for (int i = 0; i < 20; i++)
+    fiber(g, "f", sleeper);
+  arbor_test_spin(&w.loop, 10);
+  arbor_events_stats_t st;
+  arbor_events_stats(w.rt, &st);
+  assert_true(st.first_seq > 1);
+
+  struct sse_event ev[3];
+  assert_int_eq(sse_read(&w, "/api/v1/events", "Last-Event-ID: 0", 3, ev), 3);
+  assert_string_equal(ev[0].type, "gap");
+  assert_uint_eq(ev[0].id, 0);
+  cJSON *d = cJSON_Parse(ev[0].data);
+  assert_true(num_field(d, "missed") >= (double)(st.first_seq - 1));
+  uint64_t next = (uint64_t)num_field(d, "next_seq");
+  cJSON_Delete(d);
+  assert_uint_eq(ev[1].id, next);
+  assert_uint_eq(ev[2].id, next + 1);
+  assert_code(arbor_node_cancel(g), 0);
+  world_close(&w);
+}
+
+/* An idle stream gets heartbeat comments. */
+static void api_events_heartbeat_when_idle(void **state) {
+  struct world w;
+  world_open(&w, NULL, &(arbor_admin_opts_t){.sse_heartbeat_ms = 20});
+  struct call *c = calloc(1, sizeof *c);
+  c->method = "GET";
+  c->path = "/api/v1/events";
+  c->sse_beats = 2;
+  snprintf(c->url, sizeof c->url, "http://127.0.0.1:%d/api/v1/events", w.port);
+  assert_int_eq(pthread_create(&c->thread, NULL, call_thread, c), 0);
+  call_finish(&w, c);
+  assert_int_eq(c->status, 200);
+  assert_non_null(strstr(c->body, ": heartbeat\n\n"));
+  call_free(c);
+  world_close(&w);
+}
+
+/* Every scenario above once, for tests/http/schema/run.sh (ARBOR_API_DUMP=DIR):
+ * their responses are dumped and checked against docs/openapi.yaml. */
+static void api_dump_responses(void **state) {
+  api_tree_depth_limit_root(state);
+  api_node_detail(state);
+  api_children_paging(state);
+  api_cancel_group_cancels_every_descendant(state);
+  api_restart_service_same_id_count_plus_one(state);
+  api_log_offset_and_tail(state);
+  api_events_resume_with_last_event_id(state);
+  api_events_gap_when_ring_overwrote(state);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(json_node_failed_group_shape),
     cmocka_unit_test(json_times_and_big_integers_exact),
     cmocka_unit_test(json_invalid_utf8_replaced),
     cmocka_unit_test(json_error_chain_bounded),
+    cmocka_unit_test(api_tree_depth_limit_root),
+    cmocka_unit_test(api_node_detail),
+    cmocka_unit_test(api_children_paging),
+    cmocka_unit_test(api_cancel_group_cancels_every_descendant),
+    cmocka_unit_test(api_restart_service_same_id_count_plus_one),
+    cmocka_unit_test(api_log_offset_and_tail),
+    cmocka_unit_test(api_events_resume_with_last_event_id),
+    cmocka_unit_test(api_events_gap_when_ring_overwrote),
+    cmocka_unit_test(api_events_heartbeat_when_idle),
+    cmocka_unit_test(api_dump_responses),
 };
 
 ARBOR_TEST_MAIN(tests)
