@@ -172,6 +172,9 @@ enum MHD_Result http_node_restart(struct http_req *r) {
   if (node == NULL)
     return ret;
   uint64_t id = arbor_node_id(node);
+  arbor_node_info_t in;
+  arbor_node_info(node, &in);
+  uint32_t before = in.restarts;
   int rc = arbor_service_restart(node);
   switch (rc) {
   case 0:
@@ -192,15 +195,18 @@ enum MHD_Result http_node_restart(struct http_req *r) {
     return http_error(r, 500, "internal", "restarting node %" PRIu64 ": %s", id,
                       arbor_strerror(rc));
   }
-  arbor_node_info_t in;
+  /* The count goes up when the new run starts: at once for a service waiting
+   * for its turn, else once the current run has stopped. Answer with the count
+   * this restart gives it either way. */
   arbor_node_info(node, &in);
+  uint64_t restarts = in.restarts > before ? in.restarts : (uint64_t)before + 1;
   struct http_jcx cx;
   http_jcx_init(&cx, 0, 0);
   cJSON *o = cJSON_CreateObject();
   if (o == NULL)
     return http_oom(r);
   http_jadd_u64(&cx, o, "id", id);
-  http_jadd_u64(&cx, o, "restarts", in.restarts);
+  http_jadd_u64(&cx, o, "restarts", restarts);
   if (cx.oom) {
     cJSON_Delete(o);
     return http_oom(r);

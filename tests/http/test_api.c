@@ -260,98 +260,28 @@ static void json_error_chain_bounded(void **state) {
 
 /* ================================================================ HTTP
  *
- * The server runs on the test's loop, so the client runs in a thread of its
- * own (one per request) while the test drives the loop with a 1 ms tick until
- * the request is done: no sleeping, no upper bound on time but the runner's.
+ * The server runs on the test's loop; httpc (tests/http/httpc.h) runs each
+ * request on a helper thread and drives the loop until it is done: no
+ * sleeping, no upper bound on time but the runner's.
  */
-#include <curl/curl.h>
-#include <pthread.h>
 #include <stdatomic.h>
 
+#include "httpc.h"
+
+/* One request through httpc: started, then waited for while the loop runs. */
 struct call {
-  /* in */
   const char *method;
-  char url[1024];
   const char *path;
+  char url[1024];
   char header[256];              /* one extra request header, or "" */
-  int sse_events;                /* > 0: a stream; stop after this many events */
-  int sse_beats;                 /* > 0: or after this many heartbeat comments */
+  const char *headers[2];
+  struct httpc_call *hc;
   /* out */
   long status;
   char ctype[128];
   char allow[128];
   char *body;
-  size_t len;
-  atomic_int done;
-  pthread_t thread;
 };
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg) {
-  struct call *c = arg;
-  size_t add = size * n;
-  char *b = realloc(c->body, c->len + add + 1);
-  assert_non_null(b);
-  c->body = b;
-  memcpy(b + c->len, data, add);
-  c->len += add;
-  b[c->len] = '\0';
-  if (c->sse_events > 0 || c->sse_beats > 0) {
-    /* Count complete events (blank-line terminated blocks with data) and
-     * heartbeat comments; stop the transfer once there are enough. */
-    int events = 0, beats = 0;
-    const char *block = b, *end;
-    while ((end = strstr(block, "\n\n")) != NULL) {
-      if (strncmp(block, ": heartbeat", 11) == 0)
-        beats++;
-      else
-        events++;
-      block = end + 2;
-    }
-    if ((c->sse_events > 0 && events >= c->sse_events) || (c->sse_beats > 0 && beats >= c->sse_beats)) {
-      c->len = (size_t)(block - b);   /* whole blocks only */
-      b[c->len] = '\0';
-      return 0;                      /* ends the transfer (CURLE_WRITE_ERROR) */
-    }
-  }
-  return add;
-}
-
-static size_t on_header(char *data, size_t size, size_t n, void *arg) {
-  struct call *c = arg;
-  size_t len = size * n;
-  char line[256];
-  snprintf(line, sizeof line, "%.*s", (int)(len < 255 ? len : 255), data);
-  line[strcspn(line, "\r\n")] = '\0';
-  if (strncasecmp(line, "content-type:", 13) == 0)
-    snprintf(c->ctype, sizeof c->ctype, "%s", line + 13 + strspn(line + 13, " "));
-  else if (strncasecmp(line, "allow:", 6) == 0)
-    snprintf(c->allow, sizeof c->allow, "%s", line + 6 + strspn(line + 6, " "));
-  return len;
-}
-
-static void *call_thread(void *arg) {
-  struct call *c = arg;
-  CURL *h = curl_easy_init();
-  struct curl_slist *hdrs = NULL;
-  if (c->header[0] != '\0')
-    hdrs = curl_slist_append(hdrs, c->header);
-  curl_easy_setopt(h, CURLOPT_URL, c->url);
-  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
-  if (strcmp(c->method, "POST") == 0)
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_perform(h);
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
-  curl_slist_free_all(hdrs);
-  curl_easy_cleanup(h);
-  atomic_store(&c->done, 1);
-  return NULL;
-}
 
 static void tick_cb(uv_timer_t *t) { (void)t; }
 
@@ -382,7 +312,6 @@ struct world {
 
 static void world_open(struct world *w, const arbor_runtime_opts_t *ropts,
                        const arbor_admin_opts_t *aopts) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
   arbor_test_open(&w->loop, &w->rt, ropts);
   assert_code(arbor_admin_start(w->rt, aopts, &w->admin), 0);
   w->port = arbor_admin_port(w->admin);
@@ -391,7 +320,6 @@ static void world_open(struct world *w, const arbor_runtime_opts_t *ropts,
 
 static void world_close(struct world *w) {
   arbor_test_close(w->rt, &w->loop);
-  curl_global_cleanup();
 }
 
 static int dump_seq;
@@ -427,22 +355,45 @@ static void dump_json(const char *schema, const char *what, const struct call *c
   cJSON_Delete(d);
 }
 
-/* Starts a request; the caller drives the loop until it is done. */
-static struct call *call_start(struct world *w, const char *method, const char *path,
-                               const char *header) {
+/* Starts a request (max_events > 0: a stream, ended after that many blocks,
+ * heartbeats included); the caller then calls call_finish. */
+static struct call *call_begin(struct world *w, const char *method, const char *path,
+                               const char *header, size_t max_events) {
   struct call *c = calloc(1, sizeof *c);
   assert_non_null(c);
   c->method = method;
   c->path = path;
-  snprintf(c->url, sizeof c->url, "http://127.0.0.1:%d%s", w->port, path);
+  httpc_url(c->url, sizeof c->url, w->port, path);
   snprintf(c->header, sizeof c->header, "%s", header ? header : "");
-  assert_int_eq(pthread_create(&c->thread, NULL, call_thread, c), 0);
+  c->headers[0] = c->header[0] != '\0' ? c->header : NULL;
+  c->hc = httpc_begin(&w->loop, &(httpc_opts_t){.method = method,
+                                                .url = c->url,
+                                                .body = strcmp(method, "POST") == 0 ? "" : NULL,
+                                                .headers = c->headers,
+                                                .max_events = max_events});
+  assert_non_null(c->hc);
   return c;
 }
 
+static struct call *call_start(struct world *w, const char *method, const char *path,
+                               const char *header) {
+  return call_begin(w, method, path, header, 0);
+}
+
+/* Drives the loop until the response ended (or its block limit was reached). */
 static void call_finish(struct world *w, struct call *c) {
-  run_ticking_until(&w->loop, atomic_load(&c->done));
-  pthread_join(c->thread, NULL);
+  (void)w;
+  char *hdrs = NULL;
+  httpc_wait(c->hc, NULL, NULL);
+  assert_int_eq(httpc_end(c->hc, &c->status, &c->body, &hdrs), 0);
+  c->hc = NULL;
+  char *v = httpc_header(hdrs, "Content-Type");
+  snprintf(c->ctype, sizeof c->ctype, "%s", v ? v : "");
+  free(v);
+  v = httpc_header(hdrs, "Allow");
+  snprintf(c->allow, sizeof c->allow, "%s", v ? v : "");
+  free(v);
+  free(hdrs);
   if (c->body == NULL)
     c->body = calloc(1, 1);
 }
@@ -948,14 +899,7 @@ static int sse_parse(const char *text, struct sse_event *out, int max) {
 /* Reads n events of /api/v1/events with an optional header; checks and dumps each. */
 static int sse_read(struct world *w, const char *path, const char *header, int n,
                     struct sse_event *out) {
-  struct call *c = calloc(1, sizeof *c);
-  assert_non_null(c);
-  c->method = "GET";
-  c->path = path;
-  c->sse_events = n;
-  snprintf(c->url, sizeof c->url, "http://127.0.0.1:%d%s", w->port, path);
-  snprintf(c->header, sizeof c->header, "%s", header ? header : "");
-  assert_int_eq(pthread_create(&c->thread, NULL, call_thread, c), 0);
+  struct call *c = call_begin(w, "GET", path, header, (size_t)n);
   call_finish(w, c);
   assert_int_eq(c->status, 200);
   assert_non_null(strstr(c->ctype, "text/event-stream"));
@@ -1016,12 +960,7 @@ static void api_events_resume_with_last_event_id(void **state) {
    * up to the threads). */
   arbor_events_stats_t st;
   arbor_events_stats(w.rt, &st);
-  struct call *c = calloc(1, sizeof *c);
-  c->method = "GET";
-  c->path = "/api/v1/events";
-  c->sse_events = 1;
-  snprintf(c->url, sizeof c->url, "http://127.0.0.1:%d/api/v1/events", w.port);
-  assert_int_eq(pthread_create(&c->thread, NULL, call_thread, c), 0);
+  struct call *c = call_begin(&w, "GET", "/api/v1/events", NULL, 1);
   uv_timer_t maker;
   maker.data = t.batch;
   assert_int_eq(uv_timer_init(&w.loop, &maker), 0);
@@ -1069,15 +1008,10 @@ static void api_events_gap_when_ring_overwrote(void **state) {
 static void api_events_heartbeat_when_idle(void **state) {
   struct world w;
   world_open(&w, NULL, &(arbor_admin_opts_t){.sse_heartbeat_ms = 20});
-  struct call *c = calloc(1, sizeof *c);
-  c->method = "GET";
-  c->path = "/api/v1/events";
-  c->sse_beats = 2;
-  snprintf(c->url, sizeof c->url, "http://127.0.0.1:%d/api/v1/events", w.port);
-  assert_int_eq(pthread_create(&c->thread, NULL, call_thread, c), 0);
+  struct call *c = call_begin(&w, "GET", "/api/v1/events", NULL, 2);
   call_finish(&w, c);
   assert_int_eq(c->status, 200);
-  assert_non_null(strstr(c->body, ": heartbeat\n\n"));
+  assert_string_equal(c->body, ": heartbeat\n\n: heartbeat\n\n");
   call_free(c);
   world_close(&w);
 }
