@@ -36,8 +36,7 @@ enum MHD_Result http_node_log(struct http_req *r) {
     return ret;
 
   uint64_t at = offset, missed = 0;
-  char probe;                    /* not NULL: the core's memcpy of 0 bytes would get it */
-  int n = arbor_service_log_read(node, &at, &probe, 0, NULL);   /* only: is it one? */
+  int n = arbor_service_log_read(node, &at, NULL, 0, NULL);   /* only: is it one? */
   if (n == ARBOR_EKIND)
     return http_error(r, 400, "not_a_process",
                       "node %" PRIu64 " is a %s, not a process service", arbor_node_id(node),
