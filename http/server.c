@@ -18,10 +18,11 @@
  *   on_request first call (headers read, body not): every check that needs no
  *              body, in this order: 503 over max_connections, 414, OPTIONS
  *              preflight (CORS only), 404 / 405 + Allow from the route table,
- *              401 for a POST without the token, 413 from Content-Length. An
- *              answer queued now makes MHD skip the body and close afterwards
- *              (0.9.75 accepts a response only on the first call or once the
- *              whole request is in: MHD_queue_response's state check).
+ *              401 for a POST without the token, 413 from Content-Length. When
+ *              a body was announced, an answer queued now makes MHD skip it and
+ *              close the connection afterwards (0.9.75 accepts a response only
+ *              on the first call or once the whole request is in:
+ *              MHD_queue_response's state check).
  *              Next calls: body bytes, kept up to max_body (a chunked body has
  *              no Content-Length: what is over is dropped, and past
  *              max_body + 64 KiB the connection is closed).
@@ -46,6 +47,13 @@
  * close callback. A stop asked for from inside MHD_run waits until it returns.
  *
  * Streams (SSE, followed logs) are in stream.c.
+ *
+ * Limits of this design: the event notification (arbor__events_notify) is one
+ * per runtime, so of two servers on one runtime only the last to open a stream
+ * is woken by new events (the other's streams still get their heartbeats).
+ * arbor_admin_stop may be called again while the handles close (it returns 0),
+ * never after the loop ran their close callbacks (the admin is freed then).
+ * An IPv6 bind is IPv6 only (IPV6_V6ONLY): "::" does not take IPv4 clients.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -507,7 +515,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->body = ctx->body;
     r->body_len = ctx->body_len;
   }
-  return ctx->route->handler(r);
+  enum MHD_Result ret = ctx->route->handler(r);
+  /* A handler that queued nothing would leave the client waiting for ever. */
+  if (ret == MHD_YES && !ctx->answered)
+    return http_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "no response for %s",
+                      r->url);
+  return ret;
 }
 
 /* ------------------------------------------------------------ the loop */

@@ -785,6 +785,25 @@ static void server_head_of_stream_calls_done(void **state) {
   fx_close(&f);
 }
 
+static enum MHD_Result silent_handler(struct http_req *r) {
+  (void)r;
+  return MHD_YES;                /* a bug: queues nothing */
+}
+
+static const struct http_route silent_routes[] = {{"GET", "/test/silent", silent_handler}};
+
+static void server_handler_without_response_is_500(void **state) {
+  struct fx f;
+  fx_open(&f, NULL);
+  http__test_routes(silent_routes, 1);
+  struct resp r = req(&f, "GET", "/test/silent", NULL, NULL);
+  assert_int_eq(r.status, 500);
+  assert_error_body(&r, "internal");
+  resp_free(&r);
+  http__test_routes(NULL, 0);
+  fx_close(&f);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(server_unknown_path_404_json),
     cmocka_unit_test(server_wrong_method_405_with_allow),
@@ -810,6 +829,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(server_stream_heartbeat_when_idle),
     cmocka_unit_test(server_stream_woken_by_new_event),
     cmocka_unit_test(server_head_of_stream_calls_done),
+    cmocka_unit_test(server_handler_without_response_is_500),
 };
 
 ARBOR_TEST_MAIN(tests)
