@@ -205,13 +205,21 @@ $(OBJ)/%.o: %.S $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(call say,AS,$@)$(CC) $(ASFLAGS_ALL) $(DEPFLAGS) -c $< -o $@
 
-$(STATIC_LIB): $(LIB_OBJS)
-	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+# The libraries also depend on the list of their objects: make cannot see a deleted
+# source, and a stale object left in the archive could win a static link (a weak
+# stub over the real function). This file changes only when the list does.
+LIB_OBJS_STAMP := $(BUILD)/lib-objs
+$(LIB_OBJS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' $(LIB_OBJS) | cmp -s - $@ || printf '%s\n' $(LIB_OBJS) > $@
+
+$(STATIC_LIB): $(LIB_OBJS) $(LIB_OBJS_STAMP)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $(LIB_OBJS)
 
 # The real file carries the full version; libarbor.so.0 (the soname, what programs
 # load) and libarbor.so (what -larbor finds) point at it, as Debian lays them out.
-$(SHARED_LIB): $(LIB_OBJS)
-	$(call say,LINK,$@)$(CC) $(SO_LDFLAGS) $(LINK_FLAGS) -o $@ $^ $(LIBS)
+$(SHARED_LIB): $(LIB_OBJS) $(LIB_OBJS_STAMP)
+	$(call say,LINK,$@)$(CC) $(SO_LDFLAGS) $(LINK_FLAGS) -o $@ $(LIB_OBJS) $(LIBS)
 	$(Q)ln -sf $(SO_REAL) $(BUILD)/$(SONAME)
 	$(Q)ln -sf $(SO_REAL) $(BUILD)/$(SO_LINK)
 
