@@ -1,0 +1,645 @@
+/* cmd/config.c - reads and checks the daemon's JSON config (docs/config.md).
+ *
+ * The file is checked for JSON syntax first (config_syntax.c: line, column and
+ * what was expected), then parsed with cJSON and checked key by key: every key
+ * must be known (a typo must not pass silently: "restrat" would otherwise leave a
+ * service on its default restart type), every value of the right type and range,
+ * and names unique among siblings (a node's path of names identifies it across
+ * reloads). The first problem is reported with the JSON path of the value:
+ *   arbor.json: tree[1].children[0].argv: expected a non-empty array of strings
+ * Nothing is half-loaded: on error the caller gets nothing.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "config.h"
+
+#define PATH_MAX_LEN 1024
+
+struct ctx {
+  const char *file;
+  char *dir;                     /* the config's directory, absolute: relative paths */
+  char *err;
+  size_t errlen;
+};
+
+/* "FILE: PATH: message". Returns -1 so callers can `return errorf(...)`. */
+__attribute__((format(printf, 3, 4))) static int errorf(struct ctx *cx, const char *path,
+                                                        const char *fmt, ...) {
+  char msg[CONFIG_ERR_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (path != NULL && path[0] != '\0')
+    snprintf(cx->err, cx->errlen, "%s: %s: %s", cx->file, path, msg);
+  else
+    snprintf(cx->err, cx->errlen, "%s: %s", cx->file, msg);
+  return -1;
+}
+
+static int oom(struct ctx *cx) { return errorf(cx, NULL, "out of memory"); }
+
+/* path + "." + key, or path + "[i]". */
+static void path_key(char *out, const char *path, const char *key) {
+  if (snprintf(out, PATH_MAX_LEN, "%s%s%s", path, path[0] != '\0' ? "." : "", key) >= PATH_MAX_LEN)
+    memcpy(out + PATH_MAX_LEN - 4, "...", 4);   /* 64 levels of long keys: say it is cut */
+}
+static void path_index(char *out, const char *path, size_t i) {
+  if (snprintf(out, PATH_MAX_LEN, "%s[%zu]", path, i) >= PATH_MAX_LEN)
+    memcpy(out + PATH_MAX_LEN - 4, "...", 4);
+}
+
+/* ------------------------------------------------------------- objects */
+
+/* Every member's key is in `allowed` (NULL-terminated) and appears once. */
+static int check_keys(struct ctx *cx, const cJSON *obj, const char *path,
+                      const char *const *allowed) {
+  for (const cJSON *m = obj->child; m != NULL; m = m->next) {
+    size_t i;
+    for (i = 0; allowed[i] != NULL; i++)
+      if (strcmp(m->string, allowed[i]) == 0)
+        break;
+    if (allowed[i] == NULL) {
+      char list[CONFIG_ERR_MAX / 2] = "";
+      size_t used = 0;
+      for (size_t k = 0; allowed[k] != NULL && used < sizeof list; k++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k > 0 ? ", " : "",
+                                 allowed[k]);
+      return errorf(cx, path, "unknown key \"%s\" (expected one of: %s)", m->string, list);
+    }
+    for (const cJSON *o = obj->child; o != m; o = o->next)
+      if (strcmp(o->string, m->string) == 0)
+        return errorf(cx, path, "duplicate key \"%s\"", m->string);
+  }
+  return 0;
+}
+
+static const char *type_name(const cJSON *v) {
+  if (cJSON_IsObject(v)) return "an object";
+  if (cJSON_IsArray(v)) return "an array";
+  if (cJSON_IsString(v)) return "a string";
+  if (cJSON_IsNumber(v)) return "a number";
+  if (cJSON_IsBool(v)) return "a boolean";
+  return "null";
+}
+
+/* An integer in [min, max] under key, or dflt when the key is absent. */
+static int get_uint(struct ctx *cx, const cJSON *obj, const char *path, const char *key,
+                    uint64_t min, uint64_t max, uint64_t dflt, uint64_t *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (v == NULL) {
+    *out = dflt;
+    return 0;
+  }
+  double d = v->valuedouble;
+  if (!cJSON_IsNumber(v) || !isfinite(d) || d != floor(d) || d < (double)min || d > (double)max) {
+    char p[PATH_MAX_LEN];
+    path_key(p, path, key);
+    return errorf(cx, p, "expected an integer from %llu to %llu, not %s", (unsigned long long)min,
+                  (unsigned long long)max, cJSON_IsNumber(v) ? "this number" : type_name(v));
+  }
+  *out = (uint64_t)d;
+  return 0;
+}
+
+static int get_bool(struct ctx *cx, const cJSON *obj, const char *path, const char *key,
+                    int dflt, int *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (v == NULL) {
+    *out = dflt;
+    return 0;
+  }
+  if (!cJSON_IsBool(v)) {
+    char p[PATH_MAX_LEN];
+    path_key(p, path, key);
+    return errorf(cx, p, "expected true or false, not %s", type_name(v));
+  }
+  *out = cJSON_IsTrue(v);
+  return 0;
+}
+
+/* A non-empty string (copied into *out), or NULL when absent (or null, if
+ * null_ok). */
+static int get_string(struct ctx *cx, const cJSON *obj, const char *path, const char *key,
+                      int null_ok, char **out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  *out = NULL;
+  if (v == NULL || (null_ok && cJSON_IsNull(v)))
+    return 0;
+  if (!cJSON_IsString(v) || v->valuestring[0] == '\0') {
+    char p[PATH_MAX_LEN];
+    path_key(p, path, key);
+    return errorf(cx, p, "expected a non-empty string%s, not %s", null_ok ? " or null" : "",
+                  cJSON_IsString(v) ? "\"\"" : type_name(v));
+  }
+  if ((*out = strdup(v->valuestring)) == NULL)
+    return oom(cx);
+  return 0;
+}
+
+/* A path relative to the config's directory made absolute. Takes *p. */
+static int absolutize(struct ctx *cx, char **p) {
+  if (*p == NULL || (*p)[0] == '/')
+    return 0;
+  char *abs = NULL;
+  if (asprintf(&abs, "%s/%s", cx->dir, *p) < 0)
+    return oom(cx);
+  free(*p);
+  *p = abs;
+  return 0;
+}
+
+/* --------------------------------------------------------------- enums */
+
+static int get_restart(struct ctx *cx, const cJSON *obj, const char *path,
+                       arbor_restart_t *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "restart");
+  *out = ARBOR_PERMANENT;
+  if (v == NULL)
+    return 0;
+  static const arbor_restart_t all[] = {ARBOR_PERMANENT, ARBOR_TRANSIENT, ARBOR_TEMPORARY};
+  for (size_t i = 0; cJSON_IsString(v) && i < 3; i++)
+    if (strcmp(v->valuestring, arbor_restart_name(all[i])) == 0) {
+      *out = all[i];
+      return 0;
+    }
+  char p[PATH_MAX_LEN];
+  path_key(p, path, "restart");
+  return errorf(cx, p, "expected \"permanent\", \"transient\" or \"temporary\"");
+}
+
+static int get_strategy(struct ctx *cx, const cJSON *obj, const char *path,
+                        arbor_strategy_t *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "strategy");
+  *out = ARBOR_ONE_FOR_ONE;
+  if (v == NULL)
+    return 0;
+  static const arbor_strategy_t all[] = {ARBOR_ONE_FOR_ONE, ARBOR_ONE_FOR_ALL,
+                                         ARBOR_REST_FOR_ONE};
+  for (size_t i = 0; cJSON_IsString(v) && i < 3; i++)
+    if (strcmp(v->valuestring, arbor_strategy_name(all[i])) == 0) {
+      *out = all[i];
+      return 0;
+    }
+  char p[PATH_MAX_LEN];
+  path_key(p, path, "strategy");
+  return errorf(cx, p, "expected \"one_for_one\", \"one_for_all\" or \"rest_for_one\"");
+}
+
+static const struct {
+  const char *name;
+  int num;
+} signals[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"ALRM", SIGALRM},
+    {"ABRT", SIGABRT}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"WINCH", SIGWINCH},
+};
+
+/* "SIGTERM", "TERM" or 15. */
+static int get_signal(struct ctx *cx, const cJSON *obj, const char *path, int *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "stop_signal");
+  *out = SIGTERM;
+  if (v == NULL)
+    return 0;
+  if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && v->valuedouble >= 1 &&
+      v->valuedouble <= 64) {
+    *out = (int)v->valuedouble;
+    return 0;
+  }
+  if (cJSON_IsString(v)) {
+    const char *s = v->valuestring;
+    if (strncmp(s, "SIG", 3) == 0)
+      s += 3;
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
+      if (strcmp(s, signals[i].name) == 0) {
+        *out = signals[i].num;
+        return 0;
+      }
+  }
+  char p[PATH_MAX_LEN];
+  path_key(p, path, "stop_signal");
+  return errorf(cx, p, "expected a signal name (\"SIGTERM\", \"SIGINT\", \"SIGQUIT\", "
+                       "\"SIGHUP\", \"SIGUSR1\", ...) or a number from 1 to 64");
+}
+
+/* ------------------------------------------------------------ services */
+
+static void strv_free(char **v) {
+  if (v == NULL)
+    return;
+  for (char **p = v; *p != NULL; p++)
+    free(*p);
+  free(v);
+}
+
+static int get_argv(struct ctx *cx, const cJSON *obj, const char *path, char ***out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "argv");
+  char p[PATH_MAX_LEN];
+  path_key(p, path, "argv");
+  int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 0;
+  if (n == 0)
+    return errorf(cx, p, "expected a non-empty array of strings%s",
+                  v == NULL ? " (the program and its arguments)" : "");
+  for (const cJSON *a = v->child; a != NULL; a = a->next)
+    if (!cJSON_IsString(a) || (a == v->child && a->valuestring[0] == '\0'))
+      return errorf(cx, p, "expected a non-empty array of strings%s",
+                    cJSON_IsString(a) ? " (the program name is empty)" : "");
+  char **argv = calloc((size_t)n + 1, sizeof *argv);
+  if (argv == NULL)
+    return oom(cx);
+  size_t i = 0;
+  for (const cJSON *a = v->child; a != NULL; a = a->next, i++)
+    if ((argv[i] = strdup(a->valuestring)) == NULL) {
+      strv_free(argv);
+      return oom(cx);
+    }
+  *out = argv;
+  return 0;
+}
+
+/* {"K": "V"} -> {"K=V", NULL}: added to (or replacing in) arbor's environment
+ * when the service is built. */
+static int get_env(struct ctx *cx, const cJSON *obj, const char *path, char ***out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "env");
+  char p[PATH_MAX_LEN];
+  path_key(p, path, "env");
+  *out = NULL;
+  if (v == NULL)
+    return 0;
+  if (!cJSON_IsObject(v))
+    return errorf(cx, p, "expected an object of strings ({\"NAME\": \"value\"}), not %s",
+                  type_name(v));
+  int n = cJSON_GetArraySize(v);
+  char **env = calloc((size_t)n + 1, sizeof *env);
+  if (env == NULL)
+    return oom(cx);
+  size_t i = 0;
+  for (const cJSON *e = v->child; e != NULL; e = e->next, i++) {
+    char ep[PATH_MAX_LEN];
+    path_key(ep, p, e->string);
+    if (e->string[0] == '\0' || strchr(e->string, '=') != NULL) {
+      strv_free(env);
+      return errorf(cx, ep, "expected a variable name without '='");
+    }
+    if (!cJSON_IsString(e)) {
+      strv_free(env);
+      return errorf(cx, ep, "expected a string, not %s", type_name(e));
+    }
+    for (const cJSON *o = v->child; o != e; o = o->next)
+      if (strcmp(o->string, e->string) == 0) {
+        strv_free(env);
+        return errorf(cx, p, "duplicate key \"%s\"", e->string);
+      }
+    if (asprintf(&env[i], "%s=%s", e->string, e->valuestring) < 0) {
+      env[i] = NULL;
+      strv_free(env);
+      return oom(cx);
+    }
+  }
+  *out = env;
+  return 0;
+}
+
+static const char *const service_keys[] = {
+    "service", "argv", "env", "cwd", "restart", "stop_signal", "shutdown_timeout_ms",
+    "min_uptime_ms", "notify_fd", "log_size", NULL};
+
+static int parse_service(struct ctx *cx, const cJSON *obj, struct config_node *n) {
+  const char *path = n->path;
+  uint64_t u;
+  if (check_keys(cx, obj, path, service_keys) < 0 || get_argv(cx, obj, path, &n->argv) < 0 ||
+      get_env(cx, obj, path, &n->env) < 0 || get_string(cx, obj, path, "cwd", 0, &n->cwd) < 0 ||
+      absolutize(cx, &n->cwd) < 0 || get_restart(cx, obj, path, &n->restart) < 0 ||
+      get_signal(cx, obj, path, &n->stop_signal) < 0 ||
+      get_uint(cx, obj, path, "shutdown_timeout_ms", 1, 86400000, 5000,
+               &n->shutdown_timeout_ms) < 0 ||
+      get_uint(cx, obj, path, "min_uptime_ms", 0, 86400000, 0, &n->min_uptime_ms) < 0)
+    return -1;
+  if (get_uint(cx, obj, path, "notify_fd", 0, 1023, 0, &u) < 0)
+    return -1;
+  if (u == 1 || u == 2) {
+    char p[PATH_MAX_LEN];
+    path_key(p, path, "notify_fd");
+    return errorf(cx, p, "expected 0 (none) or a descriptor from 3 to 1023 (1 and 2 are "
+                         "the program's stdout and stderr)");
+  }
+  n->notify_fd = (int)u;
+  if (get_uint(cx, obj, path, "log_size", 1024, 256u << 20, 65536, &u) < 0)
+    return -1;
+  n->log_size = (size_t)u;
+  return 0;
+}
+
+/* ---------------------------------------------------------- supervisors */
+
+static const char *const supervisor_keys[] = {
+    "supervisor", "strategy", "intensity", "period_ms", "backoff_ms", "backoff_max_ms",
+    "restart",    "parallel_stop", "children", NULL};
+
+static int parse_children(struct ctx *cx, const cJSON *arr, const char *path,
+                          struct config_node *parent);
+
+static int parse_supervisor(struct ctx *cx, const cJSON *obj, struct config_node *n) {
+  const char *path = n->path;
+  uint64_t u;
+  if (check_keys(cx, obj, path, supervisor_keys) < 0 ||
+      get_strategy(cx, obj, path, &n->strategy) < 0 ||
+      get_uint(cx, obj, path, "intensity", 1, 100000, 3, &u) < 0)
+    return -1;
+  n->intensity = (int)u;
+  if (get_uint(cx, obj, path, "period_ms", 1, 86400000, 5000, &n->period_ms) < 0 ||
+      get_uint(cx, obj, path, "backoff_ms", 0, 86400000, 100, &n->backoff_ms) < 0 ||
+      get_uint(cx, obj, path, "backoff_max_ms", 1, 86400000, 30000, &n->backoff_max_ms) < 0 ||
+      get_restart(cx, obj, path, &n->restart) < 0 ||
+      get_bool(cx, obj, path, "parallel_stop", 1, &n->parallel_stop) < 0)
+    return -1;
+  if (n->backoff_ms > 0 && n->backoff_max_ms < n->backoff_ms) {
+    char p[PATH_MAX_LEN];
+    path_key(p, path, "backoff_max_ms");
+    return errorf(cx, p, "expected at least backoff_ms (%llu)", (unsigned long long)n->backoff_ms);
+  }
+  const cJSON *kids = cJSON_GetObjectItemCaseSensitive(obj, "children");
+  if (kids == NULL)
+    return 0;
+  char p[PATH_MAX_LEN];
+  path_key(p, path, "children");
+  return parse_children(cx, kids, p, n);
+}
+
+/* Letters, digits, '_', '-', '.': a name is part of a path, of URLs and of log
+ * lines, so nothing that needs quoting. */
+static int name_ok(const char *s) {
+  size_t len = strlen(s);
+  if (len == 0 || len > CONFIG_NAME_MAX)
+    return 0;
+  for (; *s != '\0'; s++)
+    if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
+      return 0;
+  return 1;
+}
+
+static int parse_node(struct ctx *cx, const cJSON *obj, struct config_node *n) {
+  if (!cJSON_IsObject(obj))
+    return errorf(cx, n->path, "expected an object with \"service\" or \"supervisor\", not %s",
+                  type_name(obj));
+  const cJSON *sup = cJSON_GetObjectItemCaseSensitive(obj, "supervisor");
+  const cJSON *svc = cJSON_GetObjectItemCaseSensitive(obj, "service");
+  if ((sup == NULL) == (svc == NULL))
+    return errorf(cx, n->path, sup == NULL ? "expected a \"service\" or a \"supervisor\" key "
+                                             "(the node's name)"
+                                           : "expected \"service\" or \"supervisor\", not both");
+  const cJSON *name = sup != NULL ? sup : svc;
+  const char *key = sup != NULL ? "supervisor" : "service";
+  if (!cJSON_IsString(name) || !name_ok(name->valuestring)) {
+    char p[PATH_MAX_LEN];
+    path_key(p, n->path, key);
+    return errorf(cx, p, "expected a name: 1 to %d characters from A-Z a-z 0-9 _ - .",
+                  CONFIG_NAME_MAX);
+  }
+  if ((n->name = strdup(name->valuestring)) == NULL)
+    return oom(cx);
+  n->is_supervisor = sup != NULL;
+  return n->is_supervisor ? parse_supervisor(cx, obj, n) : parse_service(cx, obj, n);
+}
+
+static int parse_children(struct ctx *cx, const cJSON *arr, const char *path,
+                          struct config_node *parent) {
+  if (!cJSON_IsArray(arr))
+    return errorf(cx, path, "expected an array of services and supervisors, not %s",
+                  type_name(arr));
+  size_t n = (size_t)cJSON_GetArraySize(arr);
+  if (n == 0)
+    return 0;
+  if ((parent->children = calloc(n, sizeof *parent->children)) == NULL)
+    return oom(cx);
+  size_t i = 0;
+  for (const cJSON *e = arr->child; e != NULL; e = e->next, i++) {
+    struct config_node *c = &parent->children[i];
+    parent->nchildren = i + 1;   /* so config_free frees what was parsed so far */
+    char p[PATH_MAX_LEN];
+    path_index(p, path, i);
+    if ((c->path = strdup(p)) == NULL)
+      return oom(cx);
+    if (parse_node(cx, e, c) < 0)
+      return -1;
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(parent->children[k].name, c->name) == 0)
+        return errorf(cx, p, "duplicate name \"%s\" (also %s): names must be unique among "
+                             "siblings", c->name, parent->children[k].path);
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- admin */
+
+static const char *const admin_keys[] = {"bind", "port", "token", "token_file",
+                                         "max_connections", "cors_origin", NULL};
+
+static int parse_admin(struct ctx *cx, const cJSON *a, struct config *cfg) {
+  uint64_t u;
+  if (a == NULL)
+    return 0;
+  if (!cJSON_IsObject(a))
+    return errorf(cx, "admin", "expected an object, not %s", type_name(a));
+  char *bind = NULL;
+  if (check_keys(cx, a, "admin", admin_keys) < 0 || get_string(cx, a, "admin", "bind", 0, &bind) < 0)
+    return -1;
+  if (bind != NULL) {
+    free(cfg->bind);
+    cfg->bind = bind;
+  }
+  if (get_uint(cx, a, "admin", "port", 0, 65535, 7070, &u) < 0)
+    return -1;
+  cfg->port = (int)u;
+  if (get_string(cx, a, "admin", "token", 0, &cfg->token) < 0 ||
+      get_string(cx, a, "admin", "token_file", 0, &cfg->token_file) < 0 ||
+      absolutize(cx, &cfg->token_file) < 0)
+    return -1;
+  if (cfg->token != NULL && cfg->token_file != NULL)
+    return errorf(cx, "admin", "expected \"token\" or \"token_file\", not both");
+  if (get_uint(cx, a, "admin", "max_connections", 1, 100000, 64, &u) < 0)
+    return -1;
+  cfg->max_connections = (unsigned)u;
+  return get_string(cx, a, "admin", "cors_origin", 1, &cfg->cors_origin);
+}
+
+/* ------------------------------------------------------------------ file */
+
+static const char *const top_keys[] = {"admin", "shutdown_timeout_ms", "event_capacity", "tree",
+                                       NULL};
+
+static int parse_top(struct ctx *cx, const cJSON *root, struct config *cfg) {
+  uint64_t u;
+  if (!cJSON_IsObject(root))
+    return errorf(cx, NULL, "expected an object ({\"tree\": [...]}) at the top, not %s",
+                  type_name(root));
+  if (check_keys(cx, root, "", top_keys) < 0 ||
+      parse_admin(cx, cJSON_GetObjectItemCaseSensitive(root, "admin"), cfg) < 0 ||
+      get_uint(cx, root, "", "shutdown_timeout_ms", 1, 86400000, 10000,
+               &cfg->shutdown_timeout_ms) < 0 ||
+      get_uint(cx, root, "", "event_capacity", 16, 1u << 24, 16384, &u) < 0)
+    return -1;
+  cfg->event_capacity = (size_t)u;
+  const cJSON *tree = cJSON_GetObjectItemCaseSensitive(root, "tree");
+  if (tree == NULL)
+    return errorf(cx, NULL, "expected a \"tree\" key: the array of services and supervisors "
+                            "to run");
+  return parse_children(cx, tree, "tree", &cfg->top);
+}
+
+/* The whole file into a NUL-terminated buffer, at most CONFIG_FILE_MAX bytes. */
+static int read_file(struct ctx *cx, char **out, size_t *len) {
+  FILE *f = fopen(cx->file, "rb");
+  if (f == NULL)
+    return errorf(cx, NULL, "%s", strerror(errno));
+  char *buf = malloc(CONFIG_FILE_MAX + 1);
+  if (buf == NULL) {
+    fclose(f);
+    return oom(cx);
+  }
+  size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+  int bad = ferror(f);
+  int saved = errno;
+  fclose(f);
+  if (bad) {
+    free(buf);
+    return errorf(cx, NULL, "%s", strerror(saved));
+  }
+  if (n > CONFIG_FILE_MAX) {
+    free(buf);
+    return errorf(cx, NULL, "too large: expected at most %u bytes", CONFIG_FILE_MAX);
+  }
+  buf[n] = '\0';
+  *out = buf;
+  *len = n;
+  return 0;
+}
+
+static char *dir_of(const char *file) {
+  const char *slash = strrchr(file, '/');
+  char *d = NULL;
+  if (file[0] == '/')
+    return strndup(file, slash == file ? 1 : (size_t)(slash - file));
+  char cwd[PATH_MAX];
+  if (getcwd(cwd, sizeof cwd) == NULL)
+    return NULL;
+  if (slash == NULL)
+    return strdup(cwd);
+  if (asprintf(&d, "%s/%.*s", cwd, (int)(slash - file), file) < 0)
+    return NULL;
+  return d;
+}
+
+int config_load(const char *file, struct config *cfg, char *err, size_t errlen) {
+  struct ctx cx = {.file = file, .err = err, .errlen = errlen};
+  memset(cfg, 0, sizeof *cfg);
+  char *text = NULL;
+  size_t len = 0;
+  cJSON *root = NULL;
+  int rc = -1;
+  cfg->port = 7070;
+  cfg->max_connections = 64;
+  cfg->shutdown_timeout_ms = 10000;
+  cfg->event_capacity = 16384;
+  /* The one supervisor above the tree's nodes (config_apply.c). */
+  struct config_node *top = &cfg->top;
+  top->is_supervisor = 1;
+  top->strategy = ARBOR_ONE_FOR_ONE;
+  top->intensity = 3;
+  top->period_ms = 5000;
+  top->backoff_ms = 100;
+  top->backoff_max_ms = 30000;
+  top->parallel_stop = 1;
+  if ((cfg->file = strdup(file)) == NULL || (cfg->bind = strdup("127.0.0.1")) == NULL ||
+      (top->name = strdup("config")) == NULL || (top->path = strdup("tree")) == NULL ||
+      (cx.dir = dir_of(file)) == NULL) {
+    oom(&cx);
+    goto out;
+  }
+  if (read_file(&cx, &text, &len) < 0)
+    goto out;
+  int line, col;
+  const char *what;
+  if (config_json_syntax(text, len, &line, &col, &what) < 0) {
+    snprintf(err, errlen, "%s:%d:%d: %s", file, line, col, what);
+    goto out;
+  }
+  if ((root = cJSON_ParseWithLength(text, len)) == NULL) {
+    oom(&cx);                    /* the syntax was checked: only memory is left */
+    goto out;
+  }
+  rc = parse_top(&cx, root, cfg);
+out:
+  cJSON_Delete(root);
+  free(text);
+  free(cx.dir);
+  if (rc < 0)
+    config_free(cfg);
+  return rc;
+}
+
+/* --------------------------------------------------------------- freeing */
+
+static void node_free(struct config_node *n) {
+  for (size_t i = 0; i < n->nchildren; i++)
+    node_free(&n->children[i]);
+  free(n->children);
+  free(n->name);
+  free(n->path);
+  strv_free(n->argv);
+  strv_free(n->env);
+  free(n->cwd);
+}
+
+void config_free(struct config *cfg) {
+  if (cfg == NULL)
+    return;
+  node_free(&cfg->top);
+  free(cfg->file);
+  free(cfg->bind);
+  free(cfg->token);
+  free(cfg->token_file);
+  free(cfg->cors_origin);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+/* ------------------------------------------------------------ comparing */
+
+static int str_eq(const char *a, const char *b) {
+  return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static int strv_eq(char *const *a, char *const *b) {
+  if (a == NULL || b == NULL)
+    return a == b;
+  for (; *a != NULL && *b != NULL; a++, b++)
+    if (strcmp(*a, *b) != 0)
+      return 0;
+  return *a == NULL && *b == NULL;
+}
+
+int config_service_equal(const struct config_node *a, const struct config_node *b) {
+  return !a->is_supervisor && !b->is_supervisor && strv_eq(a->argv, b->argv) &&
+         strv_eq(a->env, b->env) && str_eq(a->cwd, b->cwd) && a->restart == b->restart &&
+         a->stop_signal == b->stop_signal && a->shutdown_timeout_ms == b->shutdown_timeout_ms &&
+         a->min_uptime_ms == b->min_uptime_ms && a->notify_fd == b->notify_fd &&
+         a->log_size == b->log_size;
+}
+
+int config_supervisor_equal(const struct config_node *a, const struct config_node *b) {
+  return a->is_supervisor && b->is_supervisor && a->strategy == b->strategy &&
+         a->intensity == b->intensity && a->period_ms == b->period_ms &&
+         a->backoff_ms == b->backoff_ms && a->backoff_max_ms == b->backoff_max_ms &&
+         a->restart == b->restart && a->parallel_stop == b->parallel_stop;
+}

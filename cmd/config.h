@@ -1,0 +1,116 @@
+/* cmd/config.h - the daemon's JSON config: parsing, building it on a runtime, and
+ * reloading it (SIGHUP). docs/config.md describes the format for users.
+ *
+ * config.c parses and checks a file into a struct config (every key known, every
+ * value in range, names unique among siblings); config_syntax.c finds where a
+ * file stops being JSON and says what was expected there; config_apply.c builds
+ * the tree on a runtime and, on reload, diffs the old and the new config by the
+ * path of names and applies the difference.
+ *
+ * Errors are one line of text, meant for stderr as they are:
+ *   FILE:LINE:COL: expected ',' or '}' after an object member
+ *   FILE: tree[1].children[0].argv: expected a non-empty array of strings
+ */
+#ifndef ARBOR_CMD_CONFIG_H
+#define ARBOR_CMD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arbor.h"
+
+#define CONFIG_ERR_MAX 512       /* an error line, NUL included */
+#define CONFIG_NAME_MAX 64       /* bytes of a node name */
+#define CONFIG_FILE_MAX (1u << 20)   /* a config file larger than this is refused */
+
+/* One supervisor or service of the config. The options are what the file said,
+ * with defaults filled in, so that comparing two nodes compares behaviour. */
+struct config_node {
+  int is_supervisor;
+  char *name;
+  char *path;                    /* "tree[1].children[0]": for messages */
+
+  /* supervisor */
+  arbor_strategy_t strategy;
+  int intensity;
+  uint64_t period_ms;
+  uint64_t backoff_ms;           /* 0: restart at once (no backoff) */
+  uint64_t backoff_max_ms;
+  int parallel_stop;
+  struct config_node *children;
+  size_t nchildren;
+
+  /* both: as a supervisor's child */
+  arbor_restart_t restart;
+
+  /* service (a program) */
+  char **argv;                   /* NULL-terminated */
+  char **env;                    /* "K=V" added to arbor's environment, NULL-terminated;
+                                    NULL: none */
+  char *cwd;                     /* absolute (made so from the config's directory); NULL */
+  int stop_signal;
+  uint64_t shutdown_timeout_ms;
+  uint64_t min_uptime_ms;
+  int notify_fd;
+  size_t log_size;
+
+  uint64_t id;                   /* config_apply: the live node's id; 0: none */
+};
+
+struct config {
+  char *file;                    /* as given on the command line */
+  /* admin */
+  char *bind;
+  int port;
+  char *token;
+  char *token_file;              /* absolute */
+  unsigned max_connections;
+  char *cors_origin;             /* NULL: no CORS */
+  /* runtime */
+  uint64_t shutdown_timeout_ms;
+  size_t event_capacity;
+  /* the tree: the children of one top-level supervisor (config_apply.c) */
+  struct config_node top;
+};
+
+/* Reads and checks FILE. Returns 0 and fills *cfg (free it with config_free), or
+ * -1 with one line in err (FILE first) and *cfg zeroed. */
+int config_load(const char *file, struct config *cfg, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* Where text (len bytes) stops being JSON: returns 0 when it is one well-formed
+ * JSON value, else -1 with *line and *col (1-based; col counts bytes) and what
+ * was expected there in what (a static string). */
+int config_json_syntax(const char *text, size_t len, int *line, int *col, const char **what);
+
+/* 1 when the two services would run the same way (argv, env, cwd, restart type,
+ * stop signal, timeouts, notify fd, log size). */
+int config_service_equal(const struct config_node *a, const struct config_node *b);
+/* 1 when two supervisors have the same options (children not compared). */
+int config_supervisor_equal(const struct config_node *a, const struct config_node *b);
+
+/* ------------------------------------------------------- config_apply.c */
+
+/* What a reload did, for the log line. */
+struct config_diff {
+  unsigned restarted, added, removed, unchanged;
+  unsigned sup_changed;          /* supervisors whose options need a restart of arbor */
+  int admin_changed;             /* admin or runtime options (need a restart too) */
+};
+
+/* Builds cfg's tree under parent (the root): one supervisor named "config"
+ * holding the tree's nodes, in order. Records each node's id in cfg. Returns 0,
+ * or an ARBOR_E* code with err filled; what was built before the error stays and
+ * is stopped with the runtime. */
+int config_build(struct config *cfg, arbor_node_t *parent, char *err, size_t errlen);
+
+/* Applies next over cur, which config_build (or an earlier reload) applied on rt:
+ * services whose spec changed get it (arbor_service_update: same id, restarted),
+ * removed nodes are cancelled, new ones added in order, the rest left alone.
+ * next's ids are filled in; the caller then frees cur and keeps next. Logs one
+ * line per supervisor whose options changed (they need a restart of arbor).
+ * Returns 0, or an ARBOR_E* code with err filled (the changes before it stay). */
+int config_reload(struct config *cur, struct config *next, arbor_runtime_t *rt,
+                  struct config_diff *diff, char *err, size_t errlen);
+
+#endif /* ARBOR_CMD_CONFIG_H */
