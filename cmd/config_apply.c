@@ -1,0 +1,249 @@
+/* cmd/config_apply.c - builds a config's tree on a runtime, and reloads it.
+ *
+ * The tree's nodes go under one supervisor named "config" (one_for_one, the
+ * defaults of docs/config.md): a service directly under the root would run only
+ * once, and the daemon exists to keep them running.
+ *
+ * A reload diffs the running config against the new one by the path of names
+ * (names are unique among siblings, config.c): a service whose spec changed gets
+ * the new one through arbor_service_update, which keeps its id, restart count and
+ * failure history (what the operator is looking at) and restarts it; a node no
+ * longer named is cancelled; a new one is added after its siblings; the rest is
+ * not touched at all. The core cannot change a live supervisor's options, so
+ * those changes are reported and wait for a restart of arbor.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+extern char **environ;
+
+/* arbor's environment with the service's variables added or replaced. The array
+ * is new; its strings are borrowed from environ and n->env. NULL: no memory. */
+static char **merged_env(const struct config_node *n) {
+  size_t ne = 0, nx = 0;
+  for (char **e = environ; e != NULL && *e != NULL; e++)
+    ne++;
+  for (char **x = n->env; *x != NULL; x++)
+    nx++;
+  char **out = calloc(ne + nx + 1, sizeof *out);
+  if (out == NULL)
+    return NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < ne; i++) {
+    const char *eq = strchr(environ[i], '=');
+    size_t klen = eq != NULL ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+    int overridden = 0;
+    for (char **x = n->env; *x != NULL && !overridden; x++)
+      overridden = strncmp(*x, environ[i], klen) == 0 && (*x)[klen] == '=';
+    if (!overridden)
+      out[k++] = environ[i];
+  }
+  for (char **x = n->env; *x != NULL; x++)
+    out[k++] = *x;
+  return out;
+}
+
+/* Fills spec from n; *env_out is the array to free after the call that copies
+ * the spec (NULL when n has no env). Returns 0 or ARBOR_ENOMEM. */
+static int service_spec(const struct config_node *n, arbor_service_spec_t *spec,
+                        char ***env_out) {
+  memset(spec, 0, sizeof *spec);
+  *env_out = NULL;
+  if (n->env != NULL && (*env_out = merged_env(n)) == NULL)
+    return ARBOR_ENOMEM;
+  spec->name = n->name;
+  spec->argv = n->argv;
+  spec->env = *env_out;
+  spec->cwd = n->cwd;
+  spec->restart = n->restart;
+  spec->stop_signal = n->stop_signal;
+  spec->shutdown_timeout_ms = n->shutdown_timeout_ms;
+  spec->min_uptime_ms = n->min_uptime_ms;
+  spec->notify_fd = n->notify_fd;
+  spec->log_size = n->log_size;
+  return 0;
+}
+
+static int fail(char *err, size_t errlen, const struct config_node *n, const char *what, int rc) {
+  snprintf(err, errlen, "%s %s (%s): %s: %s", n->is_supervisor ? "supervisor" : "service",
+           n->name, n->path, what, arbor_strerror(rc));
+  return rc;
+}
+
+static int build_children(struct config_node *n, arbor_node_t *parent, unsigned *count,
+                          char *err, size_t errlen);
+
+/* Creates n (and its subtree) under parent; counts the nodes made. */
+static int build_node(struct config_node *n, arbor_node_t *parent, unsigned *count, char *err,
+                      size_t errlen) {
+  arbor_node_t *node = NULL;
+  int rc;
+  if (n->is_supervisor) {
+    arbor_sup_opts_t o = {
+        .name = n->name,
+        .strategy = n->strategy,
+        .intensity = n->intensity,
+        .period_ms = n->period_ms,
+        .backoff_ms = n->backoff_ms,
+        .backoff_max_ms = n->backoff_max_ms,
+        .no_backoff = n->backoff_ms == 0,
+        .restart = n->restart,
+        .parallel_stop = n->parallel_stop,
+    };
+    if ((rc = arbor_supervisor_new(parent, &o, &node)) < 0)
+      return fail(err, errlen, n, "cannot create it", rc);
+  } else {
+    arbor_service_spec_t spec;
+    char **env;
+    if ((rc = service_spec(n, &spec, &env)) == 0)
+      rc = arbor_service_add(parent, &spec, &node);
+    free(env);
+    if (rc < 0)
+      return fail(err, errlen, n, "cannot create it", rc);
+  }
+  n->id = arbor_node_id(node);
+  (*count)++;
+  return n->is_supervisor ? build_children(n, node, count, err, errlen) : 0;
+}
+
+static int build_children(struct config_node *n, arbor_node_t *parent, unsigned *count,
+                          char *err, size_t errlen) {
+  for (size_t i = 0; i < n->nchildren; i++) {
+    int rc = build_node(&n->children[i], parent, count, err, errlen);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+int config_build(struct config *cfg, arbor_node_t *parent, char *err, size_t errlen) {
+  unsigned count = 0;
+  return build_node(&cfg->top, parent, &count, err, errlen);
+}
+
+/* --------------------------------------------------------------- reload */
+
+static struct config_node *find_child(struct config_node *parent, const char *name) {
+  for (size_t i = 0; i < parent->nchildren; i++)
+    if (strcmp(parent->children[i].name, name) == 0)
+      return &parent->children[i];
+  return NULL;
+}
+
+/* The live node a config node was built as, unless it finished (or was never
+ * built). */
+static arbor_node_t *live_node(arbor_runtime_t *rt, const struct config_node *n) {
+  arbor_node_t *node = n->id != 0 ? arbor_node_find(rt, n->id) : NULL;
+  return node != NULL && !arbor_node_is_finished(node) ? node : NULL;
+}
+
+struct reload {
+  arbor_runtime_t *rt;
+  struct config_diff *diff;
+  char *err;
+  size_t errlen;
+};
+
+static int reconcile(struct reload *r, struct config_node *cur, struct config_node *next,
+                     arbor_node_t *parent);
+
+/* One new child: kept as it runs, updated, or made. */
+static int reconcile_one(struct reload *r, struct config_node *old, struct config_node *n,
+                         arbor_node_t *parent) {
+  arbor_node_t *node = old != NULL ? live_node(r->rt, old) : NULL;
+  if (node == NULL) {
+    unsigned made = 0;
+    int rc = build_node(n, parent, &made, r->err, r->errlen);
+    r->diff->added += made;
+    return rc;
+  }
+  n->id = old->id;
+  if (n->is_supervisor) {
+    if (!config_supervisor_equal(old, n)) {
+      fprintf(stderr, "arbor: supervisor %s (%s, id %llu): restart needed for supervisor "
+                      "option changes\n", n->name, n->path, (unsigned long long)n->id);
+      r->diff->sup_changed++;
+      /* What runs is what the config now says it runs, so the next reload
+       * notices the difference again. */
+      n->strategy = old->strategy;
+      n->intensity = old->intensity;
+      n->period_ms = old->period_ms;
+      n->backoff_ms = old->backoff_ms;
+      n->backoff_max_ms = old->backoff_max_ms;
+      n->restart = old->restart;
+      n->parallel_stop = old->parallel_stop;
+    } else {
+      r->diff->unchanged++;
+    }
+    return reconcile(r, old, n, node);
+  }
+  if (config_service_equal(old, n)) {
+    r->diff->unchanged++;
+    return 0;
+  }
+  arbor_service_spec_t spec;
+  char **env;
+  int rc = service_spec(n, &spec, &env);
+  if (rc == 0)
+    rc = arbor_service_update(node, &spec);
+  free(env);
+  if (rc < 0)
+    return fail(r->err, r->errlen, n, "cannot update it", rc);
+  r->diff->restarted++;
+  return 0;
+}
+
+static int reconcile(struct reload *r, struct config_node *cur, struct config_node *next,
+                     arbor_node_t *parent) {
+  /* Removed first, so that a name that changed kind is free before it is added. */
+  for (size_t i = 0; i < cur->nchildren; i++) {
+    struct config_node *old = &cur->children[i];
+    struct config_node *n = find_child(next, old->name);
+    if (n != NULL && n->is_supervisor == old->is_supervisor)
+      continue;
+    arbor_node_t *node = live_node(r->rt, old);
+    if (node != NULL && arbor_node_cancel(node) == 0)
+      r->diff->removed++;
+  }
+  for (size_t i = 0; i < next->nchildren; i++) {
+    struct config_node *n = &next->children[i];
+    struct config_node *old = find_child(cur, n->name);
+    if (old != NULL && old->is_supervisor != n->is_supervisor)
+      old = NULL;
+    int rc = reconcile_one(r, old, n, parent);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+static int admin_equal(const struct config *a, const struct config *b) {
+  return strcmp(a->bind, b->bind) == 0 && a->port == b->port &&
+         (a->token == NULL) == (b->token == NULL) &&
+         (a->token == NULL || strcmp(a->token, b->token) == 0) &&
+         (a->token_file == NULL) == (b->token_file == NULL) &&
+         (a->token_file == NULL || strcmp(a->token_file, b->token_file) == 0) &&
+         a->max_connections == b->max_connections &&
+         (a->cors_origin == NULL) == (b->cors_origin == NULL) &&
+         (a->cors_origin == NULL || strcmp(a->cors_origin, b->cors_origin) == 0) &&
+         a->shutdown_timeout_ms == b->shutdown_timeout_ms &&
+         a->event_capacity == b->event_capacity;
+}
+
+int config_reload(struct config *cur, struct config *next, arbor_runtime_t *rt,
+                  struct config_diff *diff, char *err, size_t errlen) {
+  memset(diff, 0, sizeof *diff);
+  struct reload r = {.rt = rt, .diff = diff, .err = err, .errlen = errlen};
+  diff->admin_changed = !admin_equal(cur, next);
+  arbor_node_t *top = live_node(rt, &cur->top);
+  if (top == NULL) {
+    snprintf(err, errlen, "the config's supervisor (id %llu) has finished",
+             (unsigned long long)cur->top.id);
+    return ARBOR_EFINISHED;
+  }
+  next->top.id = cur->top.id;
+  return reconcile(&r, &cur->top, &next->top, top);
+}
