@@ -51,6 +51,7 @@ struct daemon {
   int stopping;                  /* SIGTERM/SIGINT seen */
   int ready;                     /* READY=1 sent since the last (re)load */
   uint64_t cursor;               /* the next event to log */
+  uint64_t last_failed_id, last_failed_time;   /* the failure logged last */
 
   int notify_fd;                 /* $NOTIFY_SOCKET's socket, or -1 */
   struct sockaddr_un notify_addr;
@@ -147,6 +148,12 @@ static const char *name_of(arbor_runtime_t *rt, uint64_t id) {
  * through the run. */
 static void log_failed(struct daemon *d, const arbor_event_t *e) {
   const char *what = e->error != NULL ? arbor_error_message(e->error) : "failed";
+  /* A supervisor that gives up records its failure, then fails with it: once. */
+  uint64_t t = e->error != NULL ? arbor_error_time_ns(e->error) : 0;
+  if (e->node_id == d->last_failed_id && t == d->last_failed_time)
+    return;
+  d->last_failed_id = e->node_id;
+  d->last_failed_time = t;
   if (e->kind == ARBOR_KIND_SERVICE || e->kind == ARBOR_KIND_SUPERVISOR) {
     logf_("%s %s (id %llu) failed: %s", arbor_kind_name(e->kind), name_of(d->rt, e->node_id),
           (unsigned long long)e->node_id, what);
@@ -263,7 +270,7 @@ static void report_failures(struct daemon *d) {
     const arbor_error_t *e = arbor_node_error(n);
     if (arbor_node_outcome(n) != ARBOR_OUTCOME_FAILED || e == NULL)
       continue;
-    logf_("%s %s (id %llu) failed:", arbor_kind_name(arbor_node_kind(n)), arbor_node_name(n),
+    logf_("stopping because %s %s (id %llu) failed:", arbor_kind_name(arbor_node_kind(n)), arbor_node_name(n),
           (unsigned long long)arbor_node_id(n));
     arbor_error_print(e, stderr);
   }
