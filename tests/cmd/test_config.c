@@ -1,0 +1,166 @@
+/* tests/cmd/test_config.c - the daemon's config errors (cmd/config.c,
+ * cmd/config_syntax.c), through the built `arbor` program: each error is one
+ * line on stderr naming the file and the line and column (syntax) or the JSON
+ * path (meaning), arbor exits 2, and nothing was started. */
+#include "harness.h"
+
+#include "arbor_proc.h"
+
+/* The first service of every bad config would create DIR/started: it must not. */
+#define STAMP "{\"service\": \"stamp\", \"argv\": [\"touch\", \"started\"]}"
+
+static void expect_error(const char *json, const char *want_stderr) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  arbor_proc_write(&p, "bad.json", json);
+  char *out = NULL, *err = NULL;
+  char *argv[] = {"arbor", "run", "bad.json", "--port", "0", NULL};
+  int rc = arbor_proc_run(&p, argv, &out, &err);
+  char *started = arbor_proc_read(&p, "started");
+  arbor_proc_cleanup(&p);
+  if (strcmp(err, want_stderr) != 0)
+    print_error("stderr:\n%s\nwanted:\n%s\n", err, want_stderr);
+  assert_int_eq(rc, 2);
+  assert_string_equal(err, want_stderr);
+  assert_string_equal(out, "");  /* no dashboard URL: nothing was served */
+  assert_null(started);
+  free(out);
+  free(err);
+}
+
+static void config_syntax_error_names_line_and_column(void **state) {
+  expect_error("{\n"
+               "  \"tree\": [\n"
+               "    " STAMP "\n"
+               "    {\"service\": \"b\", \"argv\": [\"true\"]}\n"
+               "  ]\n"
+               "}\n",
+               "arbor: bad.json:4:5: expected ',' or ']' after an array element\n");
+}
+
+static void config_syntax_error_trailing_comma(void **state) {
+  expect_error("{\"tree\": [" STAMP "],\n \"admin\": {\"port\": 0,}}",
+               "arbor: bad.json:2:22: trailing ',' before '}': expected another member\n");
+}
+
+static void config_syntax_error_unterminated(void **state) {
+  expect_error("{\"tree\": [" STAMP "]", "arbor: bad.json:1:62: unexpected end of file: "
+                                         "expected ',' or '}' (an object is not closed)\n");
+}
+
+static void config_syntax_error_comment(void **state) {
+  expect_error("{\n  // services\n  \"tree\": [" STAMP "]}",
+               "arbor: bad.json:2:3: comments are not allowed in JSON: expected a string key\n");
+}
+
+static void config_semantic_error_names_json_path(void **state) {
+  expect_error("{\"tree\": [" STAMP ", {\"supervisor\": \"s\", \"children\": ["
+               "{\"service\": \"x\", \"argv\": []}]}]}",
+               "arbor: bad.json: tree[1].children[0].argv: expected a non-empty array of "
+               "strings\n");
+}
+
+static void config_unknown_key_is_an_error(void **state) {
+  expect_error("{\"tree\": [" STAMP ", {\"service\": \"a\", \"argv\": [\"true\"], "
+               "\"restrat\": \"temporary\"}]}",
+               "arbor: bad.json: tree[1]: unknown key \"restrat\" (expected one of: service, "
+               "argv, env, cwd, restart, stop_signal, shutdown_timeout_ms, min_uptime_ms, "
+               "notify_fd, log_size)\n");
+  expect_error("{\"tree\": [" STAMP "], \"admn\": {}}",
+               "arbor: bad.json: unknown key \"admn\" (expected one of: admin, "
+               "shutdown_timeout_ms, event_capacity, tree)\n");
+}
+
+static void config_duplicate_name_is_an_error(void **state) {
+  expect_error("{\"tree\": [" STAMP ", {\"supervisor\": \"s\", \"children\": ["
+               "{\"service\": \"web\", \"argv\": [\"true\"]},"
+               "{\"supervisor\": \"web\"}]}]}",
+               "arbor: bad.json: tree[1].children[1]: duplicate name \"web\" (also "
+               "tree[1].children[0]): names must be unique among siblings\n");
+}
+
+static void config_bad_strategy_is_an_error(void **state) {
+  expect_error("{\"tree\": [" STAMP ", {\"supervisor\": \"s\", \"strategy\": \"one_for_two\"}]}",
+               "arbor: bad.json: tree[1].strategy: expected \"one_for_one\", \"one_for_all\" "
+               "or \"rest_for_one\"\n");
+}
+
+static void config_bad_values_are_errors(void **state) {
+  expect_error("{\"tree\": [" STAMP "], \"admin\": {\"port\": 70000}}",
+               "arbor: bad.json: admin.port: expected an integer from 0 to 65535, not this "
+               "number\n");
+  expect_error("{\"tree\": [" STAMP ", {\"service\": \"a\", \"argv\": [\"true\"], "
+               "\"stop_signal\": \"SIGFOO\"}]}",
+               "arbor: bad.json: tree[1].stop_signal: expected a signal name (\"SIGTERM\", "
+               "\"SIGINT\", \"SIGQUIT\", \"SIGHUP\", \"SIGUSR1\", ...) or a number from 1 to 64\n");
+  expect_error("{\"tree\": [" STAMP ", {\"service\": \"a b\", \"argv\": [\"true\"]}]}",
+               "arbor: bad.json: tree[1].service: expected a name: 1 to 64 characters from "
+               "A-Z a-z 0-9 _ - .\n");
+  expect_error("{\"tree\": [" STAMP ", {\"argv\": [\"true\"]}]}",
+               "arbor: bad.json: tree[1]: expected a \"service\" or a \"supervisor\" key (the "
+               "node's name)\n");
+  expect_error("{\"tree\": [" STAMP ", {\"service\": \"a\", \"argv\": [\"true\"], "
+               "\"env\": {\"A\": 1}}]}",
+               "arbor: bad.json: tree[1].env.A: expected a string, not a number\n");
+  expect_error("{\"tree\": [" STAMP "], \"admin\": {\"token\": \"x\", \"token_file\": \"y\"}}",
+               "arbor: bad.json: admin: expected \"token\" or \"token_file\", not both\n");
+  expect_error("{\"trees\": []}", "arbor: bad.json: unknown key \"trees\" (expected one of: "
+                                  "admin, shutdown_timeout_ms, event_capacity, tree)\n");
+  expect_error("{}", "arbor: bad.json: expected a \"tree\" key: the array of services and "
+                     "supervisors to run\n");
+}
+
+static void config_missing_file_is_an_error(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  char *err = NULL;
+  char *argv[] = {"arbor", "run", "nope.json", NULL};
+  int rc = arbor_proc_run(&p, argv, NULL, &err);
+  arbor_proc_cleanup(&p);
+  assert_int_eq(rc, 2);
+  assert_string_equal(err, "arbor: nope.json: No such file or directory\n");
+  free(err);
+}
+
+static void config_check_accepts_a_good_config(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  arbor_proc_write(&p, "good.json",
+                   "{\"admin\": {\"bind\": \"127.0.0.1\", \"port\": 0, \"max_connections\": 8},\n"
+                   " \"shutdown_timeout_ms\": 2000, \"event_capacity\": 1024,\n"
+                   " \"tree\": [" STAMP ",\n"
+                   "  {\"supervisor\": \"s\", \"strategy\": \"rest_for_one\", \"intensity\": 5,"
+                   "   \"period_ms\": 1000, \"backoff_ms\": 0, \"restart\": \"transient\","
+                   "   \"parallel_stop\": false, \"children\": [\n"
+                   "    {\"service\": \"a\", \"argv\": [\"true\", \"\"], \"env\": {\"K\": \"V\"},"
+                   "     \"cwd\": \".\", \"restart\": \"temporary\", \"stop_signal\": 2,"
+                   "     \"shutdown_timeout_ms\": 100, \"min_uptime_ms\": 10, \"notify_fd\": 3,"
+                   "     \"log_size\": 4096}]}]}\n");
+  char *out = NULL, *err = NULL;
+  char *argv[] = {"arbor", "run", "--check", "good.json", NULL};
+  int rc = arbor_proc_run(&p, argv, &out, &err);
+  char *started = arbor_proc_read(&p, "started");
+  arbor_proc_cleanup(&p);
+  assert_int_eq(rc, 0);
+  assert_string_equal(out, "good.json: ok\n");
+  assert_string_equal(err, "");
+  assert_null(started);
+  free(out);
+  free(err);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(config_syntax_error_names_line_and_column),
+    cmocka_unit_test(config_syntax_error_trailing_comma),
+    cmocka_unit_test(config_syntax_error_unterminated),
+    cmocka_unit_test(config_syntax_error_comment),
+    cmocka_unit_test(config_semantic_error_names_json_path),
+    cmocka_unit_test(config_unknown_key_is_an_error),
+    cmocka_unit_test(config_duplicate_name_is_an_error),
+    cmocka_unit_test(config_bad_strategy_is_an_error),
+    cmocka_unit_test(config_bad_values_are_errors),
+    cmocka_unit_test(config_missing_file_is_an_error),
+    cmocka_unit_test(config_check_accepts_a_good_config),
+};
+
+ARBOR_TEST_MAIN(tests)

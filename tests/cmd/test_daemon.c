@@ -1,0 +1,400 @@
+/* tests/cmd/test_daemon.c - the arbor daemon (cmd/daemon.c, cmd/main.c) as a
+ * user runs it: the built program on a free port, driven by signals, HTTP and
+ * $NOTIFY_SOCKET, watched through stamp files its services write. */
+#include "harness.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "arbor_proc.h"
+
+/* ----------------------------------------------------------------- helpers */
+
+static void start_config(struct arbor_proc *p, const char *config, char *const *env) {
+  arbor_proc_write(p, "arbor.json", config);
+  char *argv[] = {"arbor", "run", "arbor.json", "--port", "0", NULL};
+  arbor_proc_start(p, argv, env);
+  if (arbor_proc_read_url(p) < 0) {
+    char *err = arbor_proc_read(p, "stderr");
+    print_error("arbor printed no URL; stderr:\n%s\n", err != NULL ? err : "");
+    free(err);
+    fail();
+  }
+}
+
+/* A config of one supervisor "s" (parallel_stop as given) over services. */
+static char *config_of(struct arbor_proc *p, int parallel_stop, const char *const *names,
+                       const char *const *extras) {
+  char *json = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&json, &len);
+  fprintf(f, "{\"admin\": {\"port\": 0}, \"tree\": [{\"supervisor\": \"s\", "
+             "\"parallel_stop\": %s, \"children\": [",
+          parallel_stop ? "true" : "false");
+  for (size_t i = 0; names[i] != NULL; i++)
+    fprintf(f, "%s{\"service\": \"%s\", \"argv\": %s}", i > 0 ? ", " : "", names[i],
+            arbor_proc_service_argv(p, names[i], extras != NULL ? extras[i] : NULL));
+  fprintf(f, "]}]}\n");
+  fclose(f);
+  return json;
+}
+
+/* The node named name of kind kind in a tree response (TREE_NODE's "nodes"). */
+static const cJSON *find_node(const cJSON *n, const char *kind, const char *name) {
+  const cJSON *k = cJSON_GetObjectItemCaseSensitive(n, "kind");
+  const cJSON *nm = cJSON_GetObjectItemCaseSensitive(n, "name");
+  if (cJSON_IsString(k) && cJSON_IsString(nm) && strcmp(k->valuestring, kind) == 0 &&
+      strcmp(nm->valuestring, name) == 0)
+    return n;
+  const cJSON *kids = cJSON_GetObjectItemCaseSensitive(n, "nodes");
+  for (const cJSON *c = kids != NULL ? kids->child : NULL; c != NULL; c = c->next) {
+    const cJSON *found = find_node(c, kind, name);
+    if (found != NULL)
+      return found;
+  }
+  return NULL;
+}
+
+/* GET path as JSON; NULL unless 200. */
+static cJSON *get_json(struct arbor_proc *p, const char *path) {
+  char *body = NULL;
+  long status = arbor_proc_http(p, "GET", path, &body);
+  cJSON *j = status == 200 ? cJSON_Parse(body) : NULL;
+  free(body);
+  return j;
+}
+
+/* A service's {id, restarts}, from the tree. 0 when the API cannot say. */
+static int service_state(struct arbor_proc *p, const char *name, double *id, double *restarts) {
+  cJSON *tree = get_json(p, "/api/v1/tree?depth=8");
+  const cJSON *n = tree != NULL ? find_node(cJSON_GetObjectItemCaseSensitive(tree, "root"),
+                                            "service", name)
+                                : NULL;
+  int ok = n != NULL;
+  if (ok) {
+    *id = cJSON_GetObjectItemCaseSensitive(n, "id")->valuedouble;
+    *restarts = cJSON_GetObjectItemCaseSensitive(n, "restarts")->valuedouble;
+  }
+  cJSON_Delete(tree);
+  return ok;
+}
+
+/* The admin API's resources answer (they land separately from the daemon). */
+static int api_available(struct arbor_proc *p) {
+  cJSON *tree = get_json(p, "/api/v1/tree");
+  int ok = tree != NULL;
+  cJSON_Delete(tree);
+  return ok;
+}
+
+/* --------------------------------------------------------------- the CLI */
+
+static void daemon_version_and_help(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  char *out = NULL, *err = NULL;
+  char *version[] = {"arbor", "--version", NULL};
+  assert_int_eq(arbor_proc_run(&p, version, &out, &err), 0);
+  char want[64];
+  snprintf(want, sizeof want, "arbor %d.%d.%d\n", ARBOR_VERSION_MAJOR, ARBOR_VERSION_MINOR,
+           ARBOR_VERSION_PATCH);
+  assert_string_equal(out, want);
+  free(out);
+  free(err);
+
+  char *help[] = {"arbor", "--help", NULL};
+  assert_int_eq(arbor_proc_run(&p, help, &out, &err), 0);
+  assert_non_null(strstr(out, "usage: arbor COMMAND"));
+  free(out);
+  free(err);
+
+  char *run_help[] = {"arbor", "run", "--help", NULL};
+  assert_int_eq(arbor_proc_run(&p, run_help, &out, &err), 0);
+  assert_non_null(strstr(out, "usage: arbor run"));
+  assert_non_null(strstr(out, "SIGHUP"));
+  free(out);
+  free(err);
+
+  char *demo_help[] = {"arbor", "demo", "--help", NULL};
+  assert_int_eq(arbor_proc_run(&p, demo_help, &out, &err), 0);
+  assert_non_null(strstr(out, "usage: arbor demo"));
+  free(out);
+  free(err);
+
+  char *bad[] = {"arbor", "frobnicate", NULL};
+  assert_int_eq(arbor_proc_run(&p, bad, &out, &err), 2);
+  assert_string_equal(err, "arbor: unknown command \"frobnicate\" (see arbor --help)\n");
+  free(out);
+  free(err);
+
+  char *bad_port[] = {"arbor", "run", "x.json", "--port", "http", NULL};
+  assert_int_eq(arbor_proc_run(&p, bad_port, &out, &err), 2);
+  assert_string_equal(err, "arbor: --port: expected a number from 0 to 65535, not \"http\" "
+                           "(see arbor run --help)\n");
+  free(out);
+  free(err);
+  arbor_proc_cleanup(&p);
+}
+
+/* ------------------------------------------------------------ run, stop */
+
+static void daemon_run_serves_the_admin_api_on_a_free_port(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  const char *names[] = {"web", NULL};
+  char *cfg = config_of(&p, 1, names, NULL);
+  start_config(&p, cfg, NULL);
+  free(cfg);
+  assert_true(p.port > 0);
+  arbor_proc_wait_lines(&p, "web.pids", 1);   /* the service runs */
+
+  char *body = NULL;
+  long status = arbor_proc_http(&p, "GET", "/healthz", &body);
+  assert_int_eq(status, 200);
+  cJSON *j = cJSON_Parse(body);
+  free(body);
+  assert_non_null(j);
+  assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "status")->valuestring, "ok");
+  cJSON_Delete(j);
+
+  if (api_available(&p)) {
+    double id = 0, restarts = -1;
+    assert_true(service_state(&p, "web", &id, &restarts));
+    assert_true(id > 0);
+    assert_true(restarts == 0);
+  }
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  char *order = arbor_proc_read(&p, "order");
+  arbor_proc_cleanup(&p);
+  assert_non_null(order);
+  assert_string_equal(order, "web\n");  /* stopped by arbor, with its stop signal */
+  free(order);
+}
+
+static void daemon_sigterm_stops_children_newest_first(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  const char *names[] = {"first", "second", "third", NULL};
+  char *cfg = config_of(&p, 0, names, NULL);
+  start_config(&p, cfg, NULL);
+  free(cfg);
+  arbor_proc_wait_text(&p, "stderr", "arbor: ready");
+  for (size_t i = 0; names[i] != NULL; i++) {
+    char f[64];
+    snprintf(f, sizeof f, "%s.pids", names[i]);
+    assert_int_eq(arbor_proc_lines(&p, f), 1);
+  }
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  char *order = arbor_proc_read(&p, "order");
+  char *err = arbor_proc_read(&p, "stderr");
+  arbor_proc_cleanup(&p);
+  assert_string_equal(order, "third\nsecond\nfirst\n");
+  assert_non_null(strstr(err, "arbor: SIGTERM: shutting down"));
+  free(order);
+  free(err);
+}
+
+static void daemon_second_sigterm_stops_at_once(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  /* A program that ignores SIGTERM, with a day to stop: only the second signal
+   * (immediate: SIGKILL) ends this test before the runner's timeout. */
+  char cfg[2048];
+  snprintf(cfg, sizeof cfg,
+           "{\"admin\": {\"port\": 0}, \"shutdown_timeout_ms\": 86400000, \"tree\": ["
+           "{\"service\": \"stubborn\", \"shutdown_timeout_ms\": 86400000, \"argv\": "
+           "[\"sh\", \"-c\", \"trap '' TERM; echo $$ > %s/stubborn.pids; "
+           "while [ ! -e %s/stop ]; do sleep 0.05; done\"]}]}",
+           p.dir, p.dir);
+  start_config(&p, cfg, NULL);
+  arbor_proc_wait_lines(&p, "stubborn.pids", 1);
+  arbor_proc_kill(&p, SIGTERM);
+  arbor_proc_wait_text(&p, "stderr", "arbor: SIGTERM: shutting down");
+  arbor_proc_kill(&p, SIGTERM);
+  int rc = arbor_proc_wait(&p);
+  char *err = arbor_proc_read(&p, "stderr");
+  arbor_proc_cleanup(&p);
+  assert_int_eq(rc, 1);          /* it gave up on a service: that is a failure */
+  assert_non_null(strstr(err, "arbor: SIGTERM again: stopping at once"));
+  free(err);
+}
+
+static void daemon_exit_status_1_when_the_tree_failed(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  /* Fails at once, every time: the config's supervisor gives up (intensity). */
+  start_config(&p, "{\"admin\": {\"port\": 0}, \"tree\": [{\"service\": \"broken\", "
+                   "\"argv\": [\"sh\", \"-c\", \"exit 3\"]}]}",
+               NULL);
+  int rc = arbor_proc_wait(&p);
+  char *err = arbor_proc_read(&p, "stderr");
+  arbor_proc_cleanup(&p);
+  assert_int_eq(rc, 1);
+  assert_non_null(strstr(err, "service broken (id "));
+  assert_non_null(strstr(err, "restart intensity exceeded"));
+  free(err);
+}
+
+static void daemon_port_in_use_starts_nothing(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  const char *names[] = {"web", NULL};
+  char *cfg = config_of(&p, 1, names, NULL);
+  start_config(&p, cfg, NULL);   /* holds a port */
+  free(cfg);
+  struct arbor_proc q;
+  arbor_proc_init(&q);
+  char json[2048];
+  snprintf(json, sizeof json,
+           "{\"admin\": {\"port\": %d}, \"tree\": [{\"service\": \"stamp\", \"argv\": "
+           "[\"touch\", \"started\"]}]}",
+           p.port);
+  arbor_proc_write(&q, "arbor.json", json);
+  char *out = NULL, *err = NULL;
+  char *argv[] = {"arbor", "run", "arbor.json", NULL};
+  int rc = arbor_proc_run(&q, argv, &out, &err);
+  char *started = arbor_proc_read(&q, "started");
+  arbor_proc_cleanup(&q);
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  arbor_proc_cleanup(&p);
+  assert_int_eq(rc, 1);
+  assert_string_equal(out, "");
+  assert_non_null(strstr(err, "arbor: cannot start the admin server on 127.0.0.1 port "));
+  assert_null(started);
+  free(out);
+  free(err);
+}
+
+/* ---------------------------------------------------------------- notify */
+
+/* A datagram socket in the abstract namespace, as systemd's is. */
+static int notify_socket(char *name, size_t size) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  snprintf(name, size, "@arbor-test-notify-%d", (int)getpid());
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  size_t len = strlen(name);
+  memcpy(a.sun_path, name, len);
+  a.sun_path[0] = '\0';
+  assert_int_eq(bind(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)), 0);
+  return fd;
+}
+
+static void notify_recv(int fd, char *buf, size_t size) {
+  ssize_t n;
+  while ((n = recv(fd, buf, size - 1, 0)) < 0 && errno == EINTR) {
+  }
+  assert_true(n >= 0);
+  buf[n] = '\0';
+}
+
+static void daemon_notify_socket_ready_and_stopping(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  char name[108], env_var[160], buf[512];
+  int fd = notify_socket(name, sizeof name);
+  snprintf(env_var, sizeof env_var, "NOTIFY_SOCKET=%s", name);
+  char *env[] = {env_var, NULL};
+  const char *names[] = {"a", "b", NULL};
+  char *cfg = config_of(&p, 1, names, NULL);
+  start_config(&p, cfg, env);
+  free(cfg);
+  notify_recv(fd, buf, sizeof buf);
+  assert_non_null(strstr(buf, "READY=1"));
+  /* READY=1 means every service is started. */
+  assert_int_eq(arbor_proc_lines(&p, "a.pids"), 1);
+  assert_int_eq(arbor_proc_lines(&p, "b.pids"), 1);
+  arbor_proc_kill(&p, SIGTERM);
+  notify_recv(fd, buf, sizeof buf);
+  assert_string_equal(buf, "STOPPING=1");
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  close(fd);
+  arbor_proc_cleanup(&p);
+}
+
+/* ---------------------------------------------------------------- reload */
+
+static void daemon_sighup_reload_restarts_changed_keeps_others(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  char name[108], env_var[160], buf[512];
+  int fd = notify_socket(name, sizeof name);
+  snprintf(env_var, sizeof env_var, "NOTIFY_SOCKET=%s", name);
+  char *env[] = {env_var, NULL};
+  const char *v1[] = {"changed", "same", "removed", NULL};
+  char *cfg = config_of(&p, 1, v1, NULL);
+  start_config(&p, cfg, env);
+  free(cfg);
+  notify_recv(fd, buf, sizeof buf);
+  assert_non_null(strstr(buf, "READY=1"));
+  int api = api_available(&p);
+  double changed_id = 0, same_id = 0, r = 0;
+  if (api) {
+    assert_true(service_state(&p, "changed", &changed_id, &r));
+    assert_true(r == 0);
+    assert_true(service_state(&p, "same", &same_id, &r));
+  }
+
+  /* A broken config first: logged, nothing changes. */
+  arbor_proc_write(&p, "arbor.json", "{\"tree\": [}");
+  arbor_proc_kill(&p, SIGHUP);
+  notify_recv(fd, buf, sizeof buf);
+  assert_non_null(strstr(buf, "RELOADING=1"));
+  arbor_proc_wait_text(&p, "stderr", "arbor: reload failed, still running the previous "
+                                     "config: arbor.json:1:11: expected a value");
+
+  /* changed: a new argv; same: untouched; removed: gone; added: new. */
+  const char *v2[] = {"changed", "same", "added", NULL};
+  const char *extras[] = {"# v2", NULL, NULL, NULL};
+  cfg = config_of(&p, 1, v2, extras);
+  arbor_proc_write(&p, "arbor.json", cfg);
+  free(cfg);
+  arbor_proc_kill(&p, SIGHUP);
+  arbor_proc_wait_text(&p, "stderr", "arbor: reloaded: 1 restarted, 1 added, 1 removed");
+  notify_recv(fd, buf, sizeof buf);   /* the broken reload's READY=1, or this one's */
+  arbor_proc_wait_lines(&p, "changed.pids", 2);   /* restarted with the new argv */
+  arbor_proc_wait_lines(&p, "added.pids", 1);
+  arbor_proc_wait_text(&p, "order", "removed\n");
+  assert_int_eq(arbor_proc_lines(&p, "same.pids"), 1);   /* never restarted */
+
+  if (api) {
+    double id = 0;
+    assert_true(service_state(&p, "changed", &id, &r));
+    assert_true(id == changed_id);                 /* same node */
+    assert_true(r == 1);                           /* restarted once */
+    assert_true(service_state(&p, "same", &id, &r));
+    assert_true(id == same_id);
+    assert_true(r == 0);
+  }
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  char *order = arbor_proc_read(&p, "order");
+  close(fd);
+  arbor_proc_cleanup(&p);
+  /* The old "changed" stopped at the reload; at shutdown the rest. */
+  assert_non_null(strstr(order, "changed\n"));
+  assert_non_null(strstr(order, "same\n"));
+  assert_non_null(strstr(order, "added\n"));
+  free(order);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(daemon_version_and_help),
+    cmocka_unit_test(daemon_run_serves_the_admin_api_on_a_free_port),
+    cmocka_unit_test(daemon_sigterm_stops_children_newest_first),
+    cmocka_unit_test(daemon_second_sigterm_stops_at_once),
+    cmocka_unit_test(daemon_exit_status_1_when_the_tree_failed),
+    cmocka_unit_test(daemon_port_in_use_starts_nothing),
+    cmocka_unit_test(daemon_notify_socket_ready_and_stopping),
+    cmocka_unit_test(daemon_sighup_reload_restarts_changed_keeps_others),
+};
+
+ARBOR_TEST_MAIN(tests)
