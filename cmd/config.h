@@ -94,6 +94,7 @@ int config_supervisor_equal(const struct config_node *a, const struct config_nod
 /* What a reload did, for the log line. */
 struct config_diff {
   unsigned restarted, added, removed, unchanged;
+  unsigned failed;               /* nodes that could not be updated or added (logged) */
   unsigned sup_changed;          /* supervisors whose options need a restart of arbor */
   int admin_changed;             /* admin or runtime options (need a restart too) */
 };
@@ -108,8 +109,9 @@ int config_build(struct config *cfg, arbor_node_t *parent, char *err, size_t err
  * services whose spec changed get it (arbor_service_update: same id, restarted),
  * removed nodes are cancelled, new ones added in order, the rest left alone.
  * next's ids are filled in; the caller then frees cur and keeps next. Logs one
- * line per supervisor whose options changed (they need a restart of arbor).
- * Returns 0, or an ARBOR_E* code with err filled (the changes before it stay). */
+ * line per supervisor whose options changed (they need a restart of arbor) and
+ * one per node that could not be changed (the others still are). Returns 0, or
+ * the first ARBOR_E* code with err filled. */
 int config_reload(struct config *cur, struct config *next, arbor_runtime_t *rt,
                   struct config_diff *diff, char *err, size_t errlen);
 

@@ -145,10 +145,11 @@ struct reload {
   struct config_diff *diff;
   char *err;
   size_t errlen;
+  int rc;                        /* the first error */
 };
 
-static int reconcile(struct reload *r, struct config_node *cur, struct config_node *next,
-                     arbor_node_t *parent);
+static void reconcile(struct reload *r, struct config_node *cur, struct config_node *next,
+                      arbor_node_t *parent);
 
 /* One new child: kept as it runs, updated, or made. */
 static int reconcile_one(struct reload *r, struct config_node *old, struct config_node *n,
@@ -178,7 +179,8 @@ static int reconcile_one(struct reload *r, struct config_node *old, struct confi
     } else {
       r->diff->unchanged++;
     }
-    return reconcile(r, old, n, node);
+    reconcile(r, old, n, node);  /* logs and counts its own failures */
+    return 0;
   }
   if (config_service_equal(old, n)) {
     r->diff->unchanged++;
@@ -196,8 +198,8 @@ static int reconcile_one(struct reload *r, struct config_node *old, struct confi
   return 0;
 }
 
-static int reconcile(struct reload *r, struct config_node *cur, struct config_node *next,
-                     arbor_node_t *parent) {
+static void reconcile(struct reload *r, struct config_node *cur, struct config_node *next,
+                      arbor_node_t *parent) {
   /* Removed first, so that a name that changed kind is free before it is added. */
   for (size_t i = 0; i < cur->nchildren; i++) {
     struct config_node *old = &cur->children[i];
@@ -213,11 +215,15 @@ static int reconcile(struct reload *r, struct config_node *cur, struct config_no
     struct config_node *old = find_child(cur, n->name);
     if (old != NULL && old->is_supervisor != n->is_supervisor)
       old = NULL;
+    /* One node that cannot be updated must not hold back the others. */
     int rc = reconcile_one(r, old, n, parent);
-    if (rc < 0)
-      return rc;
+    if (rc < 0) {
+      fprintf(stderr, "arbor: reload: %s\n", r->err);
+      r->diff->failed++;
+      if (r->rc == 0)
+        r->rc = rc;
+    }
   }
-  return 0;
 }
 
 static int admin_equal(const struct config *a, const struct config *b) {
@@ -245,5 +251,6 @@ int config_reload(struct config *cur, struct config *next, arbor_runtime_t *rt,
     return ARBOR_EFINISHED;
   }
   next->top.id = cur->top.id;
-  return reconcile(&r, &cur->top, &next->top, top);
+  reconcile(&r, &cur->top, &next->top, top);
+  return r.rc;
 }

@@ -231,9 +231,10 @@ static void reload(struct daemon *d) {
   int rc = config_reload(&d->cfg, &next, d->rt, &diff, err, sizeof err);
   config_free(&d->cfg);
   d->cfg = next;
-  if (rc < 0)
+  if (rc < 0 && diff.failed == 0)
     logf_("reload incomplete: %s", err);
-  logf_("reloaded: %u restarted, %u added, %u removed", diff.restarted, diff.added, diff.removed);
+  logf_("reloaded: %u restarted, %u added, %u removed%s", diff.restarted, diff.added,
+        diff.removed, diff.failed > 0 ? " (some changes failed: see above)" : "");
   if (diff.admin_changed)
     logf_("restart needed for admin, shutdown_timeout_ms or event_capacity changes");
 }
