@@ -307,7 +307,14 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg) {
 }
 
 long arbor_proc_http(struct arbor_proc *p, const char *method, const char *path, char **body) {
+  return arbor_proc_http_token(p, method, path, NULL, body);
+}
+
+long arbor_proc_http_token(struct arbor_proc *p, const char *method, const char *path,
+                           const char *token, char **body) {
   struct buf b = {calloc(1, 1), 0};
+  struct curl_slist *headers = NULL;
+  char auth[256];
   char url[512];
   snprintf(url, sizeof url, "%s%s", p->base, path);
   CURL *c = curl_easy_init();
@@ -317,6 +324,11 @@ long arbor_proc_http(struct arbor_proc *p, const char *method, const char *path,
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (token != NULL) {
+      snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+      headers = curl_slist_append(headers, auth);
+      curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    }
     if (strcmp(method, "POST") == 0) {
       curl_easy_setopt(c, CURLOPT_POST, 1L);
       curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
@@ -326,6 +338,7 @@ long arbor_proc_http(struct arbor_proc *p, const char *method, const char *path,
   }
   if (c != NULL)
     curl_easy_cleanup(c);
+  curl_slist_free_all(headers);
   *body = b.data;
   return status;
 }

@@ -67,5 +67,8 @@ int arbor_proc_run(struct arbor_proc *p, char *const *argv, char **out, char **e
 /* HTTP through libcurl: method "GET" or "POST", path "/api/v1/tree". Returns the
  * status (0 when the request failed) and the body (malloc'd) in *body. */
 long arbor_proc_http(struct arbor_proc *p, const char *method, const char *path, char **body);
+/* The same with "Authorization: Bearer token" (token may be NULL). */
+long arbor_proc_http_token(struct arbor_proc *p, const char *method, const char *path,
+                           const char *token, char **body);
 
 #endif /* ARBOR_TESTS_CMD_ARBOR_PROC_H */

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -273,6 +274,50 @@ static void daemon_port_in_use_starts_nothing(void **state) {
   free(err);
 }
 
+static void daemon_non_loopback_without_token_is_refused(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  arbor_proc_write(&p, "arbor.json", "{\"admin\": {\"bind\": \"0.0.0.0\", \"port\": 0}, "
+                                     "\"tree\": [{\"service\": \"stamp\", \"argv\": "
+                                     "[\"touch\", \"started\"]}]}");
+  char *out = NULL, *err = NULL;
+  char *argv[] = {"arbor", "run", "arbor.json", NULL};
+  int rc = arbor_proc_run(&p, argv, &out, &err);
+  char *started = arbor_proc_read(&p, "started");
+  arbor_proc_cleanup(&p);
+  assert_int_eq(rc, 2);
+  assert_string_equal(out, "");
+  assert_string_equal(err, "arbor: cannot start the admin server on 0.0.0.0 port 0: permission "
+                           "denied (a non-loopback address needs a token)\n");
+  assert_null(started);
+  free(out);
+  free(err);
+}
+
+/* admin.token_file is read relative to the config's directory, not arbor's. */
+static void daemon_token_file_is_relative_to_the_config(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  assert_int_eq(mkdir(arbor_proc_path(&p, "etc"), 0755), 0);
+  arbor_proc_write(&p, "etc/token", "s3cret\n");
+  arbor_proc_write(&p, "etc/arbor.json", "{\"admin\": {\"port\": 0, \"token_file\": \"token\"}, "
+                                         "\"tree\": []}");
+  char *argv[] = {"arbor", "run", "etc/arbor.json", NULL};
+  arbor_proc_start(&p, argv, NULL);
+  assert_int_eq(arbor_proc_read_url(&p), 0);
+  char *body = NULL;
+  long without = arbor_proc_http(&p, "POST", "/api/v1/nodes/2/cancel", &body);
+  free(body);
+  long with = arbor_proc_http_token(&p, "POST", "/api/v1/nodes/2/cancel", "s3cret", &body);
+  free(body);
+  arbor_proc_kill(&p, SIGTERM);
+  int rc = arbor_proc_wait(&p);
+  arbor_proc_cleanup(&p);
+  assert_int_eq(without, 401);
+  assert_true(with != 401 && with != 0);
+  assert_int_eq(rc, 0);
+}
+
 /* ---------------------------------------------------------------- notify */
 
 /* A datagram socket in the abstract namespace, as systemd's is. */
@@ -393,6 +438,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_second_sigterm_stops_at_once),
     cmocka_unit_test(daemon_exit_status_1_when_the_tree_failed),
     cmocka_unit_test(daemon_port_in_use_starts_nothing),
+    cmocka_unit_test(daemon_non_loopback_without_token_is_refused),
+    cmocka_unit_test(daemon_token_file_is_relative_to_the_config),
     cmocka_unit_test(daemon_notify_socket_ready_and_stopping),
     cmocka_unit_test(daemon_sighup_reload_restarts_changed_keeps_others),
 };
