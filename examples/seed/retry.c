@@ -42,6 +42,7 @@ static int retry(arbor_ctx_t *cx, void *arg) {
     arbor_error_t *last = NULL;
     rc = attempt(cx, r, &last);
     if (rc == 0) {
+      arbor_error_unref(last);   /* the tries that failed before it */
       r->succeeded++;
       show(cx, r);
       continue;
