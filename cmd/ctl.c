@@ -16,10 +16,11 @@
  *
  * ctl_run() does the work against a struct ctl_io (where to write, the stop flag,
  * the follow loops' pacing); arbor_ctl_main() is ctl_run() on stdout/stderr with
- * SIGINT/SIGTERM as the stop flag. tests/cmd/test_ctl.c includes this file to call
- * ctl_run() with files of its own and to test the printers on canned JSON.
+ * SIGINT/SIGTERM as the stop flag. ctl_print.c turns the answers into text.
+ * tests/cmd/test_ctl.c includes both files, to call ctl_run() with files of its
+ * own and short pauses.
  */
-#include "ctl.h"
+#include "ctl_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -31,9 +32,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <cJSON.h>
-#include <curl/curl.h>
 
 #include "arbor.h"
 
@@ -48,33 +46,7 @@
 #define CTL_MAX_ANSWER (64u << 20)   /* a JSON answer (a deep tree is a few MB) */
 #define CTL_MAX_REFUSAL (64u << 10)  /* an error answer's body */
 #define CTL_MAX_SSE_LINE (1u << 20)  /* one line, and one event's data, of the stream */
-#define CTL_MAX_TREE_DEPTH 64        /* the server's own maximum */
 
-/* Where a run writes and how its follow loops behave. arbor_ctl_main() fills it
- * for a real process; tests fill it with their own files and short delays. */
-struct ctl_io {
-  FILE *out, *err;
-  int color;                        /* -1: decide (a terminal, NO_COLOR unset); 0; 1 */
-  const volatile sig_atomic_t *stop;/* set: the follow commands end (status 0) */
-  int catch_signals;                /* 1: SIGINT/SIGTERM set *stop while following */
-  unsigned poll_ms;                 /* log -f: between two polls (200) */
-  unsigned reconnect_ms;            /* events: first pause before a reconnect (500) */
-  unsigned reconnect_max_ms;        /* events: the pause doubles up to this (5000) */
-  unsigned reconnect_tries;         /* events: failed attempts in a row before
-                                       giving up with status 3 (20) */
-};
-
-/* One run of ctl. */
-struct ctl {
-  const struct ctl_io *io;
-  FILE *out, *err;
-  int color;                        /* ANSI colours on out */
-  char *base;                       /* "http://host:port", no trailing slash */
-  char *token;                      /* NULL: no Authorization header */
-  const char *token_from;           /* where it came from, for the 401 message */
-  CURL *curl;
-  char errbuf[CURL_ERROR_SIZE];
-};
 
 /* ------------------------------------------------------------- output */
 
@@ -90,61 +62,6 @@ static int ctl_fail(struct ctl *c, int status, const char *fmt, ...) {
   fputc('\n', c->err);
   fflush(c->err);
   return status;
-}
-
-/* Writes server text with its control characters (ESC above all) shown as '?':
- * names and messages are data, not terminal commands. NULL prints nothing. */
-static void put_safe(FILE *f, const char *s) {
-  for (; s != NULL && *s != '\0'; s++)
-    fputc(((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s, f);
-}
-
-/* The first line of s only, made safe like put_safe. */
-static void put_first_line(FILE *f, const char *s) {
-  for (; s != NULL && *s != '\0' && *s != '\n' && *s != '\r'; s++)
-    fputc(((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s, f);
-}
-
-/* ANSI SGR colours, used only when c->color. */
-#define C_RED "31"
-#define C_BOLD_RED "1;31"
-#define C_GREEN "32"
-#define C_YELLOW "33"
-#define C_MAGENTA "35"
-#define C_CYAN "36"
-#define C_DIM "2"
-
-/* Writes text (made safe) in colour sgr when colours are on. */
-static void paint(struct ctl *c, const char *sgr, const char *text) {
-  if (c->color && sgr != NULL)
-    fprintf(c->out, "\033[%sm", sgr);
-  put_safe(c->out, text);
-  if (c->color && sgr != NULL)
-    fputs("\033[0m", c->out);
-}
-
-static const char *state_color(const char *state) {
-  if (state == NULL)
-    return NULL;
-  if (strcmp(state, "STARTED") == 0)
-    return C_GREEN;
-  if (strcmp(state, "STARTING") == 0 || strcmp(state, "STOPPING") == 0)
-    return C_YELLOW;
-  if (strcmp(state, "CREATED") == 0)
-    return C_CYAN;
-  return C_DIM;                     /* STOPPED, FINISHED: over */
-}
-
-static const char *outcome_color(const char *outcome) {
-  if (outcome == NULL)
-    return NULL;
-  if (strcmp(outcome, "OK") == 0)
-    return C_GREEN;
-  if (strcmp(outcome, "FAILED") == 0)
-    return C_BOLD_RED;
-  if (strcmp(outcome, "CANCELLED") == 0)
-    return C_MAGENTA;
-  return NULL;
 }
 
 /* ------------------------------------------------------------- buffers */
@@ -385,34 +302,6 @@ nomem:
   return ctl_fail(c, ARBOR_CTL_REFUSED, "out of memory");
 }
 
-/* -------------------------------------------------------------- JSON */
-
-static const char *jstr(const cJSON *obj, const char *key) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* A number field; cJSON keeps doubles, exact up to 2^53 (ids, counts, and the
- * monotonic clock for about 104 days of uptime). dflt when absent. */
-static double jnum(const cJSON *obj, const char *key, double dflt) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
-
-static unsigned long long ju64(const cJSON *obj, const char *key) {
-  double d = jnum(obj, key, 0);
-  return d > 0 ? (unsigned long long)d : 0;
-}
-
-static int jtrue(const cJSON *obj, const char *key) {
-  return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, key));
-}
-
-static const cJSON *jget(const cJSON *obj, const char *key) {
-  return cJSON_GetObjectItemCaseSensitive(obj, key);
-}
-
-/* Parses a 2xx answer's JSON. NULL (after the one-line reason) when it is not. */
 static cJSON *ctl_parse(struct ctl *c, const struct xfer *x, const char *what) {
   cJSON *json = x->body.len ? cJSON_ParseWithLength(x->body.data, x->body.len) : NULL;
   if (json == NULL || !cJSON_IsObject(json)) {
@@ -428,8 +317,8 @@ static cJSON *ctl_parse(struct ctl *c, const struct xfer *x, const char *what) {
  * node the code says it all ("arbor ctl: node 99: not found (404)"). */
 static int ctl_refused(struct ctl *c, const char *what, const struct xfer *x, int is_node) {
   cJSON *json = x->body.len ? cJSON_ParseWithLength(x->body.data, x->body.len) : NULL;
-  const cJSON *e = jget(json, "error");
-  const char *code = jstr(e, "code"), *msg = jstr(e, "message");
+  const cJSON *e = ctl_jget(json, "error");
+  const char *code = ctl_jstr(e, "code"), *msg = ctl_jstr(e, "message");
   char words[64];
   size_t i;
 
@@ -454,7 +343,7 @@ static int ctl_refused(struct ctl *c, const char *what, const struct xfer *x, in
   fprintf(c->err, "arbor ctl: %s: %s (%ld)", what, words, x->status);
   if (msg != NULL && msg[0] != '\0' && !(is_node && x->status == 404)) {
     fputs(": ", c->err);
-    put_first_line(c->err, msg);
+    ctl_put_line(c->err, msg);
   }
   fputc('\n', c->err);
   fflush(c->err);
@@ -479,326 +368,6 @@ static int ctl_call(struct ctl *c, const char *method, const char *path, const c
   return status;
 }
 
-/* ------------------------------------------------------------- errors */
-
-/* One error on one line, as arbor_error_format writes it:
- * "NAME: message [node N] at file:line (func)". */
-static void print_error_one(FILE *f, const cJSON *e) {
-  const char *name = jstr(e, "name"), *file = jstr(e, "file"), *fn = jstr(e, "function");
-  if (name != NULL)
-    put_safe(f, name);
-  else
-    fprintf(f, "%d", (int)jnum(e, "code", 0));
-  fputs(": ", f);
-  put_first_line(f, jstr(e, "message"));
-  if (ju64(e, "node_id") != 0)
-    fprintf(f, " [node %llu]", ju64(e, "node_id"));
-  if (file != NULL && file[0] != '\0') {
-    fputs(" at ", f);
-    put_safe(f, file);
-    fprintf(f, ":%d", (int)jnum(e, "line", 0));
-  }
-  if (fn != NULL && fn[0] != '\0') {
-    fputs(" (", f);
-    put_safe(f, fn);
-    fputc(')', f);
-  }
-  fputc('\n', f);
-}
-
-/* An error chain as arbor_error_format prints one: outermost first, each cause
- * two columns further in under "caused by: ", a group's errors under "child i of
- * n: ". Depth is bounded by what cJSON parsed (its own nesting limit). */
-static void print_error_chain(FILE *f, const cJSON *e, int indent, const char *label) {
-  for (; cJSON_IsObject(e); e = jget(e, "cause")) {
-    fprintf(f, "%*s%s", indent, "", label);
-    print_error_one(f, e);
-    const cJSON *errors = jget(e, "errors");
-    int n = cJSON_GetArraySize(errors), i = 0;
-    const cJSON *child;
-    cJSON_ArrayForEach(child, errors) {
-      char child_label[64];
-      snprintf(child_label, sizeof child_label, "child %d of %d: ", ++i, n);
-      print_error_chain(f, child, indent + 2, child_label);
-    }
-    indent += 2;
-    label = "caused by: ";
-  }
-}
-
-/* --------------------------------------------------------------- tree */
-
-/* "service web #12 STARTED restarts=2 stuck error: EIO: disk full" */
-static void print_node_line(struct ctl *c, const cJSON *node) {
-  const char *kind = jstr(node, "kind"), *name = jstr(node, "name");
-  const char *state = jstr(node, "state"), *outcome = jstr(node, "outcome");
-  const cJSON *err = jget(node, "error");
-
-  put_safe(c->out, kind != NULL ? kind : "node");
-  if (name != NULL && name[0] != '\0') {
-    fputc(' ', c->out);
-    put_safe(c->out, name);
-  }
-  fprintf(c->out, " #%llu ", ju64(node, "id"));
-  paint(c, state_color(state), state != NULL ? state : "?");
-  if (outcome != NULL && strcmp(outcome, "NONE") != 0) {
-    fputc(' ', c->out);
-    paint(c, outcome_color(outcome), outcome);
-  }
-  if (kind != NULL && (strcmp(kind, "service") == 0 || strcmp(kind, "supervisor") == 0))
-    fprintf(c->out, " restarts=%llu", ju64(node, "restarts"));
-  if (jtrue(node, "cancel_requested") && (state == NULL || strcmp(state, "FINISHED") != 0))
-    fputs(" cancel-requested", c->out);
-  if (jtrue(node, "stuck")) {
-    fputc(' ', c->out);
-    paint(c, C_BOLD_RED, "STUCK");
-  }
-  if (cJSON_IsObject(err)) {
-    const char *ename = jstr(err, "name");
-    if (c->color)
-      fputs(" \033[" C_RED "m", c->out);
-    else
-      fputc(' ', c->out);
-    fputs("error: ", c->out);
-    put_safe(c->out, ename != NULL ? ename : "?");
-    fputs(": ", c->out);
-    put_first_line(c->out, jstr(err, "message"));
-    if (c->color)
-      fputs("\033[0m", c->out);
-  }
-  fputc('\n', c->out);
-}
-
-/* The children of node below prefix, pstree-style. prefix has room for
- * CTL_MAX_TREE_DEPTH levels of 6 bytes ("│  " is 5 in UTF-8). */
-static void print_tree_children(struct ctl *c, const cJSON *node, char *prefix, size_t plen) {
-  const cJSON *kids = jget(node, "nodes");
-  unsigned long long more = ju64(node, "more");
-  unsigned long long hidden = 0;
-  int n = cJSON_GetArraySize(kids), i = 0;
-  const cJSON *kid;
-
-  if (!cJSON_IsArray(kids))
-    hidden = ju64(node, "children");   /* beyond the depth asked for */
-  cJSON_ArrayForEach(kid, kids) {
-    int last = ++i == n && more == 0;
-    fputs(prefix, c->out);
-    fputs(last ? "└─ " : "├─ ", c->out);
-    print_node_line(c, kid);
-    if (plen + 6 < (CTL_MAX_TREE_DEPTH + 2) * 6) {
-      strcpy(prefix + plen, last ? "   " : "│  ");
-      print_tree_children(c, kid, prefix, plen + strlen(prefix + plen));
-      prefix[plen] = '\0';
-    }
-  }
-  if (more > 0)
-    fprintf(c->out, "%s└─ … %llu more\n", prefix, more);
-  if (hidden > 0)
-    fprintf(c->out, "%s└─ … %llu %s below --depth\n", prefix, hidden,
-            hidden == 1 ? "child" : "children");
-}
-
-/* Prints a /api/v1/tree answer: {"root": TREE_NODE, "depth": D}. */
-static int print_tree(struct ctl *c, const cJSON *answer) {
-  const cJSON *root = jget(answer, "root");
-  char prefix[(CTL_MAX_TREE_DEPTH + 2) * 6] = "";
-  if (!cJSON_IsObject(root))
-    return ctl_fail(c, ARBOR_CTL_REFUSED, "tree: the server's answer has no root");
-  print_node_line(c, root);
-  print_tree_children(c, root, prefix, 0);
-  return ARBOR_CTL_OK;
-}
-
-/* ------------------------------------------------------------- status */
-
-/* A label padded to one column, the way status lines up. */
-static void status_label(struct ctl *c, int indent, const char *label) {
-  fprintf(c->out, "%*s%-18s", indent, "", label);
-}
-
-/* Any field of obj not in known[] (a server newer than this ctl): "key: value",
- * so status shows every field whatever the version. */
-static void print_other_fields(struct ctl *c, const cJSON *obj, const char *const *known,
-                               int indent) {
-  const cJSON *f;
-  cJSON_ArrayForEach(f, obj) {
-    int seen = 0;
-    for (const char *const *k = known; *k != NULL && !seen; k++)
-      seen = strcmp(*k, f->string) == 0;
-    if (seen)
-      continue;
-    char label[80];
-    snprintf(label, sizeof label, "%s:", f->string);
-    for (char *p = label; *p; p++)
-      *p = (unsigned char)*p < 0x20 ? '?' : *p;
-    status_label(c, indent, label);
-    if (cJSON_IsString(f)) {
-      put_safe(c->out, f->valuestring);
-    } else {
-      char *text = cJSON_PrintUnformatted(f);
-      put_safe(c->out, text);
-      free(text);
-    }
-    fputc('\n', c->out);
-  }
-}
-
-/* "created: 2026-...Z (12345 ns)" when the pair is there. */
-static void print_time(struct ctl *c, const cJSON *obj, const char *name, const char *label) {
-  char key[32];
-  snprintf(key, sizeof key, "%s_ns", name);
-  if (jget(obj, key) == NULL && jget(obj, name) == NULL)
-    return;
-  status_label(c, 2, label);
-  put_safe(c->out, jstr(obj, name) ? jstr(obj, name) : "?");
-  fprintf(c->out, " (monotonic %llu ns)\n", ju64(obj, key));
-}
-
-static const char *yes_no(int b) { return b ? "yes" : "no"; }
-
-static void print_status_fiber(struct ctl *c, const cJSON *fiber) {
-  static const char *const known[] = {"wait", "file", "line", "since_ns", "stack_size",
-                                      "stack_high_water", NULL};
-  const char *wait = jstr(fiber, "wait"), *file = jstr(fiber, "file");
-  fputs("fiber:\n", c->out);
-  status_label(c, 2, "wait:");
-  if (wait == NULL) {
-    fputs("running or runnable\n", c->out);
-  } else {
-    put_safe(c->out, wait);
-    if (file != NULL) {
-      fputs(" at ", c->out);
-      put_safe(c->out, file);
-      fprintf(c->out, ":%d", (int)jnum(fiber, "line", 0));
-    }
-    fprintf(c->out, " since monotonic %llu ns\n", ju64(fiber, "since_ns"));
-  }
-  status_label(c, 2, "stack:");
-  fprintf(c->out, "%llu bytes, at most %llu used\n", ju64(fiber, "stack_size"),
-          ju64(fiber, "stack_high_water"));
-  print_other_fields(c, fiber, known, 2);
-}
-
-static void print_status_service(struct ctl *c, const cJSON *svc) {
-  static const char *const known[] = {"restart", "phase", "is_process", "daemon",
-                                      "incarnation_id", "next_restart_ns", "last_backoff_ms",
-                                      "tasks_total", "tasks_finished", "pid", "strategy",
-                                      "intensity", "period_ms", NULL};
-  fputs("service:\n", c->out);
-  status_label(c, 2, "restart:");
-  put_safe(c->out, jstr(svc, "restart"));
-  fputc('\n', c->out);
-  status_label(c, 2, "phase:");
-  put_safe(c->out, jstr(svc, "phase"));
-  fputc('\n', c->out);
-  status_label(c, 2, "process:");
-  fprintf(c->out, "%s", yes_no(jtrue(svc, "is_process")));
-  if (ju64(svc, "pid") != 0)
-    fprintf(c->out, " (pid %llu)", ju64(svc, "pid"));
-  fputc('\n', c->out);
-  status_label(c, 2, "daemon:");
-  fprintf(c->out, "%s\n", yes_no(jtrue(svc, "daemon")));
-  status_label(c, 2, "incarnation:");
-  fprintf(c->out, "%llu\n", ju64(svc, "incarnation_id"));
-  status_label(c, 2, "tasks:");
-  fprintf(c->out, "%llu started, %llu finished\n", ju64(svc, "tasks_total"),
-          ju64(svc, "tasks_finished"));
-  status_label(c, 2, "backoff:");
-  fprintf(c->out, "last %llu ms", ju64(svc, "last_backoff_ms"));
-  if (ju64(svc, "next_restart_ns") != 0)
-    fprintf(c->out, ", next restart at monotonic %llu ns", ju64(svc, "next_restart_ns"));
-  fputc('\n', c->out);
-  if (jstr(svc, "strategy") != NULL) {
-    status_label(c, 2, "strategy:");
-    put_safe(c->out, jstr(svc, "strategy"));
-    fprintf(c->out, ", at most %llu restarts in %llu ms\n", ju64(svc, "intensity"),
-            ju64(svc, "period_ms"));
-  }
-  print_other_fields(c, svc, known, 2);
-}
-
-static void print_status_history(struct ctl *c, const cJSON *history) {
-  const cJSON *h;
-  fprintf(c->out, "history (newest first, %d):\n", cJSON_GetArraySize(history));
-  cJSON_ArrayForEach(h, history) {
-    fprintf(c->out, "  incarnation %llu at ", ju64(h, "incarnation_id"));
-    put_safe(c->out, jstr(h, "time") ? jstr(h, "time") : "?");
-    if (jtrue(h, "restarted"))
-      fprintf(c->out, ": restarted after %llu ms\n", ju64(h, "backoff_ms"));
-    else
-      fputs(": not restarted\n", c->out);
-    print_error_chain(c->out, jget(h, "error"), 4, "");
-  }
-}
-
-/* Prints a node detail answer: every field, the error chain, the fiber and
- * service parts and the restart history. */
-static int print_status(struct ctl *c, const cJSON *node) {
-  static const char *const known[] = {
-      "id", "parent_id", "name", "kind", "state", "outcome", "cancel_requested", "stuck",
-      "created_ns", "created", "started_ns", "started", "stop_requested_ns",
-      "stop_requested", "finished_ns", "finished", "children", "live_children",
-      "children_total", "restarts", "attributes", "error", "fiber", "service", "history",
-      NULL};
-  const char *state = jstr(node, "state"), *outcome = jstr(node, "outcome");
-  const cJSON *attrs = jget(node, "attributes"), *a;
-
-  fprintf(c->out, "node %llu: ", ju64(node, "id"));
-  put_safe(c->out, jstr(node, "kind"));
-  if (jstr(node, "name") != NULL && jstr(node, "name")[0] != '\0') {
-    fputc(' ', c->out);
-    put_safe(c->out, jstr(node, "name"));
-  }
-  fputc('\n', c->out);
-  status_label(c, 2, "parent:");
-  fprintf(c->out, "%llu\n", ju64(node, "parent_id"));
-  status_label(c, 2, "state:");
-  paint(c, state_color(state), state != NULL ? state : "?");
-  fputc('\n', c->out);
-  status_label(c, 2, "outcome:");
-  paint(c, outcome_color(outcome), outcome != NULL ? outcome : "?");
-  fputc('\n', c->out);
-  status_label(c, 2, "cancel requested:");
-  fprintf(c->out, "%s\n", yes_no(jtrue(node, "cancel_requested")));
-  status_label(c, 2, "stuck:");
-  if (jtrue(node, "stuck"))
-    paint(c, C_BOLD_RED, "yes");
-  else
-    fputs("no", c->out);
-  fputc('\n', c->out);
-  print_time(c, node, "created", "created:");
-  print_time(c, node, "started", "started:");
-  print_time(c, node, "stop_requested", "stop requested:");
-  print_time(c, node, "finished", "finished:");
-  status_label(c, 2, "children:");
-  fprintf(c->out, "%llu (%llu live, %llu ever)\n", ju64(node, "children"),
-          ju64(node, "live_children"), ju64(node, "children_total"));
-  status_label(c, 2, "restarts:");
-  fprintf(c->out, "%llu\n", ju64(node, "restarts"));
-  print_other_fields(c, node, known, 2);
-  if (cJSON_GetArraySize(attrs) > 0) {
-    fputs("attributes:\n", c->out);
-    cJSON_ArrayForEach(a, attrs) {
-      fputs("  ", c->out);
-      put_safe(c->out, a->string);
-      fputs(" = ", c->out);
-      put_safe(c->out, cJSON_IsString(a) ? a->valuestring : "?");
-      fputc('\n', c->out);
-    }
-  }
-  if (cJSON_IsObject(jget(node, "error"))) {
-    fputs("error:\n", c->out);
-    print_error_chain(c->out, jget(node, "error"), 2, "");
-  }
-  if (cJSON_IsObject(jget(node, "fiber")))
-    print_status_fiber(c, jget(node, "fiber"));
-  if (cJSON_IsObject(jget(node, "service")))
-    print_status_service(c, jget(node, "service"));
-  if (cJSON_IsArray(jget(node, "history")))
-    print_status_history(c, jget(node, "history"));
-  return ARBOR_CTL_OK;
-}
-
 /* ------------------------------------------------------------- events */
 
 /* A Server-Sent Events reader (the WHATWG rules that matter here: lines end in
@@ -814,38 +383,6 @@ struct sse {
   int too_large;                    /* a line or an event over CTL_MAX_SSE_LINE */
 };
 
-/* "TIME #SEQ TYPE KIND #ID (parent #P) FROM -> TO error: NAME: message" */
-static void print_event(struct ctl *c, const cJSON *ev) {
-  const char *type = jstr(ev, "type"), *to = jstr(ev, "to"), *from = jstr(ev, "from");
-  const cJSON *err = jget(ev, "error");
-
-  if (jstr(ev, "time") != NULL)
-    put_safe(c->out, jstr(ev, "time"));
-  else
-    fprintf(c->out, "%llu", ju64(ev, "time_ns"));
-  fprintf(c->out, " #%llu ", ju64(ev, "seq"));
-  put_safe(c->out, type != NULL ? type : "?");
-  fputc(' ', c->out);
-  put_safe(c->out, jstr(ev, "kind") ? jstr(ev, "kind") : "node");
-  fprintf(c->out, " #%llu", ju64(ev, "node_id"));
-  if (ju64(ev, "parent_id") != 0)
-    fprintf(c->out, " (parent #%llu)", ju64(ev, "parent_id"));
-  if (type != NULL && strcmp(type, "state") == 0 && to != NULL) {
-    fputc(' ', c->out);
-    paint(c, state_color(from), from != NULL ? from : "?");
-    fputs(" -> ", c->out);
-    paint(c, state_color(to), to);
-  }
-  if (cJSON_IsObject(err)) {
-    fputs(" error: ", c->out);
-    put_safe(c->out, jstr(err, "name") ? jstr(err, "name") : "?");
-    fputs(": ", c->out);
-    put_first_line(c->out, jstr(err, "message"));
-  }
-  fputc('\n', c->out);
-}
-
-/* One complete event: prints it. Returns non-zero once enough were printed. */
 static int sse_dispatch(struct sse *s) {
   struct ctl *c = s->c;
   const char *type = s->event[0] ? s->event : "message";
@@ -858,16 +395,16 @@ static int sse_dispatch(struct sse *s) {
   s->data.data[--s->data.len] = '\0';   /* the last data line's LF */
   json = cJSON_ParseWithLength(s->data.data, s->data.len);
   if (strcmp(type, "gap") == 0) {
-    fprintf(c->out, "-- gap: %llu events missed, resuming at #%llu\n", ju64(json, "missed"),
-            ju64(json, "next_seq"));
+    fprintf(c->out, "-- gap: %llu events missed, resuming at #%llu\n", ctl_ju64(json, "missed"),
+            ctl_ju64(json, "next_seq"));
   } else if (cJSON_IsObject(json)) {
-    print_event(c, json);
+    ctl_print_event(c, json);
     s->printed++;
   } else {
     fputs("-- event ", c->out);
-    put_safe(c->out, type);
+    ctl_put_safe(c->out, type);
     fputs(": ", c->out);
-    put_first_line(c->out, s->data.data);
+    ctl_put_line(c->out, s->data.data);
     fputc('\n', c->out);
   }
   fflush(c->out);
@@ -1032,9 +569,9 @@ static int ctl_log(struct ctl *c, unsigned long long id, int follow) {
       return ARBOR_CTL_OK;          /* interrupted mid-request */
     if (status != ARBOR_CTL_OK)
       break;
-    const char *data = jstr(page, "data");
-    unsigned long long next = ju64(page, "next_offset"), size = ju64(page, "size");
-    unsigned long long missed = ju64(page, "missed");
+    const char *data = ctl_jstr(page, "data");
+    unsigned long long next = ctl_ju64(page, "next_offset"), size = ctl_ju64(page, "size");
+    unsigned long long missed = ctl_ju64(page, "missed");
     if (missed > 0) {
       fflush(c->out);
       fprintf(c->err, "arbor ctl: log: node %llu: %llu bytes overwritten before they were read\n",
@@ -1190,8 +727,8 @@ static int cmd_tree(struct ctl *c, int argc, char **argv) {
     snprintf(what, sizeof what, "tree");
   cJSON *answer = NULL;
   int status = ctl_call(c, "GET", path, what, id != NULL, &answer);
-  if (status == ARBOR_CTL_OK)
-    status = print_tree(c, answer);
+  if (status == ARBOR_CTL_OK && ctl_print_tree(c, answer) != 0)
+    status = ctl_fail(c, ARBOR_CTL_REFUSED, "tree: the server's answer has no root");
   cJSON_Delete(answer);
   return status;
 }
@@ -1213,7 +750,7 @@ static int cmd_status(struct ctl *c, int argc, char **argv) {
   snprintf(what, sizeof what, "node %llu", id);
   int status = ctl_call(c, "GET", path, what, 1, &node);
   if (status == ARBOR_CTL_OK)
-    status = print_status(c, node);
+    ctl_print_status(c, node);
   cJSON_Delete(node);
   return status;
 }
@@ -1232,12 +769,12 @@ static int cmd_mutate(struct ctl *c, int argc, char **argv) {
   if (status != ARBOR_CTL_OK)
     return status;
   if (restart) {
-    fprintf(c->out, "node %llu: restart requested (restarts %llu)\n", ju64(answer, "id"),
-            ju64(answer, "restarts"));
+    fprintf(c->out, "node %llu: restart requested (restarts %llu)\n", ctl_ju64(answer, "id"),
+            ctl_ju64(answer, "restarts"));
   } else {
-    const char *state = jstr(answer, "state");
-    fprintf(c->out, "node %llu: cancel requested (", ju64(answer, "id"));
-    paint(c, state_color(state), state != NULL ? state : "?");
+    const char *state = ctl_jstr(answer, "state");
+    fprintf(c->out, "node %llu: cancel requested (", ctl_ju64(answer, "id"));
+    ctl_paint(c, ctl_state_color(state), state != NULL ? state : "?");
     fputs(")\n", c->out);
   }
   cJSON_Delete(answer);

@@ -10,11 +10,13 @@
  *   the loop runs on this thread, ctl on a second one (ctl is synchronous), and
  *   the loop runs until ctl is done.
  *
- * ctl.c is included, not linked: the tests call ctl_run() with files of their
- * own instead of stdout/stderr, and short pauses for the follow loops. It comes
- * before harness.h, whose short state macros (STARTED, ...) would collide.
+ * ctl.c and ctl_print.c are included, not linked (cmd/ is a program, not a
+ * library): the tests call ctl_run() with files of their own instead of
+ * stdout/stderr, and short pauses for the follow loops. They come before
+ * harness.h, whose short state macros (STARTED, ...) would collide.
  */
 #include "../../cmd/ctl.c"
+#include "../../cmd/ctl_print.c"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
