@@ -175,16 +175,22 @@ static void print_node_line(struct ctl *c, const cJSON *node) {
 }
 
 /* The children of node below prefix, pstree-style. prefix has room for
- * CTL_MAX_TREE_DEPTH levels of 6 bytes ("│  " is 5 in UTF-8). */
+ * CTL_MAX_TREE_DEPTH levels of 6 bytes ("│  " is 5 in UTF-8). The server leaves
+ * "nodes" out at the depth asked for, and says in "more" how many children it
+ * did not include, whether for the depth, the per-node limit or its node budget. */
 static void print_tree_children(struct ctl *c, const cJSON *node, char *prefix, size_t plen) {
   const cJSON *kids = ctl_jget(node, "nodes");
   unsigned long long more = ctl_ju64(node, "more");
-  unsigned long long hidden = 0;
   int n = cJSON_GetArraySize(kids), i = 0;
   const cJSON *kid;
 
-  if (!cJSON_IsArray(kids))
-    hidden = ctl_ju64(node, "children");   /* beyond the depth asked for */
+  if (!cJSON_IsArray(kids)) {
+    unsigned long long hidden = more ? more : ctl_ju64(node, "children");
+    if (hidden > 0)
+      fprintf(c->out, "%s└─ … %llu %s below --depth\n", prefix, hidden,
+              hidden == 1 ? "child" : "children");
+    return;
+  }
   cJSON_ArrayForEach(kid, kids) {
     int last = ++i == n && more == 0;
     fputs(prefix, c->out);
@@ -198,9 +204,6 @@ static void print_tree_children(struct ctl *c, const cJSON *node, char *prefix, 
   }
   if (more > 0)
     fprintf(c->out, "%s└─ … %llu more\n", prefix, more);
-  if (hidden > 0)
-    fprintf(c->out, "%s└─ … %llu %s below --depth\n", prefix, hidden,
-            hidden == 1 ? "child" : "children");
 }
 
 int ctl_print_tree(struct ctl *c, const cJSON *answer) {
@@ -210,6 +213,10 @@ int ctl_print_tree(struct ctl *c, const cJSON *answer) {
     return -1;
   print_node_line(c, root);
   print_tree_children(c, root, prefix, 0);
+  if (ctl_jtrue(answer, "truncated"))
+    fprintf(c->out, "… the server stopped at %llu nodes: ask for less (--depth, --limit) or "
+                    "for a subtree (tree ID)\n",
+            ctl_ju64(answer, "count"));
   return 0;
 }
 

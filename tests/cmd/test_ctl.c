@@ -232,7 +232,7 @@ static const char tree_json[] =
                   NODE(17, 3, "web", "process", "STARTED", "NONE",
                        ",\"children\":0,\"restarts\":0,\"error\":null,\"nodes\":[]") "]") ","
              NODE(4, 2, "db", "service", "STOPPING", "NONE",
-                  ",\"children\":4,\"restarts\":5,\"stuck\":true,\"error\":" ERR_EIO) "]") ","
+                  ",\"children\":4,\"more\":4,\"restarts\":5,\"stuck\":true,\"error\":" ERR_EIO) "]") ","
         NODE(5, 1, "clean\\u001b[31mup", "task", "FINISHED", "FAILED",
              ",\"children\":0,\"restarts\":0,\"error\":" ERR_EIO) ","
         NODE(6, 1, "x", "group", "FINISHED", "CANCELLED",
@@ -281,16 +281,24 @@ static void ctl_tree_colours_states(void **state) {
   assert_null(strstr(r.out, "\033[31mup"));
 }
 
-/* --depth, --limit and a subtree's id go into the query. */
+/* --depth, --limit and a subtree's id go into the query; a snapshot the server
+ * cut at its node budget says so. */
 static void ctl_tree_depth_limit_root(void **state) {
   struct fake f = {0};
   struct run r;
-  fake_add(&f, "200 OK", tree_json);
+  fake_add(&f, "200 OK",
+           "{\"depth\":2,\"limit\":10,\"count\":1000,\"truncated\":true,\"root\":" NODE(
+               5, 1, "g", "group", "STARTED", "NONE",
+               ",\"children\":12,\"restarts\":0,\"error\":null,\"more\":12,\"nodes\":[]") "}");
   fake_start(&f);
   run_ctl(&r, f.port, "tree", "--depth", "2", "--limit=10", "5");
   fake_stop(&f);
   assert_int_eq(r.status, ARBOR_CTL_OK);
   assert_request(&f, 0, "GET /api/v1/tree?depth=2&root=5&limit=10 HTTP/1.1");
+  assert_str_eq(r.out, "group g #5 STARTED\n"
+                       "└─ … 12 more\n"
+                       "… the server stopped at 1000 nodes: ask for less (--depth, --limit) or "
+                       "for a subtree (tree ID)\n");
 }
 
 /* ------------------------------------------------------------- status */
