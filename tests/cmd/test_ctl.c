@@ -152,8 +152,10 @@ static void slurp(FILE *f, char *buf, size_t size) {
   fclose(f);
 }
 
-/* Runs `arbor ctl --url http://127.0.0.1:PORT ARGS...` (port 0: no --url). */
-static void run_ctl_v(struct run *r, int port, int color, const char *const *args) {
+/* Runs `arbor ctl --url http://127.0.0.1:PORT ARGS...` (port 0: no --url) into r.
+ * No cmocka assertion here: it also runs on a thread of its own (live_*).
+ * Returns -1 when it could not make its files. */
+static int ctl_capture(struct run *r, int port, int color, const char *const *args) {
   char url[64];
   char *argv[32];
   int argc = 0;
@@ -163,8 +165,11 @@ static void run_ctl_v(struct run *r, int port, int color, const char *const *arg
   };
   io.out = tmpfile();
   io.err = tmpfile();
-  assert_non_null(io.out);
-  assert_non_null(io.err);
+  if (io.out == NULL || io.err == NULL) {
+    if (io.out != NULL)
+      fclose(io.out);
+    return -1;
+  }
   argv[argc++] = "ctl";
   if (port != 0) {
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
@@ -177,6 +182,11 @@ static void run_ctl_v(struct run *r, int port, int color, const char *const *arg
   r->status = ctl_run(&io, argc, argv);
   slurp(io.out, r->out, sizeof r->out);
   slurp(io.err, r->err, sizeof r->err);
+  return 0;
+}
+
+static void run_ctl_v(struct run *r, int port, int color, const char *const *args) {
+  assert_int_eq(ctl_capture(r, port, color, args), 0);
 }
 
 #define run_ctl(r, port, ...) run_ctl_v((r), (port), 0, (const char *const[]){__VA_ARGS__, NULL})
@@ -635,6 +645,271 @@ static void ctl_trace_writes_export_or_says_missing(void **state) {
   assert_request(&f, 1, "GET /api/v1/trace?format=otlp HTTP/1.1");
 }
 
+
+/* -------------------------------------------------------- live server
+ *
+ * A real runtime with the admin server on a free port. The loop runs on this
+ * thread (every handler runs there); ctl, synchronous, on a second thread, which
+ * wakes the loop through an async handle when it is done.
+ */
+
+#define HOUR (3600u * 1000u)
+
+struct live {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_admin_t *admin;
+  int port;
+  uv_async_t done_async;
+  int ctl_done;                     /* set on the loop thread */
+  arbor_node_t *sup, *web, *flaky, *echo, *sleeper;
+  uint64_t web_id, flaky_id, echo_id, sleeper_id;
+};
+
+struct live_job {
+  struct live *l;
+  const char *const *args;
+  struct run *r;
+  int rc;
+};
+
+static void live_done_cb(uv_async_t *a) { ((struct live *)a->data)->ctl_done = 1; }
+
+static void *live_thread(void *arg) {
+  struct live_job *j = arg;
+  j->rc = ctl_capture(j->r, j->l->port, -1, j->args);
+  uv_async_send(&j->l->done_async);
+  return NULL;
+}
+
+/* Runs ctl on its thread while this one runs the loop. */
+static void live_ctl_v(struct live *l, struct run *r, const char *const *args) {
+  struct live_job j = {l, args, r, 0};
+  pthread_t t;
+  l->ctl_done = 0;
+  assert_int_eq(pthread_create(&t, NULL, live_thread, &j), 0);
+  while (!l->ctl_done)
+    uv_run(&l->loop, UV_RUN_ONCE);
+  assert_int_eq(pthread_join(t, NULL), 0);
+  assert_int_eq(j.rc, 0);
+}
+
+#define live_ctl(l, r, ...) live_ctl_v((l), (r), (const char *const[]){__VA_ARGS__, NULL})
+
+static int body_forever(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  return arbor_sleep(cx, HOUR);
+}
+
+static int body_fails(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  arbor_error_t *inner = arbor_error_new(-ENOSPC, "disk full");
+  return arbor_fiber_fail_error(cx, arbor_error_wrap(inner, -EIO, "flush failed"));
+}
+
+static void tick_cb(uv_timer_t *t) { (void)t; }
+
+/* Loop passes with a 1 ms timer until cond holds (a program needs time to run). */
+#define live_run_until(l, cond)                                                        \
+  do {                                                                                 \
+    uv_timer_t tick_;                                                                  \
+    int k_, held_ = 0;                                                                 \
+    assert_int_eq(uv_timer_init(&(l)->loop, &tick_), 0);                               \
+    assert_int_eq(uv_timer_start(&tick_, tick_cb, 1, 1), 0);                           \
+    for (k_ = 0; k_ < 20000 && !(held_ = (cond)); k_++)                                \
+      uv_run(&(l)->loop, UV_RUN_ONCE);                                                 \
+    uv_close((uv_handle_t *)&tick_, NULL);                                             \
+    uv_run(&(l)->loop, UV_RUN_NOWAIT);                                                 \
+    if (!held_) {                                                                      \
+      print_error("condition never held: %s\n", #cond);                               \
+      _fail(__FILE__, __LINE__);                                                       \
+    }                                                                                  \
+  } while (0)
+
+/* Whether the process service has written its line yet. */
+static int echo_said_hello(struct live *l) {
+  char buf[256];
+  uint64_t offset = 0, missed = 0;
+  int n = arbor_service_log_read(l->echo, &offset, buf, sizeof buf - 1, &missed);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  return strstr(buf, "hello from echo") != NULL;
+}
+
+/* root ── supervisor app ── service web (sleeps), service flaky (fails once,
+ *      │                    temporary), process service echo (prints, sleeps)
+ *      └─ fiber sleeper
+ * all up, flaky failed, echo's line captured. token: the admin's, or NULL. */
+static void live_open(struct live *l, const char *token) {
+  static char *const echo_argv[] = {"/bin/sh", "-c", "echo hello from echo; exec sleep 3600",
+                                    NULL};
+  arbor_runtime_opts_t opts = {0};
+  arbor_admin_opts_t admin_opts = {0};
+  arbor_sup_opts_t sup_opts = {0};
+  arbor_service_spec_t web = {0}, flaky = {0}, echo = {0};
+  arbor_fiber_spec_t sleeper = {0};
+
+  memset(l, 0, sizeof *l);
+  opts.no_signals = 1;
+  arbor_test_open(&l->loop, &l->rt, &opts);
+  admin_opts.token = token;
+  assert_code(arbor_admin_start(l->rt, &admin_opts, &l->admin), 0);
+  l->port = arbor_admin_port(l->admin);
+  assert_true(l->port > 0);
+  assert_int_eq(uv_async_init(&l->loop, &l->done_async, live_done_cb), 0);
+  l->done_async.data = l;
+
+  sup_opts.name = "app";
+  assert_code(arbor_supervisor_new(arbor_root(l->rt), &sup_opts, &l->sup), 0);
+  web.name = "web";
+  web.fiber = body_forever;
+  assert_code(arbor_service_add(l->sup, &web, &l->web), 0);
+  flaky.name = "flaky";
+  flaky.fiber = body_fails;
+  flaky.restart = ARBOR_TEMPORARY;
+  assert_code(arbor_service_add(l->sup, &flaky, &l->flaky), 0);
+  echo.name = "echo";
+  echo.argv = echo_argv;
+  assert_code(arbor_service_add(l->sup, &echo, &l->echo), 0);
+  sleeper.name = "sleeper";
+  sleeper.fn = body_forever;
+  assert_code(arbor_fiber_spawn(arbor_root(l->rt), &sleeper, &l->sleeper), 0);
+  l->web_id = arbor_node_id(l->web);
+  l->flaky_id = arbor_node_id(l->flaky);
+  l->echo_id = arbor_node_id(l->echo);
+  l->sleeper_id = arbor_node_id(l->sleeper);
+  live_run_until(l, arbor_node_state(l->sup) == ARBOR_STATE_STARTED &&
+                        arbor_node_state(l->sleeper) == ARBOR_STATE_STARTED &&
+                        arbor_service_did_error(l->flaky) && echo_said_hello(l));
+}
+
+/* The admin server closes with the runtime. */
+static void live_close(struct live *l) {
+  uv_close((uv_handle_t *)&l->done_async, NULL);
+  arbor_test_close(l->rt, &l->loop);
+}
+
+/* tree and status of the real server: plain text when piped, the failed
+ * service's chain; then cancel (202, the node ends CANCELLED), restart (the
+ * same id, restarts + 1) and the refusals (404, 409, 400) with exit 1. */
+static void live_tree_status_cancel_restart(void **state) {
+  struct live l;
+  struct run r;
+  char want[160];
+  arbor_node_info_t info;
+
+  live_open(&l, NULL);
+  live_ctl(&l, &r, "tree");
+  assert_int_eq(r.status, ARBOR_CTL_OK);
+  assert_str_eq(r.err, "");
+  assert_null(strchr(r.out, '\033'));
+  assert_contains(r.out, "├─ supervisor app #");
+  snprintf(want, sizeof want, "service web #%llu STARTED restarts=0\n",
+           (unsigned long long)l.web_id);
+  assert_contains(r.out, want);
+  snprintf(want, sizeof want, "service flaky #%llu ", (unsigned long long)l.flaky_id);
+  assert_contains(r.out, want);
+  assert_contains(r.out, "error: EIO: flush failed\n");
+  snprintf(want, sizeof want, "└─ task sleeper #%llu STARTED\n", (unsigned long long)l.sleeper_id);
+  assert_contains(r.out, want);
+
+  snprintf(want, sizeof want, "%llu", (unsigned long long)l.flaky_id);
+  live_ctl(&l, &r, "status", want);
+  assert_int_eq(r.status, ARBOR_CTL_OK);
+  assert_contains(r.out, "error:\n  EIO: flush failed [node ");
+  assert_contains(r.out, "    caused by: ENOSPC: disk full");
+  assert_contains(r.out, "service:\n  restart:          temporary\n");
+
+  snprintf(want, sizeof want, "%llu", (unsigned long long)l.web_id);
+  live_ctl(&l, &r, "restart", want);
+  assert_int_eq(r.status, ARBOR_CTL_OK);
+  snprintf(want, sizeof want, "node %llu: restart requested (restarts ",
+           (unsigned long long)l.web_id);
+  assert_contains(r.out, want);
+  live_run_until(&l, (arbor_node_info(l.web, &info), info.restarts == 1) &&
+                         arbor_node_state(l.web) == ARBOR_STATE_STARTED);
+  snprintf(want, sizeof want, "%llu", (unsigned long long)l.web_id);
+  live_ctl(&l, &r, "status", want);
+  assert_int_eq(r.status, ARBOR_CTL_OK);
+  assert_contains(r.out, "  state:            STARTED\n");
+  assert_contains(r.out, "  restarts:         1\n");
+
+  snprintf(want, sizeof want, "%llu", (unsigned long long)l.sleeper_id);
+  live_ctl(&l, &r, "cancel", want);
+  assert_int_eq(r.status, ARBOR_CTL_OK);
+  assert_contains(r.out, "cancel requested (");
+  live_run_until(&l, arbor_node_state(l.sleeper) == ARBOR_STATE_FINISHED);
+  assert_outcome(l.sleeper, CANCELLED);
+
+  live_ctl(&l, &r, "cancel", want);   /* finished now */
+  assert_int_eq(r.status, ARBOR_CTL_REFUSED);
+  snprintf(want, sizeof want, "arbor ctl: node %llu: finished (409)",
+           (unsigned long long)l.sleeper_id);
+  assert_contains(r.err, want);
+  snprintf(want, sizeof want, "%llu", (unsigned long long)l.sleeper_id);
+  live_ctl(&l, &r, "restart", want);
+  assert_int_eq(r.status, ARBOR_CTL_REFUSED);
+  assert_contains(r.err, ": not a service (400)");
+  live_ctl(&l, &r, "status", "999999");
+  assert_int_eq(r.status, ARBOR_CTL_REFUSED);
+  assert_str_eq(r.err, "arbor ctl: node 999999: not found (404)\n");
+  live_close(&l);
+}
+
+/* With a token configured, a mutation without it is refused (401, exit 1) and
+ * one with it goes through; reading needs none. */
+static void live_token_guards_mutations(void **state) {
+  struct live l;
+  struct run r;
+  char id[32];
+
+  unsetenv("ARBOR_TOKEN");
+  unsetenv("ARBOR_TOKEN_FILE");
+  live_open(&l, "s3cret");
+  snprintf(id, sizeof id, "%llu", (unsigned long long)l.sleeper_id);
+  live_ctl(&l, &r, "cancel", id);
+  assert_int_eq(r.status, ARBOR_CTL_REFUSED);
+  assert_str_eq(r.err, "arbor ctl: unauthorized (401): set --token or ARBOR_TOKEN\n");
+  live_ctl(&l, &r, "--token", "wrong", "cancel", id);
+  assert_int_eq(r.status, ARBOR_CTL_REFUSED);
+  assert_str_eq(r.err, "arbor ctl: unauthorized (401): the server refused the token from --token\n");
+  assert_state(l.sleeper, STARTED);
+  live_ctl(&l, &r, "tree", "--depth", "1");
+  assert_int_eq(r.status, ARBOR_CTL_OK);
+  live_ctl(&l, &r, "--token", "s3cret", "cancel", id);
+  assert_int_eq(r.status, ARBOR_CTL_OK);
+  live_run_until(&l, arbor_node_state(l.sleeper) == ARBOR_STATE_FINISHED);
+  assert_outcome(l.sleeper, CANCELLED);
+  live_close(&l);
+}
+
+/* events from the start of the ring (--after 0), -n stops; log prints the
+ * process service's output, and refuses a node that is not one. */
+static void live_events_and_log(void **state) {
+  struct live l;
+  struct run r;
+  char id[32];
+
+  live_open(&l, NULL);
+  live_ctl(&l, &r, "events", "--after", "0", "-n", "3");
+  assert_int_eq(r.status, ARBOR_CTL_OK);
+  assert_str_eq(r.err, "");
+  assert_contains(r.out, " #1 created ");
+  assert_contains(r.out, " #3 ");
+  assert_null(strstr(r.out, " #4 "));
+
+  snprintf(id, sizeof id, "%llu", (unsigned long long)l.echo_id);
+  live_ctl(&l, &r, "log", id);
+  assert_int_eq(r.status, ARBOR_CTL_OK);
+  assert_str_eq(r.out, "hello from echo\n");
+  snprintf(id, sizeof id, "%llu", (unsigned long long)l.web_id);
+  live_ctl(&l, &r, "log", id);
+  assert_int_eq(r.status, ARBOR_CTL_REFUSED);
+  assert_contains(r.err, ": not a process (400)");
+  live_close(&l);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(ctl_tree_plain_when_piped),
     cmocka_unit_test(ctl_tree_colours_states),
@@ -652,6 +927,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(ctl_log_reads_every_page),
     cmocka_unit_test(ctl_log_of_a_task_is_refused),
     cmocka_unit_test(ctl_trace_writes_export_or_says_missing),
+    cmocka_unit_test(live_tree_status_cancel_restart),
+    cmocka_unit_test(live_token_guards_mutations),
+    cmocka_unit_test(live_events_and_log),
 };
 
 ARBOR_TEST_MAIN(tests)
