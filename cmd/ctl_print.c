@@ -284,9 +284,11 @@ static void print_status_fiber(struct ctl *c, const cJSON *fiber) {
     }
     fprintf(c->out, " since monotonic %llu ns\n", ctl_ju64(fiber, "since_ns"));
   }
-  status_label(c, 2, "stack:");
-  fprintf(c->out, "%llu bytes, at most %llu used\n", ctl_ju64(fiber, "stack_size"),
-          ctl_ju64(fiber, "stack_high_water"));
+  if (ctl_ju64(fiber, "stack_size") > 0) {   /* none for a process node */
+    status_label(c, 2, "stack:");
+    fprintf(c->out, "%llu bytes, at most %llu used\n", ctl_ju64(fiber, "stack_size"),
+            ctl_ju64(fiber, "stack_high_water"));
+  }
   print_other_fields(c, fiber, known, 2);
 }
 
