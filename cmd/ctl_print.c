@@ -119,13 +119,19 @@ static void print_error_chain(FILE *f, const cJSON *e, int indent, const char *l
     fprintf(f, "%*s%s", indent, "", label);
     print_error_one(f, e);
     const cJSON *errors = ctl_jget(e, "errors");
-    int n = cJSON_GetArraySize(errors), i = 0;
+    unsigned long long omitted = ctl_ju64(e, "errors_omitted");
+    int n = cJSON_GetArraySize(errors) + (int)(omitted < 100000 ? omitted : 100000), i = 0;
     const cJSON *child;
     cJSON_ArrayForEach(child, errors) {
       char child_label[64];
       snprintf(child_label, sizeof child_label, "child %d of %d: ", ++i, n);
       print_error_chain(f, child, indent + 2, child_label);
     }
+    /* The server renders a chain within a budget and says what it left out. */
+    if (omitted > 0)
+      fprintf(f, "%*s… %llu more left out by the server\n", indent + 2, "", omitted);
+    if (ctl_jtrue(e, "truncated"))
+      fprintf(f, "%*scaused by: … (left out by the server)\n", indent + 2, "");
     indent += 2;
     label = "caused by: ";
   }

@@ -326,11 +326,12 @@ static const char status_json[] = NODE(
     "\"history\":[{\"incarnation_id\":43,\"time_ns\":5,\"time\":\"2026-11-24T16:40:02Z\","
     "\"backoff_ms\":200,\"restarted\":true,\"error\":{\"code\":-10005,\"name\":\"EGROUP\","
     "\"message\":\"one or more children failed\",\"file\":\"group.c\",\"line\":3,"
-    "\"function\":\"g\",\"time_ns\":1,\"node_id\":2,\"cause\":null,\"errors\":[" ERR_EIO
-    "]}}],\"future_field\":[1,2]");
+    "\"function\":\"g\",\"time_ns\":1,\"node_id\":2,\"cause\":null,\"truncated\":true,"
+    "\"errors_omitted\":2,\"errors\":[" ERR_EIO "]}}],\"future_field\":[1,2]");
 
 /* Every field, the chain indented like arbor_error_format, a group's errors, the
- * fiber and service parts, the history, and a field this ctl does not know. */
+ * fiber and service parts, the history (with what the server's error budget
+ * left out), and a field this ctl does not know. */
 static void ctl_status_prints_every_part(void **state) {
   struct fake f = {0};
   struct run r;
@@ -372,8 +373,10 @@ static void ctl_status_prints_every_part(void **state) {
                 "history (newest first, 1):\n"
                 "  incarnation 43 at 2026-11-24T16:40:02Z: restarted after 200 ms\n"
                 "    EGROUP: one or more children failed [node 2] at group.c:3 (g)\n"
-                "      child 1 of 1: EIO: write failed [node 7] at db.c:12 (flush)\n"
-                "        caused by: ENOSPC: disk full\n");
+                "      child 1 of 3: EIO: write failed [node 7] at db.c:12 (flush)\n"
+                "        caused by: ENOSPC: disk full\n"
+                "      … 2 more left out by the server\n"
+                "      caused by: … (left out by the server)\n");
 }
 
 /* ---------------------------------------------------- cancel, restart */
