@@ -245,6 +245,9 @@ $(TESTS): $(BUILD)/tests/%: $(OBJ)/tests/%.o $(TEST_SUPPORT_LIB) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(CLIENT_LIBS) $(LIBS)
 
+# The daemon's tests run the binary.
+$(filter $(BUILD)/tests/cmd/%,$(TESTS)): | $(ARBOR_BIN)
+
 -include $(ALL_OBJS:.o=.d)
 
 # ------------------------------------------------------------------ tests
@@ -324,7 +327,7 @@ bench: $(BENCHES)
 	else echo "bench: no bench/run.sh; built $(words $(BENCHES)) benchmark(s) in $(BUILD)/bench"; fi
 
 # What `make run` starts, after installing missing packages and building.
-RUN_CMD ?= $(BUILD)/examples/tree_demo
+RUN_CMD ?= $(BUILD)/arbor demo
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(RUN_CMD)

@@ -29,9 +29,6 @@
 
 #include "demo.h"
 
-/* A weak reference until cmd/demo.c lands: `arbor demo` then says it is not built. */
-extern __typeof__(arbor_demo_build) arbor_demo_build __attribute__((weak));
-
 #define TICK_MS 100
 #define EVENTS_PER_TICK 256
 
@@ -376,10 +373,6 @@ static int build_tree(struct daemon *d) {
     }
     d->top_id = d->cfg.top.id;
     return 0;
-  }
-  if (arbor_demo_build == NULL) {
-    logf_("demo: not built into this arbor (cmd/demo.c)");
-    return ARBOR_EINVAL;
   }
   if ((rc = arbor_demo_build(d->rt, arbor_root(d->rt), NULL)) < 0) {
     logf_("cannot build the demo: %s", arbor_strerror(rc));

@@ -15,8 +15,7 @@
 #include "arbor.h"
 #include "daemon.h"
 
-/* cmd/ctl.c (a weak stub in cmd/ctl_stub.c until it exists). */
-int arbor_ctl_main(int argc, char **argv);
+#include "ctl.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
