@@ -537,6 +537,8 @@ static void run_load(int conns, double seconds, size_t max_requests, path_fn fn,
 /* The figures of a load phase as key=value pairs. */
 static void load_kv(kv_t *k, load_t *l) {
   size_t n = l->lat.n;
+  if (n > 0)
+    qsort(l->lat.v, n, sizeof *l->lat.v, cmp_double);   /* max is the last */
   kv(k, "requests=%llu errors=%llu reconnects=%llu rps=%.1f bytes_per_resp=%.0f",
      (unsigned long long)l->ok, (unsigned long long)l->bad, (unsigned long long)l->reconnects,
      l->secs > 0 ? (double)n / l->secs : 0, n ? (double)l->bytes / (double)n : 0);
