@@ -287,3 +287,111 @@ if [ "${SUP:-1}" != 0 ]; then
       printf "  after the SIGTERM, first service finished at %s ms, last at %s; finished newest first, one after the other: %s of %d\n", mmm("first", "%.1f"), mmm("last", "%.1f"), mmm("rev", "%d"), v["up", 1] - 1 }
   }' "$RAWS"
 fi
+
+# ------------------------------------------------------------ admin API (issue 6)
+# bench_admin (ADMIN=0 skips it): arbor serves its admin API on 127.0.0.1 while a
+# helper process (forked before the runtime, so it shares neither arbor's loop nor,
+# on 2 cores, its core) loads it; arbor measures its loop's longest iterations in
+# every phase. Modes and method: the top of bench/bench_admin.c. Per rep:
+#   tree   ADMIN_SERVICES (100) `sleep 3600` services: GET /api/v1/tree latency over
+#          ADMIN_CALLS (1000) sequential calls after 50 warm-ups, as supervisord's
+#          getAllProcessInfo was timed (../shared/peers BASELINES.md D), then req/s
+#          with 1 and 4 connections for ADMIN_SECONDS (5) each: the helper's own
+#          closed-loop client, then wrk -t1 (installed with apt-get when missing and
+#          run as root; else those rows are skipped)
+#   big    ADMIN_NODES (100000) tasks waiting on one-hour timers, for each group
+#          count in ADMIN_SHAPES ("100 1": 100 groups of 1000, one group of 100000):
+#          /tree (default paging) on 1 and 4 connections, children pages, node detail
+#   sse    ADMIN_SSE_CLIENTS (100) event streams following ADMIN_SSE_RATE (10000)
+#          events/s for ADMIN_SECONDS * 2; the generator alone first
+# supervisord's D figures are read from $PEERS/results/*/raw.txt (PEERS defaults to
+# ../shared/peers) when present. An admin-only run, with A and B kept tiny:
+#   REPS=5 NS_A=1000 NS_B=1000 FIBERS=0 SUP=0 bash bench/run.sh build/gcc-opt
+if [ "${ADMIN:-1}" != 0 ]; then
+  ADM=$BUILD/bench/bench_admin
+  A_REPS=${ADMIN_REPS:-$REPS}
+  A_SECONDS=${ADMIN_SECONDS:-5}
+  A_SERVICES=${ADMIN_SERVICES:-100}
+  A_CALLS=${ADMIN_CALLS:-1000}
+  A_NODES=${ADMIN_NODES:-100000}
+  A_SHAPES=${ADMIN_SHAPES:-"100 1"}
+  A_CLIENTS=${ADMIN_SSE_CLIENTS:-100}
+  A_RATE=${ADMIN_SSE_RATE:-10000}
+  PEERS=${PEERS:-../shared/peers}
+  [ -x "$ADM" ] || { echo "bench/run.sh: $ADM is missing; run 'make bench'" >&2; exit 1; }
+  if ! command -v wrk >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "bench/run.sh: installing wrk (apt-get)" >&2
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y wrk >/dev/null 2>&1 ||
+        { apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1; } ||
+        echo "bench/run.sh: could not install wrk: the wrk rows are skipped" >&2
+    else
+      echo "bench/run.sh: no wrk and not root: the wrk rows are skipped (apt-get install wrk)" >&2
+    fi
+  fi
+  RAWA=$(mktemp)
+  trap 'rm -f "$RAW" "${RAWS:-}" "$RAWA"' EXIT
+
+  # adm ARGS...: one bench_admin run; its RESULT lines go to $RAWA
+  adm() {
+    local out
+    out=$(timeout 600 "$ADM" "$@" 2>/dev/null) || echo "ADMIN-FAILED bench_admin $* (exit $?)" >&2
+    [ -n "$out" ] && tee -a "$RAWA" <<<"$out" | cut -c1-220 || true
+  }
+
+  echo
+  echo "admin API: REPS=$A_REPS, $A_SERVICES services, $A_NODES-node trees (groups: $A_SHAPES)," \
+       "$A_CLIENTS SSE clients at $A_RATE events/s, ${A_SECONDS} s per load phase; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  for rep in $(seq "$A_REPS"); do
+    adm tree "$A_SERVICES" "$A_CALLS" "$A_SECONDS"
+    for g in $A_SHAPES; do adm big "$A_NODES" "$g" "$A_SECONDS"; done
+    adm sse "$A_CLIENTS" "$A_RATE" $((A_SECONDS * 2))
+  done
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+  echo
+  echo "admin API, medians of $A_REPS runs (min-max); stalls are arbor's longest loop iterations"
+  { cat "$RAWA"; cat "$PEERS"/results/*/raw.txt 2>/dev/null | grep 'peer=supervisord bench=api' || true; } | awk '
+  function sort(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
+  function mmm(key, fmt,   n, i, a, m) { n = cnt[key]; if (n == 0) return "-"; for (i = 1; i <= n; i++) a[i] = v[key, i]; sort(a, n)
+    m = n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    return n == 1 ? sprintf(fmt, m) : sprintf(fmt " (" fmt "-" fmt ")", m, a[1], a[n]) }
+  function add(key, x) { if (x != "") v[key, ++cnt[key]] = x }
+  $1 == "RESULT" { delete f; for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    if (f["peer"] == "supervisord") { for (x in f) add("sv " x, f[x]); next }
+    if (f["bench"] != "admin") next
+    k = f["mode"] "/" f["phase"] (f["mode"] == "big" ? "/" f["groups"] : "")
+    if (!(k in seen)) order[++nk] = k; seen[k] = 1
+    for (x in f) add(k " " x, f[x])
+    if (f["mode"] == "sse" && f["phase"] == "sse" && f["wall_s"] > 0) add(k " cl_rate", f["events_median"] / f["wall_s"]) }
+  END {
+    printf "GET /api/v1/tree, %s process services (supervisord: getAllProcessInfo, 100 programs, BASELINES.md D)\n", v["tree/latency services", 1]
+    printf "  %-34s %-30s %s\n", "", "arbor", "supervisord"
+    printf "  %-34s %-30s %s\n", "p50 ms (target <= 1)", mmm("tree/latency p50_ms", "%.3f"), mmm("sv xmlrpc_p50_ms", "%.2f")
+    printf "  %-34s %-30s %s\n", "p99 ms", mmm("tree/latency p99_ms", "%.3f"), mmm("sv xmlrpc_p99_ms", "%.2f")
+    printf "  %-34s %-30s %s\n", "response bytes", mmm("tree/latency resp_bytes", "%.0f"), mmm("sv resp_bytes", "%.0f")
+    printf "  %-34s %-30s %s\n", "nodes in the response", mmm("tree/latency nodes", "%.0f"), "-"
+    printf "  %-34s %-30s %s\n", "server CPU ms per call", mmm("tree/latency cpu_ms_per_req", "%.3f"), mmm("sv sup_cpu_ms_per_call_http", "%.2f")
+    printf "  %-34s %-30s %s\n", "req/s, 1 connection (own client)", mmm("tree/load_c1 rps", "%.0f"), "-"
+    printf "  %-34s %-30s %s\n", "req/s, 4 connections (own client)", mmm("tree/load_c4 rps", "%.0f"), "-"
+    printf "  %-34s %-30s %s\n", "req/s, wrk -c1", mmm("tree/wrk_c1 rps", "%.0f"), mmm("sv wrk_c1_rps", "%.1f")
+    printf "  %-34s %-30s %s\n", "req/s, wrk -c4 (target >= 10000)", mmm("tree/wrk_c4 rps", "%.0f"), mmm("sv wrk_c4_rps", "%.1f")
+    printf "  %-34s %-30s %s\n", "wrk -c4 p50 / p99 ms", mmm("tree/wrk_c4 p50_ms", "%.2f") " / " mmm("tree/wrk_c4 p99_ms", "%.2f"), "-"
+    printf "  %-34s %-30s %s\n", "loop stall max ms, latency phase", mmm("tree/latency iter_max_ms", "%.2f"), "-"
+    printf "  %-34s %-30s %s\n", "loop stall max ms, 4 connections", mmm("tree/load_c4 iter_max_ms", "%.2f"), "-"
+    printf "Loop stalls (target: max <= 5 ms while a 100,000-node tree is served with default paging, and with %s SSE clients)\n", v["sse/sse clients", 1]
+    printf "  %-22s %-22s %-22s %-22s %-18s %s\n", "phase", "stall max ms", "stall p99 ms", "req/s or events/s", "p50 ms", "bytes/resp"
+    for (j = 1; j <= nk; j++) { k = order[j]; if (k ~ /^tree\//) continue
+      split(k, p, "/"); name = p[1] == "big" ? sprintf("big %dx%d %s", p[3], (v[k " tree_nodes", 1] - p[3] - 1) / p[3], p[2]) : k
+      rate = p[1] == "sse" ? mmm(k " events_per_s", "%.0f") : mmm(k " rps", "%.0f")
+      pp = p[1] == "sse" ? (cnt[k " lat_p50_ms"] ? mmm(k " lat_p50_ms", "%.1f") : "-") : mmm(k " p50_ms", "%.2f")
+      printf "  %-22s %-22s %-22s %-22s %-18s %s\n", name, mmm(k " iter_max_ms", "%.2f"), mmm(k " iter_p99_ms", "%.3f"), rate, pp, p[1] == "sse" ? "-" : mmm(k " bytes_per_resp", "%.0f") }
+    if (cnt["sse/sse clients"]) {
+      printf "SSE: %s clients; events delivered %% %s, latency p99 ms %s, max %s, gap events %s, missed %s, catch-up s %s\n",
+        v["sse/sse clients", 1], mmm("sse/sse delivered_pct", "%.1f"), mmm("sse/sse lat_p99_ms", "%.1f"), mmm("sse/sse lat_max_ms", "%.1f"),
+        mmm("sse/sse gap_events", "%d"), mmm("sse/sse missed", "%d"), mmm("sse/sse catchup_s", "%.2f")
+      printf "  per client events/s delivered %s (the generator, starved with the loop, recorded %s/s); arbor loop busy %% %s\n",
+        mmm("sse/sse cl_rate", "%.0f"), mmm("sse/sse events_per_s", "%.0f"), mmm("sse/sse loop_busy_pct", "%.1f") }
+  }'
+fi
