@@ -159,8 +159,11 @@ static void log_failed(struct daemon *d, const arbor_event_t *e) {
   arbor_node_t *parent = arbor_node_find(d->rt, e->parent_id);
   if (parent == NULL || arbor_node_kind(parent) != ARBOR_KIND_SERVICE)
     return;
-  logf_("service %s (id %llu) run %llu failed: %s", arbor_node_name(parent),
-        (unsigned long long)e->parent_id, (unsigned long long)e->node_id, what);
+  /* "run api#3 (id 9)": the incarnation's own name counts the runs; its id is
+   * what the API and arbor ctl take. */
+  logf_("service %s (id %llu): run %s (id %llu) failed: %s", arbor_node_name(parent),
+        (unsigned long long)e->parent_id, name_of(d->rt, e->node_id),
+        (unsigned long long)e->node_id, what);
 }
 
 static void log_events(struct daemon *d) {
