@@ -340,6 +340,7 @@ deps:
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR ?=
 INSTALL ?= install
@@ -352,8 +353,9 @@ ifneq ($(filter install,$(MAKECMDGOALS)),)
   $(error refusing to install a sanitized build; use SANITIZE= (the default))
 endif
 endif
-install: lib
-	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/arbor $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+install: lib $(ARBOR_BIN)
+	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/arbor $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 755 $(ARBOR_BIN) $(DESTDIR)$(BINDIR)/
 	$(INSTALL) -m 644 include/arbor.h $(DESTDIR)$(INCLUDEDIR)/
 	$(INSTALL) -m 644 $(wildcard include/arbor/*.h) $(DESTDIR)$(INCLUDEDIR)/arbor/
 	$(INSTALL) -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
@@ -374,7 +376,7 @@ endif
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/arbor.h $(patsubst include/%,$(DESTDIR)$(INCLUDEDIR)/%,$(wildcard include/arbor/*.h))
 	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,libarbor.a $(SO_REAL) $(SONAME) $(SO_LINK))
-	rm -f $(DESTDIR)$(PKGCONFIGDIR)/arbor.pc
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/arbor.pc $(DESTDIR)$(BINDIR)/arbor
 	rmdir $(DESTDIR)$(INCLUDEDIR)/arbor 2>/dev/null || true
 
 # ----------------------------------------------------------------- misc

@@ -38,6 +38,8 @@ for f in include/arbor.h include/arbor/names.h lib/libarbor.a "lib/libarbor.so.$
          lib/pkgconfig/arbor.pc; do
   [ -f "$prefix/$f" ] || fail "$f was not installed"
 done
+[ -x "$prefix/bin/arbor" ] || fail "bin/arbor was not installed"
+"$prefix/bin/arbor" --version >/dev/null || fail "the installed arbor does not run"
 for link in "libarbor.so.$major" libarbor.so; do
   [ "$(readlink "$prefix/lib/$link")" = "libarbor.so.$version" ] ||
     fail "lib/$link is not a symlink to libarbor.so.$version"
