@@ -31,7 +31,8 @@
  *        under the root, each task waiting on a one-hour arbor_task_after timer
  *        (1 + GROUPS + NODES nodes). Phases of SECONDS each: tree (GET
  *        /api/v1/tree with its default paging, one connection, back to back),
- *        tree_c4 (the same on 4 connections: the loop saturated), children (GET
+ *        tree_c4 (the same on 4 connections, or $ARBOR_BENCH_TREE_CONNS: the loop
+ *        saturated, tree_cN), children (GET
  *        /api/v1/nodes/{group}/children, default limit, paging through every group
  *        from offset 0 to its end, one connection) and detail (GET
  *        /api/v1/nodes/{task} of tasks spread over the tree, 4 connections).
@@ -45,10 +46,16 @@
  *        gap events and the events they said were missed, breaks in the seq
  *        without a gap event; delivery latency (event time_ns to its arrival in
  *        the client, the same monotonic clock); bytes. The server's connection
- *        limit is set to CLIENTS + 8 (the default, 64, would refuse 100 clients).
+ *        limit is set to CLIENTS + 8 (the default, 64, would refuse 100 clients;
+ *        $ARBOR_BENCH_MAX_CONNECTIONS sets it in every mode, 0: the default).
  *
  * RESULT lines: peer=arbor bench=admin mode=M phase=P then the helper's keys, then
- * arbor's (iter_*, cpu_*). bench/run.sh runs every mode REPS times and reports
+ * arbor's: iter_max_ms, iter_p99_ms, iter_p999_ms (wall-clock busy time per
+ * iteration), iter_cpu_max_ms, iter_cpu_p99_ms (the loop thread's CPU time per
+ * iteration: preemption on a shared machine shows in the first, not here),
+ * stall_top_ms and stall_top_at_s (the three longest and when, into the phase,
+ * they ended), loop_busy_pct, cpu_ms and cpu_ms_per_req (getrusage, the whole
+ * process), events_recorded and events_per_s. bench/run.sh runs every mode REPS times and reports
  * medians (min-max) beside supervisord's D. Not a test.
  */
 #include <arbor.h>
@@ -796,7 +803,12 @@ static void helper_big(size_t nodes, double seconds) {
            (unsigned long long)count, count_of(&b, "\"truncated\":true") > 0);
   free(b.d);
   load_phase("tree", 1, seconds, 0, tree_path, extra);
-  load_phase("tree_c4", 4, seconds, 0, tree_path, extra);
+  /* $ARBOR_BENCH_TREE_CONNS: the connections of the tree_cN phase (default 4). */
+  const char *tc = getenv("ARBOR_BENCH_TREE_CONNS");
+  int conns = tc != NULL && atoi(tc) > 0 ? atoi(tc) : 4;
+  char phase[32];
+  snprintf(phase, sizeof phase, "tree_c%d", conns);
+  load_phase(phase, conns, seconds, 0, tree_path, extra);
   load_phase("children", 1, seconds, 0, children_path, extra);
   load_phase("detail", 4, seconds, 0, detail_path, extra);
 }
@@ -1031,7 +1043,7 @@ static void on_meter(uv_prepare_t *h) {
         memmove(&top[i + 1], &top[i], (size_t)(2 - i) * sizeof *top);
         memmove(&top_at[i + 1], &top_at[i], (size_t)(2 - i) * sizeof *top_at);
         top[i] = busy;
-        top_at[i] = t - busy - phase_t0;   /* when it began, into the phase */
+        top_at[i] = t - phase_t0;          /* when it ended, into the phase */
         break;
       }
   }
@@ -1364,6 +1376,9 @@ int main(int argc, char **argv) {
     build_sse(strtoull(argv[3], NULL, 10));
     max_conn = (unsigned)atoi(argv[2]) + 8;
   }
+  /* $ARBOR_BENCH_MAX_CONNECTIONS: the server's limit (0: its default, 64). */
+  if (getenv("ARBOR_BENCH_MAX_CONNECTIONS") != NULL)
+    max_conn = (unsigned)atoi(getenv("ARBOR_BENCH_MAX_CONNECTIONS"));
   rc = arbor_admin_start(rt, &(arbor_admin_opts_t){.max_connections = max_conn}, &admin);
   if (rc < 0) {
     fprintf(stderr, "bench_admin: arbor_admin_start: %s\n", arbor_strerror(rc));

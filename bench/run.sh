@@ -305,7 +305,8 @@ fi
 #   sse    ADMIN_SSE_CLIENTS (100) event streams following ADMIN_SSE_RATE (10000)
 #          events/s for ADMIN_SECONDS * 2; the generator alone first
 # supervisord's D figures are read from $PEERS/results/*/raw.txt (PEERS defaults to
-# ../shared/peers) when present. An admin-only run, with A and B kept tiny:
+# ../shared/peers) when present. ADMIN_RAW=FILE keeps the full RESULT lines (the
+# screen gets them cut at 220 characters). An admin-only run, with A and B tiny:
 #   REPS=5 NS_A=1000 NS_B=1000 FIBERS=0 SUP=0 bash bench/run.sh build/gcc-opt
 if [ "${ADMIN:-1}" != 0 ]; then
   ADM=$BUILD/bench/bench_admin
@@ -349,6 +350,7 @@ if [ "${ADMIN:-1}" != 0 ]; then
     adm sse "$A_CLIENTS" "$A_RATE" $((A_SECONDS * 2))
   done
   echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  [ -n "${ADMIN_RAW:-}" ] && cp "$RAWA" "$ADMIN_RAW"
 
   echo
   echo "admin API, medians of $A_REPS runs (min-max); stalls are arbor's longest loop iterations"
