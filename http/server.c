@@ -35,7 +35,11 @@
  * Connections. MHD's own limit (MHD_OPTION_CONNECTION_LIMIT) is max_connections
  * + 1: the spare slot lets one connection over the limit in to be told 503
  * (with Connection: close) instead of hanging unanswered in the listen backlog
- * (MHD stops accepting at its limit). MHD_OPTION_CONNECTION_MEMORY_LIMIT bounds
+ * (MHD stops accepting at its limit). Which connection is the spare is decided
+ * when it is accepted (on_connection marks it in its socket context), not when
+ * its request is handled: MHD accepts a burst before it handles any of its
+ * requests, and a count taken then would refuse every request of the burst
+ * while the spare is open. MHD_OPTION_CONNECTION_MEMORY_LIMIT bounds
  * each connection's buffers; an idle connection is closed after 60 s.
  *
  * Lifetime. The four uv handles are counted with arbor__runtime_hold/release,
@@ -398,15 +402,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   *con_cls = NULL;
 }
 
+/* The marker a connection accepted over max_connections carries as its
+ * socket context: only that connection is told 503 (see first_call). */
+static char over_limit_mark;
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
   (void)conn;
-  (void)socket_context;
   struct arbor_admin_s *admin = cls;
-  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    /* Decided at accept time: a burst is accepted before any of its requests is
+     * handled, so a count taken then would refuse every one of them while the
+     * spare connection is open, not only the spare. */
+    *socket_context = admin->connections >= admin->opts.max_connections ? &over_limit_mark : NULL;
     admin->connections++;
-  else if (admin->connections > 0)
+  } else if (admin->connections > 0) {
     admin->connections--;
+  }
+}
+
+/* Whether this connection was accepted over the limit. */
+static int over_limit(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci != NULL && ci->socket_context == &over_limit_mark;
 }
 
 /* The CORS preflight: which methods and headers a page of cors_origin may use. */
@@ -430,7 +449,7 @@ static enum MHD_Result first_call(struct http_ctx *ctx) {
   struct http_req *r = &ctx->req;
   struct arbor_admin_s *admin = r->admin;
   const arbor_admin_opts_t *o = &admin->opts;
-  if (admin->connections > o->max_connections)
+  if (over_limit(r->conn))
     return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_connections",
                       "more than %u connections are open", o->max_connections);
   if (ctx->uri_len > o->max_url)

@@ -13,6 +13,17 @@
  *     suspended streams; a due stream's fill() is asked with heartbeat = 1.
  *     This is also how a client that went away while its stream was suspended
  *     is noticed (MHD does not watch suspended sockets): the write fails.
+ * Suspended clients that leave. MHD does not watch a suspended socket, so a
+ * client that closes an idle stream would hold its connection slot (counted
+ * against max_connections) until the next heartbeat, 15 s by default: a
+ * dashboard reloaded a few dozen times would lock the API out. So while any
+ * stream is suspended, the beat timer also fires every STREAM_PROBE_MS and
+ * peeks (recv MSG_PEEK | MSG_DONTWAIT, one byte, nothing consumed) at each
+ * suspended socket: end of file or an error means the peer is gone, and the
+ * stream is resumed to end (closing). One cheap syscall per suspended stream
+ * per second, against a shorter heartbeat which would cost every client bytes
+ * and still leave seconds; a client that only half-closes (shutdown(SHUT_WR))
+ * is taken as gone, which no SSE client does.
  * New events wake the streams through arbor__events_notify, which is one-shot:
  * it is registered while a stream is open and again at each wake, before the
  * streams are resumed, so an event recorded between the two is not missed (the
@@ -24,11 +35,20 @@
  * (MHD must not be stopped with suspended connections) and marks it closing, so
  * its reader ends the response without asking fill() again.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "server.h"
 
 #define STREAM_BLOCK 4096        /* MHD's advisory buffer size for the reader */
+/* Bytes one stream may hand MHD per wake-up: past it the stream yields (it is
+ * suspended and a zero timer resumes it on the next loop iteration), so a
+ * client's backlog cannot make one iteration long. */
+#define STREAM_TURN_MAX (64 * 1024)
+/* How often the sockets of suspended streams are checked for a peer that went
+ * away (see "Suspended clients that leave" above). */
+#define STREAM_PROBE_MS 1000
 
 struct http_stream_s {
   struct arbor_admin_s *admin;
@@ -39,7 +59,8 @@ struct http_stream_s {
   uint64_t last_ms;              /* loop time of the last bytes or heartbeat */
   int suspended;                 /* by us, not resumed since */
   int beat_due;                  /* the next fill() is a heartbeat */
-  int closing;                   /* the server stops: end the response */
+  int closing;                   /* the server stops, or the peer left: end the response */
+  size_t turn_bytes;             /* handed out since the last resume */
   struct http_stream_s *next, *prev;
 };
 
@@ -59,14 +80,20 @@ static void on_event(void *arg) {
   http_streams_wake(admin);
 }
 
-/* Arms the heartbeat timer for the earliest due heartbeat of a suspended stream. */
+/* Arms the heartbeat timer for the earliest due heartbeat of a suspended
+ * stream, or the next probe of the suspended sockets if that comes first. */
 static void beat_arm(struct arbor_admin_s *admin) {
   if (admin->stopped)
     return;
   uint64_t now = uv_now(admin->loop), due = UINT64_MAX;
-  for (struct http_stream_s *s = admin->streams; s != NULL; s = s->next)
-    if (s->suspended && s->beat_ms > 0 && s->last_ms + s->beat_ms < due)
+  for (struct http_stream_s *s = admin->streams; s != NULL; s = s->next) {
+    if (!s->suspended)
+      continue;
+    if (now + STREAM_PROBE_MS < due)
+      due = now + STREAM_PROBE_MS;
+    if (s->beat_ms > 0 && s->last_ms + s->beat_ms < due)
       due = s->last_ms + s->beat_ms;
+  }
   if (due == UINT64_MAX)
     uv_timer_stop(&admin->beat);
   else
@@ -77,6 +104,7 @@ static void resume(struct http_stream_s *s) {
   if (!s->suspended)
     return;
   s->suspended = 0;
+  s->turn_bytes = 0;
   MHD_resume_connection(s->conn);
 }
 
@@ -101,11 +129,28 @@ void http__streams_wake_cb(uv_timer_t *t) {
   http__run(admin);
 }
 
+/* Whether the client of a suspended stream went away: its socket reads end of
+ * file or an error (a peek: nothing is consumed). */
+static int peer_gone(struct http_stream_s *s) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci == NULL)
+    return 0;
+  char c;
+  ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 void http__streams_beat(uv_timer_t *t) {
   struct arbor_admin_s *admin = t->data;
   uint64_t now = uv_now(admin->loop);
   for (struct http_stream_s *s = admin->streams; s != NULL; s = s->next) {
-    if (s->suspended && s->beat_ms > 0 && s->last_ms + s->beat_ms <= now) {
+    if (!s->suspended)
+      continue;
+    if (peer_gone(s)) {
+      s->closing = 1;
+      resume(s);
+    } else if (s->beat_ms > 0 && s->last_ms + s->beat_ms <= now) {
       s->beat_due = 1;
       resume(s);
     }
@@ -121,6 +166,13 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
   struct arbor_admin_s *admin = s->admin;
   if (s->closing || admin->stopped)
     return MHD_CONTENT_READER_END_OF_STREAM;
+  if (s->turn_bytes >= STREAM_TURN_MAX) {
+    /* Its share of this iteration is spent: the rest on the next one. */
+    MHD_suspend_connection(s->conn);
+    s->suspended = 1;
+    http_streams_wake(admin);
+    return 0;
+  }
   int beat = s->beat_due;
   s->beat_due = 0;
   ssize_t n = s->ops->fill(s->state, buf, max, beat);
@@ -131,6 +183,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
     if ((size_t)n > max)
       return MHD_CONTENT_READER_END_WITH_ERROR;   /* a bug in fill(): never overrun */
     s->last_ms = now;
+    s->turn_bytes += (size_t)n;
     return n;
   }
   if (beat)

@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../../http/server.h"
@@ -574,6 +575,57 @@ static void server_connection_limit_503(void **state) {
   fx_close(&f);
 }
 
+
+/* A burst: connections within the limit are served even while the spare one
+ * (over the limit) is open; only the spare is told 503. */
+struct burst {
+  int fd[3];
+  char buf[3][2048];
+  size_t len[3];
+};
+
+/* Whether every connection got a whole response (headers and a JSON body). */
+static int burst_answered(void *arg) {
+  struct burst *b = arg;
+  int done = 0;
+  for (int i = 0; i < 3; i++) {
+    ssize_t n;
+    while (b->len[i] + 1 < sizeof b->buf[i] &&
+           (n = recv(b->fd[i], b->buf[i] + b->len[i], sizeof b->buf[i] - 1 - b->len[i],
+                     MSG_DONTWAIT)) > 0)
+      b->len[i] += (size_t)n;
+    b->buf[i][b->len[i]] = '\0';
+    const char *body = strstr(b->buf[i], "\r\n\r\n");
+    done += body != NULL && strchr(body, '}') != NULL;
+  }
+  return done == 3;
+}
+
+static void server_burst_503_only_over_limit(void **state) {
+  struct fx f;
+  arbor_admin_opts_t o = {.max_connections = 2};
+  fx_open(&f, &o);
+  /* All three connect and send before the loop runs: the server accepts them
+   * together, then handles their requests. */
+  struct burst b = {0};
+  static const char get[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < 3; i++) {
+    b.fd[i] = httpc_connect_raw(f.port);
+    assert_true(b.fd[i] >= 0);
+    assert_int_eq(send(b.fd[i], get, sizeof get - 1, 0), (ssize_t)(sizeof get - 1));
+  }
+  httpc_run_until(&f.loop, burst_answered, &b);
+  int ok = 0, busy = 0;
+  for (int i = 0; i < 3; i++) {
+    ok += strncmp(b.buf[i], "HTTP/1.1 200", 12) == 0;
+    busy += strncmp(b.buf[i], "HTTP/1.1 503", 12) == 0;
+    close(b.fd[i]);
+  }
+  assert_int_eq(ok, 2);
+  assert_int_eq(busy, 1);
+  fx_close(&f);
+}
+
 /* ------------------------------------------------------------ lifetime */
 
 static void server_runtime_close_closes_server(void **state) {
@@ -745,6 +797,60 @@ static void server_stream_heartbeat_when_idle(void **state) {
   fx_close(&f);
 }
 
+
+/* A client that leaves while its stream is suspended (no heartbeat at all)
+ * frees its slot: the server notices the closed socket by itself. */
+static void server_stream_suspended_client_gone_frees_slot(void **state) {
+  struct fx f;
+  arbor_admin_opts_t o = {.max_connections = 1};
+  fx_open(&f, &o);
+  ts_reset(0);
+  struct httpc_call *c = ts_begin(&f, 1);
+  httpc_run_until(&f.loop, int_positive, &ts_fills);   /* suspended once */
+  long status;
+  assert_int_eq(httpc_end(c, &status, NULL, NULL), 0);
+  assert_int_eq(status, 200);
+  httpc_run_until(&f.loop, int_positive, &ts_done);
+  assert_int_eq(ts_done, 1);
+  /* and the only slot serves again */
+  for (;;) {
+    struct resp r = req(&f, "GET", "/healthz", NULL, NULL);
+    long st = r.status;
+    resp_free(&r);
+    if (st == 200)
+      break;
+    assert_int_eq(st, 503);
+  }
+  http__test_routes(NULL, 0);
+  fx_close(&f);
+}
+
+/* A stream with a long backlog yields after its share of an iteration and
+ * goes on in the next: everything arrives, in order. */
+static void server_stream_backlog_yields_and_completes(void **state) {
+  struct fx f;
+  fx_open(&f, NULL);
+  ts_reset(0);
+  ts.pending = 20000;            /* about 230 KB: several turns */
+  struct httpc_call *c = ts_begin(&f, 20000);
+  httpc_wait(c, NULL, NULL);
+  long status;
+  char *body;
+  assert_int_eq(httpc_end(c, &status, &body, NULL), 0);
+  assert_int_eq(status, 200);
+  const char *p = body;
+  for (int i = 1; i <= 20000; i++) {
+    char want[32];
+    int n = snprintf(want, sizeof want, "data: %d\n\n", i);
+    assert_int_eq(strncmp(p, want, (size_t)n), 0);
+    p += n;
+  }
+  assert_string_equal(p, "");
+  free(body);
+  http__test_routes(NULL, 0);
+  fx_close(&f);
+}
+
 static void server_stream_woken_by_new_event(void **state) {
   struct fx f;
   fx_open(&f, NULL);
@@ -822,11 +928,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(server_head_has_headers_no_body),
     cmocka_unit_test(server_cors_only_when_configured),
     cmocka_unit_test(server_connection_limit_503),
+    cmocka_unit_test(server_burst_503_only_over_limit),
     cmocka_unit_test(server_runtime_close_closes_server),
     cmocka_unit_test(server_stop_then_runtime_close),
     cmocka_unit_test(server_two_servers_one_runtime),
     cmocka_unit_test(server_stream_wake_resumes_suspended),
     cmocka_unit_test(server_stream_heartbeat_when_idle),
+    cmocka_unit_test(server_stream_suspended_client_gone_frees_slot),
+    cmocka_unit_test(server_stream_backlog_yields_and_completes),
     cmocka_unit_test(server_stream_woken_by_new_event),
     cmocka_unit_test(server_head_of_stream_calls_done),
     cmocka_unit_test(server_handler_without_response_is_500),
