@@ -385,3 +385,12 @@ int http_query_u64(struct http_req *r, const char *key, uint64_t dflt, uint64_t 
 enum MHD_Result http_oom(struct http_req *r) {
   return http_error(r, 500, "internal", "out of memory building the response");
 }
+
+enum MHD_Result http_jsend(struct http_req *r, const struct http_jcx *cx, unsigned status,
+                           cJSON *o) {
+  if (o == NULL || cx->oom) {
+    cJSON_Delete(o);
+    return http_oom(r);
+  }
+  return http_json(r, status, o);
+}

@@ -93,9 +93,5 @@ enum MHD_Result http_node_log(struct http_req *r) {
   http_jadd_u64(&cx, o, "size", size);
   http_jadd(&cx, o, "data", cJSON_CreateRaw(text));
   free(text);
-  if (cx.oom) {
-    cJSON_Delete(o);
-    return http_oom(r);
-  }
-  return http_json(r, 200, o);
+  return http_jsend(r, &cx, 200, o);
 }

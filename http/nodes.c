@@ -84,11 +84,7 @@ enum MHD_Result http_node_get(struct http_req *r) {
     return http_oom(r);
   add_fiber(&cx, o, node);
   add_service(&cx, o, node);
-  if (cx.oom) {
-    cJSON_Delete(o);
-    return http_oom(r);
-  }
-  return http_json(r, 200, o);
+  return http_jsend(r, &cx, 200, o);
 }
 
 enum MHD_Result http_node_children(struct http_req *r) {
@@ -123,11 +119,7 @@ enum MHD_Result http_node_children(struct http_req *r) {
     cx.errors_left = HTTP_ERRORS_MAX;
     http_jpush(&cx, arr, http_jnode(&cx, page[i]));
   }
-  if (cx.oom) {
-    cJSON_Delete(o);
-    return http_oom(r);
-  }
-  return http_json(r, 200, o);
+  return http_jsend(r, &cx, 200, o);
 }
 
 enum MHD_Result http_node_cancel(struct http_req *r) {
@@ -159,11 +151,7 @@ enum MHD_Result http_node_cancel(struct http_req *r) {
   http_jadd_u64(&cx, o, "id", id);
   http_jadd_str(&cx, o, "state", arbor_state_name(arbor_node_state(node)));
   http_jadd_bool(&cx, o, "cancel_requested", 1);
-  if (cx.oom) {
-    cJSON_Delete(o);
-    return http_oom(r);
-  }
-  return http_json(r, 202, o);
+  return http_jsend(r, &cx, 202, o);
 }
 
 enum MHD_Result http_node_restart(struct http_req *r) {
@@ -207,9 +195,5 @@ enum MHD_Result http_node_restart(struct http_req *r) {
     return http_oom(r);
   http_jadd_u64(&cx, o, "id", id);
   http_jadd_u64(&cx, o, "restarts", restarts);
-  if (cx.oom) {
-    cJSON_Delete(o);
-    return http_oom(r);
-  }
-  return http_json(r, 202, o);
+  return http_jsend(r, &cx, 202, o);
 }

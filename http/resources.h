@@ -80,5 +80,8 @@ int http_query_u64(struct http_req *r, const char *key, uint64_t dflt, uint64_t 
                    uint64_t *out, enum MHD_Result *ret);
 /* 500 internal: "out of memory building the response". */
 enum MHD_Result http_oom(struct http_req *r);
+/* Sends o with status, or 500 (and frees o) when building it ran out of memory. */
+enum MHD_Result http_jsend(struct http_req *r, const struct http_jcx *cx, unsigned status,
+                           cJSON *o);
 
 #endif /* ARBOR_HTTP_RESOURCES_H */
