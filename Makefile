@@ -207,7 +207,7 @@ $(OBJ)/%.o: %.S $(FLAGS_STAMP)
 
 # The libraries also depend on the list of their objects: make cannot see a deleted
 # source, and a stale object left in the archive could win a static link (a weak
-# stub over the real function). This file changes only when the list does.
+# placeholder over the real function). This file changes only when the list does.
 LIB_OBJS_STAMP := $(BUILD)/lib-objs
 $(LIB_OBJS_STAMP): FORCE
 	@mkdir -p $(@D)

@@ -176,6 +176,41 @@ static inline void arbor_test_spin(uv_loop_t *loop, int n) {
     }                                                                                  \
   } while (0)
 
+/* Blocking loop passes (UV_RUN_ONCE) until cond holds; bounded, so a bug fails
+ * instead of hanging. For conditions a loop event brings about (a timer, a
+ * child's exit, a fiber's wake-up). */
+#define arbor_test_run_once_until(loop, cond)                                          \
+  do {                                                                                 \
+    int k_;                                                                            \
+    for (k_ = 0; k_ < 100000 && !(cond); k_++)                                         \
+      uv_run((loop), UV_RUN_ONCE);                                                     \
+    if (!(cond)) {                                                                     \
+      print_error("condition never held: %s\n", #cond);                               \
+      _fail(__FILE__, __LINE__);                                                       \
+    }                                                                                  \
+  } while (0)
+
+static inline void arbor_test_tick_cb_(uv_timer_t *t) { (void)t; }
+
+/* Drives the loop with a 1 ms timer until cond holds (evaluated once a pass: it
+ * may have side effects), at most 20000 passes, for conditions no loop event
+ * announces (a file a script writes, an orphan's exit). */
+#define arbor_test_run_ticking_until(loop, cond)                                       \
+  do {                                                                                 \
+    uv_timer_t tick_;                                                                  \
+    int k_, held_ = 0;                                                                 \
+    assert_int_eq(uv_timer_init((loop), &tick_), 0);                                   \
+    assert_int_eq(uv_timer_start(&tick_, arbor_test_tick_cb_, 1, 1), 0);               \
+    for (k_ = 0; k_ < 20000 && !(held_ = (cond)); k_++)                                \
+      uv_run((loop), UV_RUN_ONCE);                                                     \
+    uv_close((uv_handle_t *)&tick_, NULL);                                             \
+    uv_run((loop), UV_RUN_NOWAIT);                                                     \
+    if (!held_) {                                                                      \
+      print_error("condition never held: %s\n", #cond);                               \
+      _fail(__FILE__, __LINE__);                                                       \
+    }                                                                                  \
+  } while (0)
+
 static inline void arbor_test_close_cb_(arbor_runtime_t *rt, void *arg) {
   (void)rt;
   ++*(int *)arg;

@@ -215,12 +215,12 @@ static void daemon_second_sigterm_stops_at_once(void **state) {
   char cfg[2048];
   snprintf(cfg, sizeof cfg,
            "{\"admin\": {\"port\": 0}, \"shutdown_timeout_ms\": 86400000, \"tree\": ["
-           "{\"service\": \"stubborn\", \"shutdown_timeout_ms\": 86400000, \"argv\": "
-           "[\"sh\", \"-c\", \"trap '' TERM; echo $$ > %s/stubborn.pids; "
+           "{\"service\": \"persistent\", \"shutdown_timeout_ms\": 86400000, \"argv\": "
+           "[\"sh\", \"-c\", \"trap '' TERM; echo $$ > %s/persistent.pids; "
            "while [ ! -e %s/stop ]; do sleep 0.05; done\"]}]}",
            p.dir, p.dir);
   start_config(&p, cfg, NULL);
-  arbor_proc_wait_lines(&p, "stubborn.pids", 1);
+  arbor_proc_wait_lines(&p, "persistent.pids", 1);
   arbor_proc_kill(&p, SIGTERM);
   arbor_proc_wait_text(&p, "stderr", "arbor: SIGTERM: shutting down");
   arbor_proc_kill(&p, SIGTERM);

@@ -456,13 +456,13 @@ static int never_ready(arbor_ctx_t *cx, void *arg) {
 
 /* A service body that, once cancelled, keeps stopping (shielded) until the
  * test lets it go: deterministically "stopping for good". */
-static atomic_int release_stubborn;
-static int stubborn(arbor_ctx_t *cx, void *arg) {
+static atomic_int release_persistent;
+static int persistent(arbor_ctx_t *cx, void *arg) {
   (void)arg;
   arbor_sleep(cx, 3600 * 1000);
   arbor_scope_t s;
   arbor_scope_enter(cx, &s, &(arbor_scope_opts_t){.shield = 1});
-  while (!atomic_load(&release_stubborn))
+  while (!atomic_load(&release_persistent))
     arbor_sleep(cx, 1);
   arbor_scope_exit(cx, &s);
   return 0;
@@ -780,18 +780,18 @@ static void api_restart_service_same_id_count_plus_one(void **state) {
   api_error(&w, "POST", 409, "not_started", "not started", path);
 
   /* Stopping for good: a service whose body holds out once cancelled. */
-  atomic_store(&release_stubborn, 0);
-  arbor_node_t *stub = service(arbor_root(w.rt), &(arbor_service_spec_t){.name = "stubborn",
-                                                                          .fiber = stubborn});
-  arbor_node_ref(stub);
-  run_ticking_until(&w.loop, body_parked(stub));
-  assert_code(arbor_node_cancel(stub), 0);
-  snprintf(path, sizeof path, "/api/v1/nodes/%llu/restart", (unsigned long long)arbor_node_id(stub));
+  atomic_store(&release_persistent, 0);
+  arbor_node_t *held = service(arbor_root(w.rt), &(arbor_service_spec_t){.name = "persistent",
+                                                                          .fiber = persistent});
+  arbor_node_ref(held);
+  run_ticking_until(&w.loop, body_parked(held));
+  assert_code(arbor_node_cancel(held), 0);
+  snprintf(path, sizeof path, "/api/v1/nodes/%llu/restart", (unsigned long long)arbor_node_id(held));
   api_error(&w, "POST", 409, "stopping", "stopping", path);
-  atomic_store(&release_stubborn, 1);
-  run_ticking_until(&w.loop, arbor_node_is_finished(stub));
+  atomic_store(&release_persistent, 1);
+  run_ticking_until(&w.loop, arbor_node_is_finished(held));
   api_error(&w, "POST", 409, "finished", "finished", path);
-  arbor_node_unref(stub);
+  arbor_node_unref(held);
   tree_release(&t);
   world_close(&w);
 }

@@ -22,39 +22,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-/* Blocking loop passes until cond; bounded, so a bug fails instead of hanging. */
-#define run_once_until(loop, cond)                                                     \
-  do {                                                                                 \
-    int k_;                                                                            \
-    for (k_ = 0; k_ < 100000 && !(cond); k_++)                                         \
-      uv_run((loop), UV_RUN_ONCE);                                                     \
-    if (!(cond)) {                                                                     \
-      print_error("condition never held: %s\n", #cond);                               \
-      _fail(__FILE__, __LINE__);                                                       \
-    }                                                                                  \
-  } while (0)
-
-static void tick_cb(uv_timer_t *t) { (void)t; }
-
-/* Drives the loop with a 1 ms timer until cond holds (evaluated once a pass: it
- * may have side effects), at most 20000 passes, for conditions no loop event
- * announces (a file a script writes, an orphan's exit). */
-#define run_ticking_until(loop, cond)                                                  \
-  do {                                                                                 \
-    uv_timer_t tick_;                                                                  \
-    int k_, held_ = 0;                                                                 \
-    assert_int_eq(uv_timer_init((loop), &tick_), 0);                                   \
-    assert_int_eq(uv_timer_start(&tick_, tick_cb, 1, 1), 0);                           \
-    for (k_ = 0; k_ < 20000 && !(held_ = (cond)); k_++)                                \
-      uv_run((loop), UV_RUN_ONCE);                                                     \
-    uv_close((uv_handle_t *)&tick_, NULL);                                             \
-    uv_run((loop), UV_RUN_NOWAIT);                                                     \
-    if (!held_) {                                                                      \
-      print_error("condition never held: %s\n", #cond);                               \
-      _fail(__FILE__, __LINE__);                                                       \
-    }                                                                                  \
-  } while (0)
-
 /* The child was reaped (by libuv): no zombie of it is left. */
 #define assert_reaped(pid)                                                             \
   do {                                                                                 \
@@ -227,7 +194,7 @@ static void process_exit_status_reported(void **state) {
   f.opts[3] = (arbor_process_opts_t){.file = "true"};        /* args NULL: {file} */
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *n = spawn_fib(arbor_root(rt), &f, "runner");
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   assert_outcome(n, OK);
   int64_t want[] = {0, 1, 3, 0};
   for (int i = 0; i < 4; i++) {
@@ -250,7 +217,7 @@ static void process_killed_by_signal_reported(void **state) {
   f.opts[0] = (arbor_process_opts_t){.file = "/bin/sh", .args = kill9};
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *n = spawn_fib(arbor_root(rt), &f, "runner");
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   assert_code(f.rc[0], 0);
   assert_int_eq(f.res[0].term_signal, SIGKILL);
   assert_int_eq(f.res[0].exit_status, 0);
@@ -273,7 +240,7 @@ static void process_missing_program_returns_enoent(void **state) {
   f.opts[2] = (arbor_process_opts_t){.file = "/bin/true", .args = sh_true};
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *n = spawn_fib(arbor_root(rt), &f, "runner");
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   for (int i = 0; i < 2; i++) {
     assert_code(f.rc[i], -ENOENT);
     assert_untouched(&f.res[i]);
@@ -319,7 +286,7 @@ static void process_child_environment(void **state) {
   f.opts[1] = (arbor_process_opts_t){.file = "/bin/sh", .args = args_inherit};
   arbor_test_open(&loop, &rt, NULL);
   spawn_fib(arbor_root(rt), &f, "runner");
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   assert_code(f.rc[0], 0);
   assert_int_eq(f.res[0].exit_status, 0);
   assert_code(f.rc[1], 0);
@@ -348,7 +315,7 @@ static void process_parallel_children_each_get_their_own(void **state) {
     spawn_fib(arbor_root(rt), &f[i], "runner");
   }
   for (int i = 0; i < N; i++) {
-    run_once_until(&loop, f[i].finished);
+    arbor_test_run_once_until(&loop, f[i].finished);
     assert_code(f[i].rc[0], 0);
     assert_int_eq(f[i].res[0].exit_status, 20 + i);
     assert_reaped(f[i].res[0].pid);
@@ -372,7 +339,7 @@ static void rule4_process_cancel_sends_stop_signal(void **state) {
   assert_string_equal(fi.wait_what, "process_wait");
   assert_string_equal(fi.wait_file, __FILE__);
   assert_code(arbor_node_cancel(n), 0);
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   assert_code(f.rc[0], ARBOR_ECANCELED);
   assert_int_eq(f.res[0].term_signal, SIGTERM);
   assert_int_eq(f.res[0].killed, 0);
@@ -393,7 +360,7 @@ static void rule4_process_stop_signal_configurable(void **state) {
   arbor_test_run_until(&loop, f.calling);
   arbor_test_spin(&loop, 2);
   assert_code(arbor_node_cancel(n), 0);
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   assert_code(f.rc[0], ARBOR_ECANCELED);
   assert_int_eq(f.res[0].term_signal, SIGUSR1);
   assert_reaped(f.res[0].pid);
@@ -420,7 +387,7 @@ static void rule4_process_cancelled_waits_shielded_until_exit(void **state) {
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *n = spawn_fib(arbor_root(rt), &f, "runner");
   long pid = -1;
-  run_ticking_until(&loop, (pid = read_number(&t, "pid")) > 0);
+  arbor_test_run_ticking_until(&loop, (pid = read_number(&t, "pid")) > 0);
   assert_code(arbor_node_cancel(n), 0);
   assert_state(n, STOPPING);
   arbor_test_spin(&loop, 50);
@@ -434,7 +401,7 @@ static void rule4_process_cancelled_waits_shielded_until_exit(void **state) {
   assert_int_eq(f.finished, 0);
   assert_int_eq(kill((pid_t)pid, 0), 0);  /* the child lives: TERM was ignored */
   assert_int_eq(kill((pid_t)pid, SIGKILL), 0);
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   assert_code(f.rc[0], ARBOR_ECANCELED);
   assert_int_eq(f.res[0].pid, pid);
   assert_int_eq(f.res[0].term_signal, SIGKILL);
@@ -466,16 +433,16 @@ static void rule4_process_ignoring_stop_signal_gets_sigkill(void **state) {
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *n = spawn_fib(arbor_root(rt), &f, "runner");
   long gpid = -1;
-  run_ticking_until(&loop, (gpid = read_number(&t, "pid")) > 0);
+  arbor_test_run_ticking_until(&loop, (gpid = read_number(&t, "pid")) > 0);
   assert_code(arbor_node_cancel(n), 0);
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   assert_code(f.rc[0], ARBOR_ECANCELED);
   assert_int_eq(f.res[0].term_signal, SIGKILL);
   assert_int_eq(f.res[0].killed, 1);
   assert_reaped(f.res[0].pid);
   assert_outcome(n, CANCELLED);
   int status = 0;
-  run_ticking_until(&loop, grandchild_gone((pid_t)gpid, &status));
+  arbor_test_run_ticking_until(&loop, grandchild_gone((pid_t)gpid, &status));
   assert_grandchild_killed(gpid, status, SIGKILL);
   arbor_test_close(rt, &loop);
   tmp_close(&t);
@@ -502,16 +469,16 @@ static void rule4_process_cancel_reaches_grandchildren(void **state) {
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *n = spawn_fib(arbor_root(rt), &f, "runner");
   long gpid = -1;
-  run_ticking_until(&loop, (gpid = read_number(&t, "pid")) > 0);
+  arbor_test_run_ticking_until(&loop, (gpid = read_number(&t, "pid")) > 0);
   assert_int_eq(kill((pid_t)gpid, 0), 0);
   assert_code(arbor_node_cancel(n), 0);
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   assert_code(f.rc[0], ARBOR_ECANCELED);
   assert_int_eq(f.res[0].term_signal, SIGTERM);
   assert_int_eq(f.res[0].killed, 0);
   assert_reaped(f.res[0].pid);
   int status = 0;
-  run_ticking_until(&loop, grandchild_gone((pid_t)gpid, &status));
+  arbor_test_run_ticking_until(&loop, grandchild_gone((pid_t)gpid, &status));
   assert_grandchild_killed(gpid, status, SIGTERM);
   arbor_test_close(rt, &loop);
   tmp_close(&t);
@@ -527,7 +494,7 @@ static void rule5_process_fail_deadline_stops_child(void **state) {
   f.opts[0] = (arbor_process_opts_t){.file = "/bin/sleep", .args = sleep_hour};
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *n = spawn_fib(arbor_root(rt), &f, "runner");
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   assert_code(f.rc[0], ARBOR_ECANCELED);
   assert_int_eq(f.res[0].term_signal, SIGTERM);
   assert_code(f.scope_rc, ARBOR_ETIMEDOUT);
@@ -573,7 +540,7 @@ static void rule4_process_cancelled_fiber_spawns_nothing(void **state) {
   arbor_node_t *n = spawn_fib(arbor_root(rt), &f, "runner");
   arbor_test_run_until(&loop, f.cx != NULL);
   assert_code(arbor_node_cancel(n), 0);
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   assert_code(f.rc[0], ARBOR_ECANCELED);
   assert_untouched(&f.res[0]);
   assert_outcome(n, CANCELLED);
@@ -615,7 +582,7 @@ static void process_misuse_is_refused(void **state) {
   arbor_fiber_spec_t spec = {.name = "m", .fn = misuse_body, .arg = &f, .finish = on_finish};
   arbor_test_open(&loop, &rt, NULL);
   assert_code(arbor_fiber_spawn(arbor_root(rt), &spec, &n), 0);
-  run_once_until(&loop, f.finished);
+  arbor_test_run_once_until(&loop, f.finished);
   for (int i = 0; i < 4; i++)
     assert_code(f.rc[i], ARBOR_EINVAL);
   assert_untouched(&f.res[0]);

@@ -26,45 +26,12 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-/* Blocking loop passes until cond; bounded, so a bug fails instead of hanging. */
-#define run_once_until(loop, cond)                                                     \
-  do {                                                                                 \
-    int k_;                                                                            \
-    for (k_ = 0; k_ < 100000 && !(cond); k_++)                                         \
-      uv_run((loop), UV_RUN_ONCE);                                                     \
-    if (!(cond)) {                                                                     \
-      print_error("condition never held: %s\n", #cond);                               \
-      _fail(__FILE__, __LINE__);                                                       \
-    }                                                                                  \
-  } while (0)
-
-static void tick_cb(uv_timer_t *t) { (void)t; }
-
-/* Drives the loop with a 1 ms timer until cond holds (evaluated once a pass: it
- * may have side effects), at most 20000 passes, for conditions no loop event
- * announces (a file a script writes, an orphan's exit). */
-#define run_ticking_until(loop, cond)                                                  \
-  do {                                                                                 \
-    uv_timer_t tick_;                                                                  \
-    int k_, held_ = 0;                                                                 \
-    assert_int_eq(uv_timer_init((loop), &tick_), 0);                                   \
-    assert_int_eq(uv_timer_start(&tick_, tick_cb, 1, 1), 0);                           \
-    for (k_ = 0; k_ < 20000 && !(held_ = (cond)); k_++)                                \
-      uv_run((loop), UV_RUN_ONCE);                                                     \
-    uv_close((uv_handle_t *)&tick_, NULL);                                             \
-    uv_run((loop), UV_RUN_NOWAIT);                                                     \
-    if (!held_) {                                                                      \
-      print_error("condition never held: %s\n", #cond);                               \
-      _fail(__FILE__, __LINE__);                                                       \
-    }                                                                                  \
-  } while (0)
-
 /* Loop passes with the 1 ms timer: time goes by (for a program to run on), with
  * no condition to wait for. */
 static void run_ticks(uv_loop_t *loop, int n) {
   uv_timer_t tick;
   assert_int_eq(uv_timer_init(loop, &tick), 0);
-  assert_int_eq(uv_timer_start(&tick, tick_cb, 1, 1), 0);
+  assert_int_eq(uv_timer_start(&tick, arbor_test_tick_cb_, 1, 1), 0);
   for (int i = 0; i < n; i++)
     uv_run(loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&tick, NULL);
@@ -281,7 +248,7 @@ static void procsvc_spec_strings_copied(void **state) {
   arbor_node_t *svc = add_service(arbor_root(rt), &(arbor_service_spec_t){.name = "copy",
                                                                            .argv = argv});
   strcpy(script, "echo changed!");
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, OK);
   char log[256];
   read_log(svc, log, sizeof log, NULL);
@@ -297,7 +264,7 @@ static void procsvc_missing_program_fails_with_spawn_error(void **state) {
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *svc = add_service(arbor_root(rt), &(arbor_service_spec_t){.name = "ghost",
                                                                            .argv = argv});
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, FAILED);
   int code;
   const char *msg = last_failure(svc, &code);
@@ -326,14 +293,14 @@ static void procsvc_exit_zero_is_ok_and_pid_reported(void **state) {
   arbor_node_t *svc = add_service(arbor_root(rt), &(arbor_service_spec_t){.name = "ok",
                                                                            .argv = argv});
   long pid = -1;
-  run_ticking_until(&loop, (pid = read_number(&t, "pid")) > 0);
+  arbor_test_run_ticking_until(&loop, (pid = read_number(&t, "pid")) > 0);
   assert_int_eq(service_pid(svc), pid);
   arbor_service_info_t info;
   assert_code(arbor_service_info(svc, &info), 0);
   assert_int_eq(info.is_process, 1);
   assert_state(svc, STARTED);    /* min_uptime 0: ready at once */
   tmp_touch(&t, "go");
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, OK);
   assert_int_eq(service_pid(svc), 0);
   assert_true(process_gone((pid_t)pid));
@@ -366,7 +333,7 @@ static void procsvc_crash_restarts_with_status_and_stderr_in_chain(void **state)
               0);
   arbor_node_t *svc = add_service(sup, &(arbor_service_spec_t){.name = "crasher",
                                                                 .argv = argv});
-  run_ticking_until(&loop, service_restarts(svc) == 1 &&
+  arbor_test_run_ticking_until(&loop, service_restarts(svc) == 1 &&
                                service_phase(svc) == ARBOR_PHASE_RUNNING &&
                                service_pid(svc) > 0);
   int code;
@@ -383,13 +350,13 @@ static void procsvc_crash_restarts_with_status_and_stderr_in_chain(void **state)
   assert_true(arbor_error_format(f.error, text, sizeof text) > 0);
   assert_contains(text, "EEXIT: process crasher");
   char log[1024];
-  run_ticking_until(&loop, (read_log(svc, log, sizeof log, NULL),
+  arbor_test_run_ticking_until(&loop, (read_log(svc, log, sizeof log, NULL),
                             strstr(log, "second run") != NULL));
   assert_contains(log, "first run\n");
   assert_contains(log, "line 1\n");
   assert_true(strstr(log, "first run") < strstr(log, "second run"));
   assert_code(arbor_node_cancel(sup), 0);
-  run_once_until(&loop, arbor_node_is_finished(sup));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(sup));
   assert_outcome(svc, CANCELLED);
   arbor_test_close(rt, &loop);
   tmp_close(&t);
@@ -403,7 +370,7 @@ static void procsvc_killed_by_signal_reported(void **state) {
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *svc = add_service(arbor_root(rt), &(arbor_service_spec_t){.name = "victim",
                                                                            .argv = argv});
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, FAILED);
   int code;
   const char *msg = last_failure(svc, &code);
@@ -422,7 +389,7 @@ static void procsvc_exit_before_ready_fails(void **state) {
   arbor_node_t *svc = add_service(arbor_root(rt), &(arbor_service_spec_t){.name = "early",
                                                                            .argv = argv,
                                                                            .notify_fd = 3});
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, FAILED);
   int code;
   const char *msg = last_failure(svc, &code);
@@ -447,9 +414,9 @@ static void procsvc_stop_signal_configurable(void **state) {
                                   &(arbor_service_spec_t){.name = "usr1", .argv = argv,
                                                           .notify_fd = 3,
                                                           .stop_signal = SIGUSR1});
-  run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
   assert_code(arbor_node_cancel(svc), 0);
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, CANCELLED);
   assert_int_eq(arbor_node_is_stuck(svc), 0);
   char log[256];
@@ -467,17 +434,17 @@ static void rule8_procsvc_ignoring_stop_signal_gets_sigkill_and_is_stuck(void **
   char *argv[] = {"/bin/sh", "-c", "trap '' TERM; echo >&3; exec sleep 3600", NULL};
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *svc = add_service(arbor_root(rt),
-                                  &(arbor_service_spec_t){.name = "stubborn", .argv = argv,
+                                  &(arbor_service_spec_t){.name = "persistent", .argv = argv,
                                                           .notify_fd = 3,
                                                           .shutdown_timeout_ms = 200});
-  run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
   int pid = service_pid(svc);
   assert_true(pid > 0);
   arbor_service_info_t info;
   assert_code(arbor_service_info(svc, &info), 0);
   uint64_t inc_id = info.incarnation_id;
   assert_code(arbor_node_cancel(svc), 0);
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_int_eq(arbor_node_is_stuck(svc), 1);
   arbor_node_t *inc = arbor_node_find(rt, inc_id);
   assert_non_null(inc);
@@ -492,17 +459,17 @@ static void rule8_procsvc_ignoring_stop_signal_gets_sigkill_and_is_stuck(void **
 /* Rule 8 through the runtime: closing it stops a program that ignores the stop
  * signal too; the service's shutdown timeout sends the SIGKILL, and the close
  * completes with nothing left. */
-static void rule8_procsvc_runtime_close_kills_stubborn_program(void **state) {
+static void rule8_procsvc_runtime_close_kills_persistent_program(void **state) {
   uv_loop_t loop;
   arbor_runtime_t *rt;
   int closed;
   char *argv[] = {"/bin/sh", "-c", "trap '' TERM; echo >&3; exec sleep 3600", NULL};
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *svc = add_service(arbor_root(rt),
-                                  &(arbor_service_spec_t){.name = "stubborn", .argv = argv,
+                                  &(arbor_service_spec_t){.name = "persistent", .argv = argv,
                                                           .notify_fd = 3,
                                                           .shutdown_timeout_ms = 50});
-  run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
   pid_t pid = (pid_t)service_pid(svc);
   assert_true(pid > 0);
   arbor_test_close_begin(rt, &closed);
@@ -519,15 +486,15 @@ static void rule8_procsvc_immediate_shutdown_kills_program(void **state) {
   char *argv[] = {"/bin/sh", "-c", "trap '' TERM; echo >&3; exec sleep 3600", NULL};
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *svc = add_service(arbor_root(rt),
-                                  &(arbor_service_spec_t){.name = "stubborn", .argv = argv,
+                                  &(arbor_service_spec_t){.name = "persistent", .argv = argv,
                                                           .notify_fd = 3,
                                                           .shutdown_timeout_ms = HOUR});
-  run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
   pid_t pid = (pid_t)service_pid(svc);
   assert_true(pid > 0);
   assert_code(arbor_shutdown(rt, 1), 0);
   assert_int_eq(arbor_node_is_stuck(svc), 1);
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_true(process_gone(pid));
   arbor_test_close(rt, &loop);
 }
@@ -543,14 +510,14 @@ static void procsvc_stop_kills_grandchildren_no_zombies(void **state) {
   arbor_node_t *svc = add_service(arbor_root(rt),
                                   &(arbor_service_spec_t){.name = "family", .argv = argv,
                                                           .notify_fd = 3});
-  run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
   pid_t pid = (pid_t)service_pid(svc);
   assert_true(pid > 0);
   assert_true(count_leftovers(pid) >= 3);   /* the shell and its two sleeps */
   assert_code(arbor_node_cancel(svc), 0);
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, CANCELLED);
-  run_ticking_until(&loop, count_leftovers(pid) == 0);
+  arbor_test_run_ticking_until(&loop, count_leftovers(pid) == 0);
   arbor_test_close(rt, &loop);
   assert_int_eq(count_leftovers(pid), 0);
 }
@@ -563,7 +530,7 @@ static void procsvc_exit_kills_rest_of_group(void **state) {
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *svc = add_service(arbor_root(rt), &(arbor_service_spec_t){.name = "leaver",
                                                                            .argv = argv});
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, FAILED);
   int code;
   const char *msg = last_failure(svc, &code);
@@ -571,7 +538,7 @@ static void procsvc_exit_kills_rest_of_group(void **state) {
   assert_contains(msg, "exited with status 4");
   pid_t pid = 0;
   assert_int_eq(sscanf(strstr(msg, "(pid "), "(pid %d)", &pid), 1);
-  run_ticking_until(&loop, count_leftovers(pid) == 0);
+  arbor_test_run_ticking_until(&loop, count_leftovers(pid) == 0);
   arbor_test_close(rt, &loop);
 }
 
@@ -594,15 +561,15 @@ static void procsvc_orphaned_grandchild_reaped_by_subreaper(void **state) {
                                   &(arbor_service_spec_t){.name = "forker", .argv = argv,
                                                           .notify_fd = 3});
   long gpid = -1;
-  run_ticking_until(&loop, (gpid = read_number(&t, "gpid")) > 0);
+  arbor_test_run_ticking_until(&loop, (gpid = read_number(&t, "gpid")) > 0);
   /* its parent, the subshell, exits at once: the orphan becomes our child */
   char st;
   pid_t ppid = 0, pgrp = 0;
-  run_ticking_until(&loop, proc_stat((pid_t)gpid, &st, &ppid, &pgrp) == 0 &&
+  arbor_test_run_ticking_until(&loop, proc_stat((pid_t)gpid, &st, &ppid, &pgrp) == 0 &&
                                ppid == getpid());
   assert_int_eq(pgrp, service_pid(svc));   /* still in the service's group */
   tmp_touch(&t, "go");                      /* let it exit: the reaper reaps it */
-  run_ticking_until(&loop, process_gone((pid_t)gpid));
+  arbor_test_run_ticking_until(&loop, process_gone((pid_t)gpid));
   assert_int_eq(count_leftovers(0), 0);
   assert_state(svc, STARTED);               /* the service runs on */
   arbor_test_close(rt, &loop);
@@ -634,14 +601,14 @@ static void procsvc_reaper_leaves_other_children_alone(void **state) {
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *svc = add_service(arbor_root(rt), &(arbor_service_spec_t){.name = "keeper",
                                                                            .argv = argv});
-  run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
   pid_t own = fork();
   assert_true(own >= 0);
   if (own == 0)
     _exit(7);
   char st = 0;
   pid_t ppid, pgrp;
-  run_ticking_until(&loop, proc_stat(own, &st, &ppid, &pgrp) == 0 && st == 'Z');
+  arbor_test_run_ticking_until(&loop, proc_stat(own, &st, &ppid, &pgrp) == 0 && st == 'Z');
   runner_t r = {.rc = -1};
   arbor_node_t *fib = NULL;
   assert_code(arbor_fiber_spawn(arbor_root(rt),
@@ -649,7 +616,7 @@ static void procsvc_reaper_leaves_other_children_alone(void **state) {
                                                       .arg = &r},
                                 &fib),
               0);
-  run_once_until(&loop, r.finished);
+  arbor_test_run_once_until(&loop, r.finished);
   assert_code(r.rc, 0);
   assert_int_eq(r.res.exit_status, 5);
   /* a zombie through the reaper's scans at the child's exit and at sh's: still
@@ -676,13 +643,13 @@ static void procsvc_min_uptime_keeps_starting(void **state) {
   arbor_node_t *svc = add_service(arbor_root(rt),
                                   &(arbor_service_spec_t){.name = "slow", .argv = argv,
                                                           .min_uptime_ms = HOUR});
-  run_ticking_until(&loop, access(tmp_file(&t, "up"), F_OK) == 0);
+  arbor_test_run_ticking_until(&loop, access(tmp_file(&t, "up"), F_OK) == 0);
   run_ticks(&loop, 20);
   assert_state(svc, STARTING);
   assert_int_eq(service_phase(svc), ARBOR_PHASE_STARTING);
   assert_true(service_pid(svc) > 0);
   assert_code(arbor_node_cancel(svc), 0);
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, CANCELLED);
   assert_int_eq(arbor_service_is_started(svc), 0);
   arbor_test_close(rt, &loop);
@@ -699,7 +666,7 @@ static void procsvc_min_uptime_then_started(void **state) {
                                   &(arbor_service_spec_t){.name = "steady", .argv = argv,
                                                           .min_uptime_ms = 20});
   arbor_test_spin(&loop, 2);
-  run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
   assert_true(service_pid(svc) > 0);
   arbor_test_close(rt, &loop);
 }
@@ -721,11 +688,11 @@ static void procsvc_notify_fd_ready_after_newline(void **state) {
   arbor_node_t *svc = add_service(arbor_root(rt),
                                   &(arbor_service_spec_t){.name = "notifier", .argv = argv,
                                                           .notify_fd = 5});
-  run_ticking_until(&loop, access(tmp_file(&t, "wrote"), F_OK) == 0);
+  arbor_test_run_ticking_until(&loop, access(tmp_file(&t, "wrote"), F_OK) == 0);
   run_ticks(&loop, 20);
   assert_state(svc, STARTING);
   tmp_touch(&t, "go");
-  run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
   assert_int_eq(arbor_service_is_started(svc), 1);
   arbor_test_close(rt, &loop);
   tmp_close(&t);
@@ -744,7 +711,7 @@ static void procsvc_log_ring_bounded_keeps_newest(void **state) {
   arbor_node_t *svc = add_service(arbor_root(rt), &(arbor_service_spec_t){.name = "chatty",
                                                                            .argv = argv,
                                                                            .log_size = 64});
-  run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, OK);
   char buf[256];
   uint64_t off = 0, missed = 99;
@@ -833,11 +800,11 @@ static void procsvc_update_runs_the_new_program_keeping_id(void **state) {
   arbor_node_t *svc = add_service(sup, &(arbor_service_spec_t){.name = "app", .argv = v1});
   uint64_t id = arbor_node_id(svc);
   char buf[256];
-  run_ticking_until(&loop, (read_log(svc, buf, sizeof buf, NULL), strstr(buf, "one") != NULL));
+  arbor_test_run_ticking_until(&loop, (read_log(svc, buf, sizeof buf, NULL), strstr(buf, "one") != NULL));
   int pid1 = service_pid(svc);
   assert_true(pid1 > 0);
   assert_code(arbor_service_update(svc, &(arbor_service_spec_t){.name = "app", .argv = v2}), 0);
-  run_ticking_until(&loop, (read_log(svc, buf, sizeof buf, NULL), strstr(buf, "two") != NULL));
+  arbor_test_run_ticking_until(&loop, (read_log(svc, buf, sizeof buf, NULL), strstr(buf, "two") != NULL));
   assert_uint_eq(arbor_node_id(svc), id);
   assert_uint_eq(service_restarts(svc), 1);
   assert_true(service_pid(svc) != pid1);
@@ -866,7 +833,7 @@ static const struct CMUnitTest procsvc_tests[] = {
     cmocka_unit_test(procsvc_exit_before_ready_fails),
     cmocka_unit_test(procsvc_stop_signal_configurable),
     cmocka_unit_test(rule8_procsvc_ignoring_stop_signal_gets_sigkill_and_is_stuck),
-    cmocka_unit_test(rule8_procsvc_runtime_close_kills_stubborn_program),
+    cmocka_unit_test(rule8_procsvc_runtime_close_kills_persistent_program),
     cmocka_unit_test(rule8_procsvc_immediate_shutdown_kills_program),
     cmocka_unit_test(procsvc_stop_kills_grandchildren_no_zombies),
     cmocka_unit_test(procsvc_exit_kills_rest_of_group),

@@ -10,14 +10,6 @@
 
 #define HOUR (3600u * 1000u)
 
-#define run_once_until(loop, cond)                                                     \
-  do {                                                                                 \
-    int k_;                                                                            \
-    for (k_ = 0; k_ < 5000 && !(cond); k_++)                                           \
-      uv_run((loop), UV_RUN_ONCE);                                                     \
-    assert_true(cond);                                                                 \
-  } while (0)
-
 #define OPEN(loop, rt)                                                                 \
   uv_loop_t loop;                                                                      \
   arbor_runtime_t *rt;                                                                 \
@@ -46,7 +38,7 @@ enum {
   P_EXIT_OK,        /* every run returns 0 at once */
   P_EXIT_OK_FIRST,  /* the first run returns 0, later runs are P_FOREVER */
   P_SLOW_READY,     /* handshake: ready after a short sleep, then P_FOREVER */
-  P_STUBBORN,       /* on cancel: sleeps an hour inside a shield */
+  P_PERSISTENT,       /* on cancel: sleeps an hour inside a shield */
   P_LIVE_THEN_FAIL, /* lives `ms`, then fails */
   P_DAEMON_EXITS,   /* runs a daemon task that returns 0, then sleeps */
   P_DAEMON_FAILS,   /* runs a daemon task that fails with -EIO, then sleeps */
@@ -126,7 +118,7 @@ static int body(arbor_ctx_t *cx, void *arg) {
     logf_("ready", b->name);
     arbor_fiber_started(cx, NULL);
     break;
-  case P_STUBBORN: {
+  case P_PERSISTENT: {
     arbor_sleep(cx, HOUR);
     arbor_scope_t shield;
     arbor_scope_enter(cx, &shield, &(arbor_scope_opts_t){.shield = 1});
@@ -225,9 +217,9 @@ static void sup_children_start_in_order_each_started_before_next(void **state) {
   add(g, &b, ARBOR_PERMANENT);
   arbor_node_t *nc = add(g, &c, ARBOR_PERMANENT);
   assert_state(g, CREATED);
-  run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTING);
+  arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTING);
   assert_state(nc, CREATED);
-  run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
   assert_string_equal(logbuf, "start A, ready A, start B, ready B, start C, ready C");
   assert_state(na, STARTED);
   assert_true(arbor_service_is_started(g));
@@ -245,11 +237,11 @@ static void sup_children_stop_in_reverse_order(void **state) {
   arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
   arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
   arbor_node_t *nc = add(g, &c, ARBOR_PERMANENT);
-  run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
   log_reset();
   assert_code(arbor_node_cancel(g), 0);
   assert_state(g, STOPPING);
-  run_once_until(&loop, arbor_node_is_finished(g));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(g));
   assert_string_equal(logbuf, "stop C, stop B, stop A");
   assert_true(arbor_test_state_seq(rt, arbor_node_id(nc), ARBOR_STATE_FINISHED) <
               arbor_test_event_seq(rt, arbor_node_id(nb), ARBOR_EVENT_CANCEL));
@@ -275,14 +267,14 @@ static void sup_parallel_stop_cancels_all_children_at_once(void **state) {
   arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
   arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
   arbor_node_t *nc = add(g, &c, ARBOR_PERMANENT);
-  run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
   assert_code(arbor_node_cancel(g), 0);
   assert_true(arbor_node_is_cancelled(na));  /* all three, within the call */
   assert_true(arbor_node_is_cancelled(nb));
   assert_true(arbor_test_event_seq(rt, arbor_node_id(nc), ARBOR_EVENT_CANCEL) <
               arbor_test_event_seq(rt, arbor_node_id(na), ARBOR_EVENT_CANCEL));
   assert_false(arbor_node_is_finished(nc));
-  run_once_until(&loop, arbor_node_is_finished(g));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(g));
   assert_outcome(g, CANCELLED);
   assert_outcome(na, CANCELLED);
   arbor_test_close(rt, &loop);
@@ -300,8 +292,8 @@ static void strategy_one_for_one_restarts_only_failed_child(void **state) {
   arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
   add(g, &c, ARBOR_PERMANENT);
   uint64_t id = arbor_node_id(nb);
-  run_once_until(&loop, b.runs == 2 && c.runs == 1 && phase_is(nb, ARBOR_PHASE_RUNNING));
-  run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, b.runs == 2 && c.runs == 1 && phase_is(nb, ARBOR_PHASE_RUNNING));
+  arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
   assert_int_eq(a.runs, 1);
   assert_int_eq(c.runs, 1);
   assert_uint_eq(arbor_node_id(nb), id);
@@ -328,7 +320,7 @@ static void strategy_one_for_all_restarts_all_in_order(void **state) {
   arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
   arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
   arbor_node_t *nc = add(g, &c, ARBOR_PERMANENT);
-  run_once_until(&loop, a.runs == 2 && b.runs == 2 && c.runs == 2 &&
+  arbor_test_run_once_until(&loop, a.runs == 2 && b.runs == 2 && c.runs == 2 &&
                             phase_is(nc, ARBOR_PHASE_RUNNING));
   /* B fails after C started; then C and A stop, newest first, and A, B, C start
    * again. */
@@ -349,7 +341,7 @@ static void strategy_rest_for_one_restarts_later_children(void **state) {
   arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
   add(g, &b, ARBOR_PERMANENT);
   arbor_node_t *nc = add(g, &c, ARBOR_PERMANENT);
-  run_once_until(&loop, b.runs == 2 && c.runs == 2 && phase_is(nc, ARBOR_PHASE_RUNNING));
+  arbor_test_run_once_until(&loop, b.runs == 2 && c.runs == 2 && phase_is(nc, ARBOR_PHASE_RUNNING));
   assert_string_equal(logbuf, "start A, start B, start C, stop C, start B, start C");
   assert_int_eq(a.runs, 1);
   assert_uint_eq(restarts(na), 0);
@@ -369,7 +361,7 @@ static void intensity_exceeded_fails_supervisor_with_cause(void **state) {
   arbor_node_t *g = sup_new(grp, "sup", ARBOR_ONE_FOR_ONE, 2);
   arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
   arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
-  run_once_until(&loop, arbor_node_is_finished(grp));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(grp));
   assert_int_eq(b.runs, 3);      /* the first run and two restarts */
   assert_outcome(g, FAILED);
   const arbor_error_t *e = arbor_node_error(g);
@@ -395,7 +387,7 @@ static void intensity_escalates_to_parent_with_chain_intact(void **state) {
   arbor_node_t *inner = sup_new(outer, "inner", ARBOR_ONE_FOR_ONE, 1);
   add(inner, &b, ARBOR_PERMANENT);
   uint64_t inner_id = arbor_node_id(inner);
-  run_once_until(&loop, arbor_node_is_finished(outer));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(outer));
   assert_uint_eq(restarts(inner), 1);
   assert_uint_eq(arbor_node_id(inner), inner_id);
   assert_int_eq(b.runs, 4);      /* two runs of inner, two of B in each */
@@ -421,7 +413,7 @@ static void restart_types_follow_erlang(void **state) {
   arbor_node_t *nto = add(g, &t_ok, ARBOR_TRANSIENT);
   arbor_node_t *ntf = add(g, &t_fail, ARBOR_TRANSIENT);
   arbor_node_t *ntmp = add(g, &tmp, ARBOR_TEMPORARY);
-  run_once_until(&loop, arbor_node_is_finished(ntmp) && p.runs == 2 && t_fail.runs == 2 &&
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(ntmp) && p.runs == 2 && t_fail.runs == 2 &&
                             arbor_node_is_finished(nto));
   assert_uint_eq(restarts(np), 1);          /* permanent: even after a normal exit */
   assert_outcome(nto, OK);                  /* transient, normal exit: done */
@@ -457,7 +449,7 @@ static void backoff_doubles_and_caps(void **state) {
                                    &g),
               0);
   failing_service(g, &b, &n);
-  run_once_until(&loop, b.runs == 7);
+  arbor_test_run_once_until(&loop, b.runs == 7);
   uint32_t kept = sinfo(n).history;
   assert_true(kept >= 6);
   uint64_t want[] = {2, 4, 8, 16, 16, 16};  /* oldest first */
@@ -480,7 +472,7 @@ static void backoff_jitter_stays_within_policy(void **state) {
                                    &g),
               0);
   failing_service(g, &b, &n);
-  run_once_until(&loop, b.runs == 5);
+  arbor_test_run_once_until(&loop, b.runs == 5);
   uint32_t kept = sinfo(n).history;
   assert_true(kept >= 4);
   uint64_t policy[] = {8, 16, 32, 32};     /* oldest first */
@@ -501,11 +493,11 @@ static void backoff_default_starts_at_100ms(void **state) {
   arbor_node_t *g, *n;
   assert_code(arbor_supervisor_new(arbor_root(rt), NULL, &g), 0);
   failing_service(g, &b, &n);
-  run_once_until(&loop, phase_is(n, ARBOR_PHASE_BACKOFF));
+  arbor_test_run_once_until(&loop, phase_is(n, ARBOR_PHASE_BACKOFF));
   arbor_service_info_t si = sinfo(n);
   assert_true(si.last_backoff_ms >= 75 && si.last_backoff_ms <= 100);
   assert_true(si.next_restart_ns > 0);
-  run_once_until(&loop, b.runs == 2);
+  arbor_test_run_once_until(&loop, b.runs == 2);
   arbor_test_close(rt, &loop);
 }
 
@@ -520,7 +512,7 @@ static void backoff_resets_after_a_long_run(void **state) {
                                    &g),
               0);
   failing_service(g, &b, &n);
-  run_once_until(&loop, b.runs == 4);
+  arbor_test_run_once_until(&loop, b.runs == 4);
   for (size_t i = 0; i < 3; i++) {
     arbor_service_failure_t f;
     assert_code(arbor_service_failure(n, i, &f), 0);
@@ -539,7 +531,7 @@ static void service_history_is_bounded_newest_first(void **state) {
   arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 100);
   arbor_node_t *n = add(g, &b, ARBOR_PERMANENT);
   uint64_t id = arbor_node_id(n);
-  run_once_until(&loop, b.runs == ARBOR_SERVICE_HISTORY + 3);
+  arbor_test_run_once_until(&loop, b.runs == ARBOR_SERVICE_HISTORY + 3);
   assert_uint_eq(arbor_node_id(n), id);
   assert_uint_eq(sinfo(n).history, ARBOR_SERVICE_HISTORY);
   uint64_t prev = UINT64_MAX;
@@ -563,10 +555,10 @@ static void service_restart_on_request(void **state) {
   arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 0);
   arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
   arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
-  run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
   uint64_t inc = sinfo(nb).incarnation_id;
   assert_code(arbor_service_restart(nb), 0);
-  run_once_until(&loop, b.runs == 2 && phase_is(nb, ARBOR_PHASE_RUNNING));
+  arbor_test_run_once_until(&loop, b.runs == 2 && phase_is(nb, ARBOR_PHASE_RUNNING));
   assert_uint_eq(restarts(nb), 1);
   assert_true(sinfo(nb).incarnation_id != inc);
   assert_uint_eq(arbor_test_count_events(rt, arbor_node_id(nb), ARBOR_EVENT_RESTART), 1);
@@ -574,7 +566,7 @@ static void service_restart_on_request(void **state) {
   assert_false(arbor_service_did_error(nb));
   log_reset();
   assert_code(arbor_service_restart(g), 0);
-  run_once_until(&loop, a.runs == 2 && b.runs == 3 && phase_is(g, ARBOR_PHASE_RUNNING));
+  arbor_test_run_once_until(&loop, a.runs == 2 && b.runs == 3 && phase_is(g, ARBOR_PHASE_RUNNING));
   assert_string_equal(logbuf, "stop B, stop A, start A, start B");
   assert_uint_eq(restarts(g), 1);
   /* Refusals. */
@@ -584,7 +576,7 @@ static void service_restart_on_request(void **state) {
   assert_code(arbor_service_restart(inc_node), ARBOR_EKIND);
   assert_code(arbor_node_cancel(na), 0);
   assert_code(arbor_service_restart(na), ARBOR_ESTATE);
-  run_once_until(&loop, arbor_node_is_finished(na));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(na));
   assert_code(arbor_service_restart(na), ARBOR_EFINISHED);
   arbor_test_close(rt, &loop);
 }
@@ -597,11 +589,11 @@ static void service_update_runs_new_body_keeping_id(void **state) {
   arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 0);
   arbor_node_t *n = add(g, &a, ARBOR_PERMANENT);
   uint64_t id = arbor_node_id(n);
-  run_once_until(&loop, phase_is(n, ARBOR_PHASE_RUNNING));
+  arbor_test_run_once_until(&loop, phase_is(n, ARBOR_PHASE_RUNNING));
   assert_code(arbor_service_update(n, &(arbor_service_spec_t){.fiber = body, .arg = &b,
                                                               .restart = ARBOR_TRANSIENT}),
               0);
-  run_once_until(&loop, b.runs == 1 && phase_is(n, ARBOR_PHASE_RUNNING));
+  arbor_test_run_once_until(&loop, b.runs == 1 && phase_is(n, ARBOR_PHASE_RUNNING));
   assert_int_eq(a.runs, 1);
   assert_int_eq(a.stops, 1);
   assert_uint_eq(arbor_node_id(n), id);
@@ -622,7 +614,7 @@ static void rule7_daemon_task_exit_fails_service(void **state) {
   body_t b = {.name = "B", .plan = P_DAEMON_EXITS};
   arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 0);
   arbor_node_t *n = add(g, &b, ARBOR_TEMPORARY);
-  run_once_until(&loop, arbor_node_is_finished(n));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(n));
   assert_outcome(n, FAILED);
   const arbor_error_t *e = arbor_node_error(n);
   assert_int_eq(arbor_error_code(e), ARBOR_EDAEMON);
@@ -638,7 +630,7 @@ static void rule7_daemon_task_failure_is_the_cause(void **state) {
   body_t b = {.name = "B", .plan = P_DAEMON_FAILS};
   arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 0);
   arbor_node_t *n = add(g, &b, ARBOR_TEMPORARY);
-  run_once_until(&loop, arbor_node_is_finished(n));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(n));
   const arbor_error_t *e = arbor_node_error(n);
   assert_int_eq(arbor_error_code(e), ARBOR_EDAEMON);
   assert_int_eq(arbor_error_code(arbor_error_cause(e)), -EIO);
@@ -651,7 +643,7 @@ static void rule7_daemon_child_service_exit_fails_service(void **state) {
   body_t b = {.name = "B", .plan = P_DAEMON_SERVICE};
   arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 0);
   arbor_node_t *n = add(g, &b, ARBOR_TEMPORARY);
-  run_once_until(&loop, arbor_node_is_finished(n));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(n));
   assert_int_eq(arbor_error_code(arbor_node_error(n)), ARBOR_EDAEMON);
   arbor_test_close(rt, &loop);
 }
@@ -663,10 +655,10 @@ static void rule7_daemon_exit_while_stopping_is_no_failure(void **state) {
   body_t b = {.name = "B", .plan = P_DAEMON_STAYS};
   arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 0);
   arbor_node_t *n = add(g, &b, ARBOR_PERMANENT);
-  run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED && b.runs == 1);
+  arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED && b.runs == 1);
   arbor_test_spin(&loop, 4);
   assert_code(arbor_node_cancel(n), 0);
-  run_once_until(&loop, arbor_node_is_finished(n));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(n));
   assert_outcome(n, CANCELLED);
   assert_null(arbor_node_error(n));
   assert_false(arbor_service_did_error(n));
@@ -706,7 +698,7 @@ static void service_manager_api(void **state) {
                                 NULL),
               0);
   assert_false(arbor_service_is_started(svc));
-  run_once_until(&loop, o.done);
+  arbor_test_run_once_until(&loop, o.done);
   assert_int_eq(o.started_rc, 0);
   assert_true(o.was_started);
   assert_int_eq(o.stop_rc, 0);
@@ -732,7 +724,7 @@ static void service_manager_outside_a_service_is_refused(void **state) {
   assert_code(arbor_fiber_spawn(arbor_root(rt),
                                 &(arbor_fiber_spec_t){.fn = not_in_service, .arg = &rc}, NULL),
               0);
-  run_once_until(&loop, rc != 1);
+  arbor_test_run_once_until(&loop, rc != 1);
   assert_int_eq(rc, ARBOR_EKIND);
   arbor_test_close(rt, &loop);
 }
@@ -747,14 +739,14 @@ static void rule8_stuck_incarnation_is_marked(void **state) {
   (void)state;
   log_reset();
   arbor_test_open(&loop, &rt, &(arbor_runtime_opts_t){.shutdown_timeout_ms = 30});
-  body_t b = {.name = "B", .plan = P_STUBBORN};
+  body_t b = {.name = "B", .plan = P_PERSISTENT};
   arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 0);
   arbor_node_t *n = add(g, &b, ARBOR_PERMANENT);
-  run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
+  arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
   arbor_node_t *inc = arbor_node_find(rt, sinfo(n).incarnation_id);
   assert_false(arbor_node_is_stuck(inc));
   assert_code(arbor_node_cancel(n), 0);
-  run_once_until(&loop, arbor_node_is_stuck(inc));
+  arbor_test_run_once_until(&loop, arbor_node_is_stuck(inc));
   assert_true(arbor_node_is_stuck(n));
   arbor_node_info_t info;
   arbor_node_info(inc, &info);
@@ -777,7 +769,7 @@ static void rule8_shutdown_gives_up_after_grace(void **state) {
   log_reset();
   arbor_test_open(&loop, &rt,
                   &(arbor_runtime_opts_t){.shutdown_timeout_ms = 30, .no_signals = 1});
-  body_t a = {.name = "A", .plan = P_FOREVER}, b = {.name = "B", .plan = P_STUBBORN};
+  body_t a = {.name = "A", .plan = P_FOREVER}, b = {.name = "B", .plan = P_PERSISTENT};
   arbor_node_t *ga = sup_new(arbor_root(rt), "first", ARBOR_ONE_FOR_ONE, 0);
   add(ga, &a, ARBOR_PERMANENT);
   arbor_node_t *gb = sup_new(arbor_root(rt), "second", ARBOR_ONE_FOR_ONE, 0);
@@ -797,14 +789,14 @@ static void rule8_shutdown_gives_up_after_grace(void **state) {
 /* Reverse creation order at the top level, and the second call is immediate. */
 static void shutdown_stops_top_level_newest_first(void **state) {
   OPEN(loop, rt);
-  body_t a = {.name = "A", .plan = P_FOREVER}, b = {.name = "B", .plan = P_FOREVER}, c = {.name = "C", .plan = P_STUBBORN};
+  body_t a = {.name = "A", .plan = P_FOREVER}, b = {.name = "B", .plan = P_FOREVER}, c = {.name = "C", .plan = P_PERSISTENT};
   arbor_node_t *ga = sup_new(arbor_root(rt), "first", ARBOR_ONE_FOR_ONE, 0);
   add(ga, &a, ARBOR_PERMANENT);
   arbor_node_t *gb = sup_new(arbor_root(rt), "second", ARBOR_ONE_FOR_ONE, 0);
   add(gb, &b, ARBOR_PERMANENT);
   arbor_node_t *gc = sup_new(arbor_root(rt), "third", ARBOR_ONE_FOR_ONE, 0);
   arbor_node_t *nc = add(gc, &c, ARBOR_PERMANENT);
-  run_once_until(&loop, arbor_node_state(gc) == ARBOR_STATE_STARTED &&
+  arbor_test_run_once_until(&loop, arbor_node_state(gc) == ARBOR_STATE_STARTED &&
                             arbor_node_state(ga) == ARBOR_STATE_STARTED);
   assert_code(arbor_shutdown(NULL, 0), ARBOR_EINVAL);
   assert_code(arbor_shutdown(rt, 0), 0);
@@ -813,7 +805,7 @@ static void shutdown_stops_top_level_newest_first(void **state) {
               arbor_test_event_seq(rt, arbor_node_id(gb), ARBOR_EVENT_CANCEL));
   assert_true(arbor_test_event_seq(rt, arbor_node_id(gb), ARBOR_EVENT_CANCEL) <
               arbor_test_event_seq(rt, arbor_node_id(ga), ARBOR_EVENT_CANCEL));
-  run_once_until(&loop, arbor_node_is_finished(ga) && arbor_node_is_finished(gb));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(ga) && arbor_node_is_finished(gb));
   assert_false(arbor_node_is_finished(gc));
   /* Immediate: stuck marked and given up on now, without waiting for a grace;
    * the fiber is woken inside its shield and fails with EDEADLK. */
@@ -822,7 +814,7 @@ static void shutdown_stops_top_level_newest_first(void **state) {
   assert_code(arbor_shutdown(rt, 1), ARBOR_EALREADY);
   assert_true(arbor_node_is_stuck(nc));
   assert_true(arbor_node_is_stuck(inc));
-  run_once_until(&loop, arbor_node_is_finished(gc));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(gc));
   assert_outcome(inc, FAILED);
   assert_int_eq(arbor_error_code(arbor_node_error(inc)), ARBOR_EDEADLK);
   arbor_test_close(rt, &loop);
@@ -870,7 +862,7 @@ static void unsupervised_service_failure_reaches_its_group(void **state) {
   body_t b = {.name = "B", .plan = P_FAIL_ALWAYS};
   arbor_node_t *grp = arbor_test_group(arbor_root(rt), "grp");
   arbor_node_t *n = add(grp, &b, ARBOR_PERMANENT);
-  run_once_until(&loop, arbor_node_is_finished(grp));
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(grp));
   assert_int_eq(b.runs, 1);
   assert_outcome(n, FAILED);
   assert_outcome(grp, FAILED);
