@@ -805,7 +805,11 @@ static void server_stream_suspended_client_gone_frees_slot(void **state) {
   arbor_admin_opts_t o = {.max_connections = 1};
   fx_open(&f, &o);
   ts_reset(0);
-  struct httpc_call *c = ts_begin(&f, 1);
+  /* One event first, so that the status line reached the client before it
+   * leaves (a stream suspended at its first fill may not have sent it yet). */
+  ts.pending = 1;
+  struct httpc_call *c = ts_begin(&f, 2);
+  assert_true(httpc_wait(c, has_text, "data: 1\n\n"));
   httpc_run_until(&f.loop, int_positive, &ts_fills);   /* suspended once */
   long status;
   assert_int_eq(httpc_end(c, &status, NULL, NULL), 0);
