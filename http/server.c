@@ -52,10 +52,7 @@
  *
  * Streams (SSE, followed logs) are in stream.c.
  *
- * Limits of this design: the event notification (arbor__events_notify) is one
- * per runtime, so of two servers on one runtime only the last to open a stream
- * is woken by new events (the other's streams still get their heartbeats).
- * arbor_admin_stop may be called again while the handles close (it returns 0),
+ * Limits of this design: arbor_admin_stop may be called again while the handles close (it returns 0),
  * never after the loop ran their close callbacks (the admin is freed then).
  * An IPv6 bind is IPv6 only (IPV6_V6ONLY): "::" does not take IPv4 clients.
  */
@@ -809,6 +806,9 @@ int arbor_admin_start(arbor_runtime_t *rt, const arbor_admin_opts_t *opts,
     arbor__runtime_hold(rt);
   admin->closer.close = on_runtime_close;
   arbor__runtime_add_closer(rt, &admin->closer);
+  admin->events.fn = http__streams_on_event;
+  admin->events.arg = admin;
+  arbor__events_subscribe(rt, &admin->events);
   uv_poll_start(&admin->poll, UV_READABLE, on_poll);
   uv_timer_start(&admin->timer, on_timer, 0, 0);   /* a first run: MHD's timeouts */
   *out = admin;
@@ -835,10 +835,7 @@ int arbor_admin_stop(arbor_admin_t *admin) {
   admin->stopped = 1;
   arbor_runtime_t *rt = admin->rt;
   arbor__runtime_remove_closer(rt, &admin->closer);
-  if (admin->notify_on) {
-    arbor__events_notify(rt, NULL, NULL);
-    admin->notify_on = 0;
-  }
+  arbor__events_unsubscribe(rt, &admin->events);
   /* The poll handle goes first: MHD_stop_daemon closes the fd it watches. */
   uv_close((uv_handle_t *)&admin->poll, on_closed);
   uv_close((uv_handle_t *)&admin->timer, on_closed);

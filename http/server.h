@@ -29,7 +29,7 @@ struct arbor_admin_s {
   int in_run;                    /* inside MHD_run: stop must wait until it returns */
   int stop_pending;              /* stop asked for inside MHD_run */
   int stopped;                   /* stop began: no more requests, no more wakes */
-  int notify_on;                 /* our arbor__events_notify registration is live */
+  struct arbor__events_sub events;   /* wakes the streams at the next event */
 };
 
 /* server.c */
@@ -50,5 +50,7 @@ void http__streams_resume_all(struct arbor_admin_s *admin, int closing);
 void http__streams_beat(uv_timer_t *t);
 /* The wake timer fired. */
 void http__streams_wake_cb(uv_timer_t *t);
+/* The events subscription's callback: wakes the streams. */
+void http__streams_on_event(void *arg);
 
 #endif /* ARBOR_HTTP_SERVER_H */

@@ -24,8 +24,8 @@
  * per second, against a shorter heartbeat which would cost every client bytes
  * and still leave seconds; a client that only half-closes (shutdown(SHUT_WR))
  * is taken as gone, which no SSE client does.
- * New events wake the streams through arbor__events_notify, which is one-shot:
- * it is registered while a stream is open and again at each wake, before the
+ * New events wake the streams through the server's events subscription, armed
+ * (one-shot) while a stream is open and again at each wake, before the
  * streams are resumed, so an event recorded between the two is not missed (the
  * fills that follow read it).
  *
@@ -64,21 +64,15 @@ struct http_stream_s {
   struct http_stream_s *next, *prev;
 };
 
-static void on_event(void *arg);
-
 /* Registers for the next event, while a stream is open. */
 static void notify_arm(struct arbor_admin_s *admin) {
-  if (admin->notify_on || admin->streams == NULL || admin->stopped)
+  if (admin->streams == NULL || admin->stopped)
     return;
-  arbor__events_notify(admin->rt, on_event, admin);
-  admin->notify_on = 1;
+  arbor__events_arm(admin->rt, &admin->events);
 }
 
-static void on_event(void *arg) {
-  struct arbor_admin_s *admin = arg;
-  admin->notify_on = 0;          /* it was one-shot */
-  http_streams_wake(admin);
-}
+/* The subscription's callback (server.c subscribes it). */
+void http__streams_on_event(void *arg) { http_streams_wake(arg); }
 
 /* Arms the heartbeat timer for the earliest due heartbeat of a suspended
  * stream, or the next probe of the suspended sockets if that comes first. */

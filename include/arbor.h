@@ -158,6 +158,9 @@ typedef struct {
   uint64_t shutdown_timeout_ms; /* arbor_shutdown's grace period; 0: 10000 */
   size_t fiber_stack_pool; /* free stacks of that size kept for reuse at least (they
                               come in slabs of 64, unmapped whole beyond it); 0: 64 */
+  int no_events;           /* 1: record no events (the ring stays empty: no SSE, no
+                              span events); counters and the tree are kept. For
+                              measuring what observation costs (bench/). */
 } arbor_runtime_opts_t;
 
 typedef void (*arbor_runtime_close_cb)(arbor_runtime_t *rt, void *arg);
@@ -239,6 +242,11 @@ ARBOR_EXTERN int arbor_node_is_finished(const arbor_node_t *node);
 /* 1 once cancellation reached the node (also when it then failed). A group that
  * winds down because a child failed is not cancelled: 0. */
 ARBOR_EXTERN int arbor_node_is_cancelled(const arbor_node_t *node);
+/* When the node entered each state, indexed by arbor_state_t (monotonic ns; 0: it
+ * never did, as a node cancelled before it started never STARTED). times[CREATED]
+ * is info.created_ns and times[FINISHED] info.finished_ns. Errors: ARBOR_EINVAL. */
+ARBOR_EXTERN int arbor_node_state_times(const arbor_node_t *node,
+                                        uint64_t times[ARBOR_STATE_COUNT]);
 ARBOR_EXTERN void arbor_node_info(const arbor_node_t *node, arbor_node_info_t *info);
 
 /* Keeps a node's memory valid after it FINISHED, until the runtime closes.
@@ -1124,6 +1132,45 @@ ARBOR_EXTERN void arbor_events_stats(const arbor_runtime_t *rt, arbor_events_sta
  * Errors: ARBOR_EINVAL. */
 ARBOR_EXTERN int arbor_events_read(const arbor_runtime_t *rt, uint64_t *cursor,
                                    arbor_event_t *out, size_t max, uint64_t *missed);
+
+/* ---------------------------------------------------------------- counters
+ *
+ * What the runtime counted since it was created, for metrics (GET /metrics).
+ * Counters only grow; the node gauges count nodes in the tree now (retained
+ * FINISHED ones included, evicted ones not).
+ */
+
+/* Histogram buckets: upper bounds 1, 2.5, 5 x 10^k ns... from 1 us to 1000 s
+ * (arbor_histogram_bound_ns), and one more for anything longer. */
+#define ARBOR_HISTOGRAM_BUCKETS 28
+typedef struct {
+  uint64_t count;
+  uint64_t sum_ns;
+  uint64_t buckets[ARBOR_HISTOGRAM_BUCKETS + 1];  /* per bucket, not cumulative:
+                                                     buckets[i] counts values <=
+                                                     bound(i) and > bound(i-1) */
+} arbor_histogram_t;
+
+/* Upper bound of bucket i in ns (i < ARBOR_HISTOGRAM_BUCKETS); UINT64_MAX else. */
+ARBOR_EXTERN uint64_t arbor_histogram_bound_ns(size_t i);
+
+typedef struct {
+  uint64_t nodes[ARBOR_KIND_COUNT][ARBOR_STATE_COUNT];   /* in the tree now */
+  uint64_t created[ARBOR_KIND_COUNT];                   /* ever, the root included */
+  uint64_t finished[ARBOR_KIND_COUNT][ARBOR_OUTCOME_COUNT];
+  uint64_t events[ARBOR_EVENT_COUNT];   /* by type, ever (restarts: [RESTART],
+                                           failures: [FAILED], cancellations:
+                                           [CANCEL]), also with no_events */
+  uint64_t events_recorded;             /* into the ring (= stats.recorded) */
+  uint64_t events_dropped;              /* overwritten in the full ring */
+  uint64_t stuck;                       /* nodes stuck now (rule 8), not FINISHED */
+  uint64_t evicted;                     /* FINISHED nodes dropped from retention */
+  arbor_histogram_t restart_gap;        /* a service's previous run FINISHED to the
+                                           next run STARTED, backoff included */
+  arbor_histogram_t task_lifetime;      /* a task's or process's CREATED to FINISHED */
+} arbor_stats_t;
+
+ARBOR_EXTERN void arbor_runtime_stats(const arbor_runtime_t *rt, arbor_stats_t *stats);
 
 #ifdef __cplusplus
 }

@@ -33,10 +33,20 @@ int arbor__runtime_closing(const arbor_runtime_t *rt);
  * (uv_hrtime), from the pair read together at arbor_runtime_new. */
 int64_t arbor__wall_ns(const arbor_runtime_t *rt, uint64_t mono_ns);
 
-/* One-shot: fn(arg) is called when the next event is recorded, synchronously,
- * inside whatever tree operation records it: fn must only schedule work (start
- * a zero timer, resume a connection), never touch the tree. One registration per
- * runtime; registering again replaces it; fn NULL clears it. */
-void arbor__events_notify(arbor_runtime_t *rt, void (*fn)(void *arg), void *arg);
+/* Learning of new events without polling. A module embeds a subscription and
+ * adds it once; each arbor__events_arm then calls fn(arg) once, at the next event
+ * recorded, synchronously, inside whatever tree operation records it: fn must
+ * only schedule work (start a zero timer, resume a connection), never touch the
+ * tree. Any number of subscriptions (two admin servers, an OTLP exporter ...).
+ * With no_events nothing is recorded, so nothing fires. */
+struct arbor__events_sub {
+  void (*fn)(void *arg);
+  void *arg;
+  int armed;
+  struct arbor__events_sub *next, *prev;
+};
+void arbor__events_subscribe(arbor_runtime_t *rt, struct arbor__events_sub *sub);
+void arbor__events_unsubscribe(arbor_runtime_t *rt, struct arbor__events_sub *sub);
+void arbor__events_arm(arbor_runtime_t *rt, struct arbor__events_sub *sub);
 
 #endif /* ARBOR_SUPERVISOR_EXTENSION_H */

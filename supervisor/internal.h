@@ -132,6 +132,7 @@ struct arbor__child {
   uint32_t nhist, hist_head;
   struct arbor__htimer *timer;   /* supervisor: backoff; service: shutdown timeout */
   uint64_t last_inc_id;          /* service: its last incarnation's id */
+  uint64_t last_end_ns;          /* service: when its last incarnation FINISHED */
   struct arbor__waiter *start_waiters;   /* fibers in arbor_service_wait_started */
 };
 
@@ -189,6 +190,7 @@ struct arbor_node_s {
   arbor_finish_cb finish;
   void *arg;
   uint64_t t_created, t_started, t_stop, t_finished;
+  uint64_t t_entered[4];         /* when it entered STARTING .. STOPPED (stats.c) */
   uint64_t children_total;
   uint32_t nchildren;            /* linked children (live + retained) */
   uint32_t live_children;        /* children not FINISHED */
@@ -344,7 +346,11 @@ struct arbor_runtime_s {
   struct arbor__htimer *shutdown_timer;
   struct arbor__reaper *reaper;  /* procsvc.c: SIGCHLD watcher, once a process service exists */
   struct arbor__closer *closers; /* other modules' handles to close (extension.h) */
+  arbor_stats_t stats;           /* stats.c; the event counts live in rec */
 };
+
+/* stats.c */
+void arbor__hist_add(arbor_histogram_t *h, uint64_t ns);
 
 /* node.c */
 arbor_node_t *arbor__node_new(arbor_node_t *parent, arbor_kind_t kind, const char *name,

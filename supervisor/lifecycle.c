@@ -36,6 +36,10 @@ void arbor__transition(arbor_node_t *n, arbor_state_t to) {
     n->t_stop = now;
   if (to == ARBOR_STATE_FINISHED)
     n->t_finished = now;
+  else if (to != ARBOR_STATE_CREATED)
+    n->t_entered[to - ARBOR_STATE_STARTING] = now;
+  n->rt->stats.nodes[n->kind][from]--;
+  n->rt->stats.nodes[n->kind][to]++;
   n->state = (uint8_t)to;
   arbor__recorder_add(&n->rt->rec, now, n->id, n->parent != NULL ? n->parent->id : 0,
                       ARBOR_EVENT_STATE, n->kind, from, to, NULL);
@@ -82,6 +86,12 @@ void arbor__finish(arbor_node_t *n) {
                : (n->flags & ARBOR__F_CANCEL) ? ARBOR_OUTCOME_CANCELLED
                                               : ARBOR_OUTCOME_OK;
   arbor__transition(n, ARBOR_STATE_FINISHED);
+  arbor_stats_t *st = &n->rt->stats;
+  st->finished[n->kind][n->outcome]++;
+  if (n->kind == ARBOR_KIND_TASK || n->kind == ARBOR_KIND_PROCESS)
+    arbor__hist_add(&st->task_lifetime, n->t_finished - n->t_created);
+  if (n->flags & ARBOR__F_STUCK)
+    st->stuck--;
   if (n->extra != NULL && n->extra->waiters != NULL)
     arbor__wait_node_finished(n);
   if (n->flags & ARBOR__F_FIBER)

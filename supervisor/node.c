@@ -54,6 +54,8 @@ arbor_node_t *arbor__node_new(arbor_node_t *parent, arbor_kind_t kind, const cha
   }
   rt->next_id++;
   rt->unfinished++;
+  rt->stats.created[kind]++;
+  rt->stats.nodes[kind][ARBOR_STATE_CREATED]++;
   n->t_created = arbor__now();
   n->parent = parent;
   parent->refs++;
@@ -138,6 +140,8 @@ void arbor__node_unref(arbor_node_t *n) {
 static void evict(arbor_node_t *n) {
   arbor_runtime_t *rt = n->rt;
   n->flags = (uint16_t)((n->flags & ~ARBOR__F_RETAINED) | ARBOR__F_EVICTED);
+  rt->stats.nodes[n->kind][ARBOR_STATE_FINISHED]--;
+  rt->stats.evicted++;
   unlink_child(n);
   arbor__idmap_del(&rt->ids, n->id);
   if (n->refs == 0) {

@@ -145,6 +145,7 @@ int arbor_runtime_new(arbor_runtime_t **out, uv_loop_t *loop, const arbor_runtim
     goto fail_oom;
   if ((rc = arbor__recorder_init(&rt->rec, opts != NULL ? opts->event_capacity : 0)) < 0)
     goto fail_ids;
+  rt->rec.off = opts != NULL && opts->no_events;
   rc = ARBOR_ENOMEM;
   arbor_node_t *root = arbor__node_new(NULL, ARBOR_KIND_ROOT, "root", 0);
   if (root == NULL)
@@ -152,6 +153,8 @@ int arbor_runtime_new(arbor_runtime_t **out, uv_loop_t *loop, const arbor_runtim
   root->rt = rt;
   root->id = rt->next_id++;
   root->t_created = uv_hrtime();
+  rt->stats.created[ARBOR_KIND_ROOT]++;
+  rt->stats.nodes[ARBOR_KIND_ROOT][ARBOR_STATE_CREATED]++;
   if (arbor__idmap_put(&rt->ids, root) < 0)
     goto fail_root;
   rt->root = root;
@@ -276,9 +279,34 @@ int64_t arbor__wall_ns(const arbor_runtime_t *rt, uint64_t mono_ns) {
   return rt->wall0_ns + ((int64_t)mono_ns - (int64_t)rt->mono0_ns);
 }
 
-void arbor__events_notify(arbor_runtime_t *rt, void (*fn)(void *arg), void *arg) {
-  rt->rec.notify = fn;
-  rt->rec.notify_arg = arg;
+void arbor__events_subscribe(arbor_runtime_t *rt, struct arbor__events_sub *sub) {
+  sub->armed = 0;
+  sub->prev = NULL;
+  sub->next = rt->rec.subs;
+  if (sub->next != NULL)
+    sub->next->prev = sub;
+  rt->rec.subs = sub;
+}
+
+void arbor__events_unsubscribe(arbor_runtime_t *rt, struct arbor__events_sub *sub) {
+  if (sub->armed) {
+    sub->armed = 0;
+    rt->rec.armed--;
+  }
+  if (sub->prev != NULL)
+    sub->prev->next = sub->next;
+  else if (rt->rec.subs == sub)
+    rt->rec.subs = sub->next;
+  if (sub->next != NULL)
+    sub->next->prev = sub->prev;
+  sub->next = sub->prev = NULL;
+}
+
+void arbor__events_arm(arbor_runtime_t *rt, struct arbor__events_sub *sub) {
+  if (!sub->armed) {
+    sub->armed = 1;
+    rt->rec.armed++;
+  }
 }
 
 /* ------------------------------------------------------------- shutdown */

@@ -73,6 +73,7 @@ void arbor__mark_stuck(arbor_node_t *n) {
   if (n->flags & ARBOR__F_STUCK)
     return;
   n->flags |= ARBOR__F_STUCK;
+  n->rt->stats.stuck++;
   arbor__record(n, ARBOR_EVENT_STUCK, NULL);
 }
 
@@ -276,6 +277,10 @@ void arbor__svc_inc_ready(arbor_node_t *n, arbor_node_t *inc) {
     return;
   s->c.phase = ARBOR_PHASE_RUNNING;
   s->c.ready_at = uv_now(n->rt->loop);
+  if (s->c.runs > 1 && s->c.last_end_ns != 0)   /* a restart: how long it was down */
+    arbor__hist_add(&n->rt->stats.restart_gap, inc->t_entered[ARBOR_STATE_STARTED -
+                                                               ARBOR_STATE_STARTING] -
+                                                   s->c.last_end_ns);
   arbor__child_first_ready(n);
   if (n->parent->kind == ARBOR_KIND_SUPERVISOR)
     arbor__sup_child_ready(n->parent, n);
@@ -293,6 +298,7 @@ void arbor__svc_inc_finished(arbor_node_t *n, arbor_node_t *inc) {
   int failed = inc->outcome == ARBOR_OUTCOME_FAILED;
   s->c.last_failed = (uint8_t)failed;
   s->c.last_inc_id = inc->id;
+  s->c.last_end_ns = inc->t_finished;
   if (failed)
     arbor__child_history_add(&s->c, inc->id, inc->error);
   s->c.phase = ARBOR_PHASE_IDLE;

@@ -1,6 +1,8 @@
 /* tracing/recorder.c - the event ring (see recorder.h). */
 #include "recorder.h"
 
+#include "extension.h"
+
 #include <stdlib.h>
 
 static size_t round_up_pow2(size_t n) {
@@ -75,4 +77,16 @@ int arbor__recorder_read(const struct arbor__recorder *r, uint64_t *cursor, arbo
   }
   *cursor = seq;
   return (int)n;
+}
+
+void arbor__recorder_fire(struct arbor__recorder *r) {
+  struct arbor__events_sub *next;
+  for (struct arbor__events_sub *s = r->subs; s != NULL && r->armed > 0; s = next) {
+    next = s->next;
+    if (!s->armed)
+      continue;
+    s->armed = 0;
+    r->armed--;
+    s->fn(s->arg);
+  }
 }

@@ -21,22 +21,32 @@ struct arbor__event {
   uint8_t type, kind, from, to;
 };
 
+struct arbor__events_sub;     /* extension.h */
+
 struct arbor__recorder {
   struct arbor__event *ring;
   size_t mask;               /* capacity - 1 */
   uint64_t next_seq;         /* seq the next record gets; the first is 1 */
   uint64_t dropped;
-  void (*notify)(void *arg); /* one-shot: called at the next record (extension.h) */
-  void *notify_arg;
+  uint64_t counts[ARBOR_EVENT_COUNT];   /* by type, also when off */
+  int off;                   /* no_events: count, record nothing */
+  unsigned armed;            /* subscriptions waiting for the next record */
+  struct arbor__events_sub *subs;       /* every subscription (extension.h) */
 };
 
 int arbor__recorder_init(struct arbor__recorder *r, size_t capacity);
 void arbor__recorder_free(struct arbor__recorder *r);
 
+/* Calls and disarms every armed subscription (out of line: rarely taken). */
+void arbor__recorder_fire(struct arbor__recorder *r);
+
 /* Appends one record; takes a new reference to err. Cannot fail. */
 static inline void arbor__recorder_add(struct arbor__recorder *r, uint64_t time_ns,
                                        uint64_t node_id, uint64_t parent_id, int type,
                                        int kind, int from, int to, arbor_error_t *err) {
+  r->counts[type]++;
+  if (r->off)
+    return;
   struct arbor__event *e = &r->ring[(r->next_seq - 1) & r->mask];
   if (r->next_seq > r->mask + 1) {   /* the slot holds the oldest record: drop it */
     r->dropped++;
@@ -52,11 +62,8 @@ static inline void arbor__recorder_add(struct arbor__recorder *r, uint64_t time_
   e->from = (uint8_t)from;
   e->to = (uint8_t)to;
   r->next_seq++;
-  if (r->notify != NULL) {
-    void (*fn)(void *) = r->notify;
-    r->notify = NULL;
-    fn(r->notify_arg);
-  }
+  if (r->armed != 0)
+    arbor__recorder_fire(r);
 }
 
 void arbor__recorder_stats(const struct arbor__recorder *r, arbor_events_stats_t *stats);
