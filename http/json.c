@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonw.h"
 #include "resources.h"
 
 /* cJSON prints integers up to here with "%d", exactly. */
@@ -68,28 +69,12 @@ static size_t utf8_seq(const unsigned char *s, size_t len) {
   return n;
 }
 
-size_t http_utf8_complete(const char *s, size_t len) {
-  const unsigned char *u = (const unsigned char *)s;
-  /* A sequence is at most 4 bytes: look back over the last 3 for a lead byte
-   * whose sequence runs past the end. */
-  for (size_t back = 1; back <= 3 && back <= len; back++) {
-    unsigned char c = u[len - back];
-    if ((c & 0xC0) == 0x80)
-      continue;                          /* a continuation byte: look further */
-    size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    if (need > back && c >= 0xC2 && c <= 0xF4)
-      return len - back;                 /* a lead whose tail has not arrived */
-    break;
-  }
-  return len;
-}
-
 /* A copy of s with at most max bytes (cut at a character boundary) in which
  * every invalid byte is U+FFFD, or NULL when out of memory. */
 static char *utf8_clean(const char *s, size_t max) {
   size_t len = strlen(s);
   if (len > max)
-    len = http_utf8_complete(s, max);    /* never split a character */
+    len = jw_utf8_complete(s, max);    /* never split a character */
   char *out = malloc(len * 3 + 1);       /* one invalid byte -> 3 bytes of U+FFFD */
   if (out == NULL)
     return NULL;

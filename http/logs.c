@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonw.h"
 #include "resources.h"
 
 /* The offset just past the last byte captured: read to the end from `from`
@@ -61,7 +62,7 @@ enum MHD_Result http_node_log(struct http_req *r) {
   size_t len = (size_t)n;
   if (len == limit && len > 0) {
     /* More may follow: do not end inside a character. */
-    size_t whole = http_utf8_complete(bytes, len);
+    size_t whole = jw_utf8_complete(bytes, len);
     if (whole > 0)
       len = whole;
   }

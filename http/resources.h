@@ -66,9 +66,6 @@ cJSON *http_jerror(struct http_jcx *cx, const arbor_error_t *err);
  * characters escaped, invalid UTF-8 bytes as \ufffd, NUL as \u0000. out must
  * have room for 6 * len bytes. Returns the bytes written. */
 size_t http_json_escape(const char *s, size_t len, char *out);
-/* The length of the longest prefix of s[0..len) that does not end inside a
- * multi-byte UTF-8 sequence that could still be completed by later bytes. */
-size_t http_utf8_complete(const char *s, size_t len);
 
 /* The route's {id} (r->params[0]) as a node. Returns the node, or NULL after
  * queueing the answer in *ret: 400 bad_request for a malformed id, 404

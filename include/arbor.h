@@ -1172,6 +1172,83 @@ typedef struct {
 
 ARBOR_EXTERN void arbor_runtime_stats(const arbor_runtime_t *rt, arbor_stats_t *stats);
 
+/* ------------------------------------------------------------ trace export
+ *
+ * The tree (live nodes and the retained FINISHED ones) and the events still in
+ * the ring, as a trace for existing tools (DESIGN.md, "Events and traces";
+ * docs/tracing.md). arbor keeps no trace store of its own: what the tree and the
+ * ring hold is what is exported.
+ *   CHROME: Chrome Trace Event JSON, for Perfetto UI and chrome://tracing: one
+ *           complete slice per node, nested as the tree (concurrent siblings on
+ *           tracks of their own), state changes and failures as instant events,
+ *           the error chain and attributes in args.
+ *   OTLP:   OTLP/JSON, one ExportTraceServiceRequest: one span per node, the
+ *           parent span is the parent node, status from the outcome, state
+ *           changes as span events, a failure as an "exception" event.
+ */
+typedef enum {
+  ARBOR_TRACE_CHROME = 1,
+  ARBOR_TRACE_OTLP = 2
+} arbor_trace_format_t;
+
+/* "chrome" or "otlp" -> the format; ARBOR_EINVAL for anything else. */
+ARBOR_EXTERN int arbor_trace_format_parse(const char *name);
+/* The format a file's name asks for: names ending in ".otlp.json" or ".otlp"
+ * are OTLP, anything else Chrome JSON. */
+ARBOR_EXTERN arbor_trace_format_t arbor_trace_format_for_path(const char *path);
+
+/* Writes the whole trace to out, blocking (for a file at shutdown, or a small
+ * program; the admin server streams it instead, GET /api/v1/trace). Errors:
+ * ARBOR_EINVAL, ARBOR_ENOMEM, the negative errno of a failed write. */
+ARBOR_EXTERN int arbor_trace_write(arbor_runtime_t *rt, arbor_trace_format_t format, FILE *out);
+
+/* ----------------------------------------------------------- OTLP/HTTP push
+ *
+ * Sends every node that FINISHES as an OTLP span to a collector (OpenTelemetry
+ * Collector, Jaeger, Tempo ...): batched, POSTed as application/json to
+ * <endpoint>/v1/traces from the loop (libcurl's multi interface on libuv, never
+ * blocking), from a bounded queue. A failed request is retried with exponential
+ * backoff; spans that do not fit the queue are dropped and counted, so a dead
+ * or slow collector never blocks arbor or grows its memory. At the runtime's
+ * close what is queued gets one last try (bounded by timeout_ms).
+ */
+typedef struct arbor_otlp_s arbor_otlp_t;
+
+typedef struct {
+  const char *endpoint;          /* base URL, "http://127.0.0.1:4318" (required) */
+  const char *service_name;      /* resource service.name; NULL: "arbor" */
+  const char *const *headers;    /* extra request headers "Name: value", NULL-ended */
+  size_t max_queue;              /* spans waiting at most; 0: 2048 */
+  size_t max_queue_bytes;        /* their JSON bytes at most; 0: 4 MiB */
+  size_t max_batch;              /* spans per request at most; 0: 512 */
+  unsigned flush_ms;             /* the longest a span waits for its batch; 0: 1000 */
+  unsigned timeout_ms;           /* one request at most; 0: 10000 */
+  unsigned backoff_ms;           /* first retry delay, doubling; 0: 500 */
+  unsigned backoff_max_ms;       /* cap of the retry delay; 0: 30000 */
+} arbor_otlp_opts_t;
+
+typedef struct {
+  uint64_t spans_queued;         /* accepted into the queue */
+  uint64_t spans_exported;       /* acknowledged by the collector (2xx) */
+  uint64_t spans_dropped;        /* queue full, evicted before read, or rejected (4xx) */
+  uint64_t requests;             /* POSTs sent */
+  uint64_t requests_failed;      /* not 2xx, or no answer in timeout_ms */
+  size_t queue_len;              /* spans waiting now */
+  size_t queue_bytes;
+} arbor_otlp_stats_t;
+
+/* Starts the exporter on rt's loop; one per runtime. It stops with the runtime
+ * (or arbor_otlp_stop). Errors: ARBOR_EINVAL (NULL rt, no endpoint, an endpoint
+ * that is not http:// or https://), ARBOR_EALREADY (rt has one), ARBOR_ENOMEM. */
+ARBOR_EXTERN int arbor_otlp_start(arbor_runtime_t *rt, const arbor_otlp_opts_t *opts,
+                                  arbor_otlp_t **out);
+ARBOR_EXTERN void arbor_otlp_stats(const arbor_otlp_t *otlp, arbor_otlp_stats_t *stats);
+/* Stops it now: the request in flight is abandoned, queued spans dropped (and
+ * counted). Memory is freed from the loop. Errors: ARBOR_EINVAL. */
+ARBOR_EXTERN int arbor_otlp_stop(arbor_otlp_t *otlp);
+/* The runtime's exporter, or NULL (for GET /metrics). */
+ARBOR_EXTERN arbor_otlp_t *arbor_otlp_of(arbor_runtime_t *rt);
+
 #ifdef __cplusplus
 }
 #endif

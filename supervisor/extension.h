@@ -49,4 +49,9 @@ void arbor__events_subscribe(arbor_runtime_t *rt, struct arbor__events_sub *sub)
 void arbor__events_unsubscribe(arbor_runtime_t *rt, struct arbor__events_sub *sub);
 void arbor__events_arm(arbor_runtime_t *rt, struct arbor__events_sub *sub);
 
+/* The runtime's OTLP exporter (tracing/otlp_push.c), so that GET /metrics can
+ * report it: one per runtime, NULL when there is none. */
+void arbor__runtime_set_otlp(arbor_runtime_t *rt, arbor_otlp_t *otlp);
+arbor_otlp_t *arbor__runtime_otlp(const arbor_runtime_t *rt);
+
 #endif /* ARBOR_SUPERVISOR_EXTENSION_H */

@@ -347,6 +347,7 @@ struct arbor_runtime_s {
   struct arbor__reaper *reaper;  /* procsvc.c: SIGCHLD watcher, once a process service exists */
   struct arbor__closer *closers; /* other modules' handles to close (extension.h) */
   arbor_stats_t stats;           /* stats.c; the event counts live in rec */
+  arbor_otlp_t *otlp;            /* its OTLP exporter, or NULL (extension.h) */
 };
 
 /* stats.c */

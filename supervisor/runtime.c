@@ -279,6 +279,9 @@ int64_t arbor__wall_ns(const arbor_runtime_t *rt, uint64_t mono_ns) {
   return rt->wall0_ns + ((int64_t)mono_ns - (int64_t)rt->mono0_ns);
 }
 
+void arbor__runtime_set_otlp(arbor_runtime_t *rt, arbor_otlp_t *otlp) { rt->otlp = otlp; }
+arbor_otlp_t *arbor__runtime_otlp(const arbor_runtime_t *rt) { return rt->otlp; }
+
 void arbor__events_subscribe(arbor_runtime_t *rt, struct arbor__events_sub *sub) {
   sub->armed = 0;
   sub->prev = NULL;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <regex.h>
 
+#include "../../tracing/jsonw.h"
 #include "../../http/resources.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -219,9 +220,9 @@ static void json_invalid_utf8_replaced(void **state) {
   out[n] = '\0';
   assert_string_equal(out, "a\\u0000\\\"\\n\\u0001\\ufffd");
   /* A character cut at the end of a read is left for the next one. */
-  assert_int_eq(http_utf8_complete("ab\xe2\x9c", 4), 2);
-  assert_int_eq(http_utf8_complete("ab\xe2\x9c\x93", 5), 5);
-  assert_int_eq(http_utf8_complete("ab\xff", 3), 3);
+  assert_int_eq(jw_utf8_complete("ab\xe2\x9c", 4), 2);
+  assert_int_eq(jw_utf8_complete("ab\xe2\x9c\x93", 5), 5);
+  assert_int_eq(jw_utf8_complete("ab\xff", 3), 3);
 }
 
 /* A chain longer than the budget ends in "truncated"; a message is cut at a
