@@ -118,6 +118,7 @@ enum MHD_Result http_node_cancel(struct http_req *r);
 enum MHD_Result http_node_restart(struct http_req *r);
 enum MHD_Result http_node_log(struct http_req *r);        /* logs.c */
 enum MHD_Result http_events_get(struct http_req *r);      /* events.c */
+enum MHD_Result http_trace_get(struct http_req *r);       /* trace.c */
 enum MHD_Result http_healthz(struct http_req *r);         /* health.c */
 enum MHD_Result http_readyz(struct http_req *r);
 enum MHD_Result http_static_index(struct http_req *r);    /* static.c */

@@ -18,6 +18,7 @@ const struct http_route http_routes[] = {
     {"POST", "/api/v1/nodes/{id}/restart", http_node_restart},
     {"GET", "/api/v1/nodes/{id}/log", http_node_log},
     {"GET", "/api/v1/events", http_events_get},
+    {"GET", "/api/v1/trace", http_trace_get},
 };
 
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

@@ -335,3 +335,5 @@ void jw_raw(struct jw *w, const char *text, size_t len) {
 }
 
 void jw_clear(struct jw *w) { w->len = 0; }
+
+void jw_newline(struct jw *w) { put(w, "\n", 1); }

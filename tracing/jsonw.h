@@ -80,5 +80,7 @@ void jw_raw(struct jw *w, const char *text, size_t len);
  * document can be written and handed out in pieces (the byte cap then holds for
  * each piece). */
 void jw_clear(struct jw *w);
+/* A newline, never with a comma: ends a document (JSON Lines, a text file). */
+void jw_newline(struct jw *w);
 
 #endif /* ARBOR_TRACING_JSONW_H */

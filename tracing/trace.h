@@ -33,7 +33,7 @@
 struct trace_resource {
   char trace_id[33];             /* 32 lowercase hex digits: one trace per runtime */
   char instance_id[37];          /* service.instance.id, a UUID (v4 text) */
-  const char *service_name;      /* service.name */
+  char service_name[ARBOR_ATTR_VALUE_MAX + 20];   /* service.name */
   char host_name[65];
   char executable[64];           /* process.executable.name */
   int pid;
@@ -42,7 +42,8 @@ struct trace_resource {
 };
 
 /* Fills res for rt (the trace id and instance id are the runtime's own, the same
- * for every call on one runtime). service_name NULL: "arbor". */
+ * for every call on one runtime). service_name NULL: the root node's attribute
+ * "service.name", else "unknown_service:<executable>" (OpenTelemetry's default). */
 void trace_resource_init(struct trace_resource *res, arbor_runtime_t *rt,
                          const char *service_name);
 
@@ -69,17 +70,27 @@ struct trace_node {
   const arbor_error_t *error;    /* the chain of a FAILED node, or NULL */
   const struct trace_attr *attrs;
   uint32_t nattrs;
+  uint32_t attr_first;           /* snapshot: index of attrs in snapshot.attrs */
   uint32_t restarts;
   const struct trace_event *events;   /* its ring events, oldest first */
   uint32_t nevents;
   uint32_t parent;               /* snapshot: index of the parent; UINT32_MAX: none */
   uint32_t track;                /* chrome.c: the tid it is drawn on */
+  uint64_t ts0, ts1;             /* chrome.c: the slice drawn (inside its parent's) */
   uint8_t kind, state, outcome;
   uint8_t cancelled, stuck;
 };
 
 /* A node's fields, borrowed: attrs must have room for ARBOR_ATTRS_MAX. */
 void trace_node_fill(struct trace_node *tn, arbor_node_t *node, struct trace_attr *attrs);
+
+/* chrome.c: a track (a thread in Perfetto) and who it belongs to. */
+struct trace_track {
+  const char *name;              /* the first node on it, or its parent's name ... */
+  uint32_t owner;                /* node index: the parent whose lane it is */
+  uint32_t lane;                 /* 1, 2, ...: the owner's extra lanes; 0: a root */
+  uint8_t mixed;                 /* siblings of other names reused it */
+};
 
 struct trace_snapshot {
   struct trace_resource res;
@@ -90,6 +101,8 @@ struct trace_snapshot {
   size_t nattrs;
   struct trace_event *events;    /* grouped by node, in nodes[] order */
   size_t nevents;
+  struct trace_track *tracks;    /* chrome_assign_tracks; tid = index + 1 */
+  size_t ntracks;
   char **blocks;                 /* the arena of names and attribute strings */
   size_t nblocks;
   size_t block_used;
