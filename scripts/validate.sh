@@ -7,7 +7,11 @@
 #
 # What it checks, against a live `arbor demo` on a free 127.0.0.1 port:
 #   - docs/openapi.yaml with Redocly (check-openapi.sh);
-#   - the event stream /api/v1/events with a WHATWG-rules SSE parser (check-sse.mjs).
+#   - the event stream /api/v1/events with a WHATWG-rules SSE parser (check-sse.mjs);
+#   - trace exports (GET /api/v1/trace of the demo, and of the rich tree that
+#     tests/tracing/test_export builds: failures, restarts, cancellations,
+#     concurrent siblings) with the DevTools trace engine (check-chrome-trace.mjs)
+#     and the official OTLP protos (check-otlp-json.mjs).
 # Exits non-zero when a validator fails; stops the daemon in every case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,4 +49,18 @@ echo "==> check-openapi.sh docs/openapi.yaml"
 "$val/check-openapi.sh" docs/openapi.yaml || status=1
 echo "==> check-sse.mjs $url/api/v1/events"
 node "$val/check-sse.mjs" "$url/api/v1/events" 5 --require-id --require-event --timeout=20000 || status=1
+
+traces=$(mktemp -d)
+trap 'cleanup; rm -rf "$traces"' EXIT
+curl -fsS "$url/api/v1/trace?format=chrome" -o "$traces/demo.chrome.json" || status=1
+curl -fsS "$url/api/v1/trace?format=otlp" -o "$traces/demo.otlp.json" || status=1
+ARBOR_TRACE_DUMP=$traces "$build/tests/tracing/test_export" >/dev/null || status=1
+for f in demo.chrome.json trace.chrome.json; do
+  echo "==> check-chrome-trace.mjs $f"
+  node "$val/check-chrome-trace.mjs" "$traces/$f" || status=1
+done
+for f in demo.otlp.json trace.otlp.json; do
+  echo "==> check-otlp-json.mjs $f"
+  node "$val/check-otlp-json.mjs" "$traces/$f" || status=1
+done
 exit $status
