@@ -4,10 +4,11 @@
  * fd under a uv_poll_t, a uv_timer_t from MHD_get_timeout), enforces the limits
  * and the bearer token, routes each request to one handler and adds the common
  * headers. The resources answer requests, one file each: tree.c, nodes.c (detail,
- * children, cancel, restart), logs.c, events.c (SSE), health.c, static.c. json.c
- * turns nodes, errors and times into cJSON. Handlers read the tree only through
- * the observation API of arbor.h (DESIGN.md, "Threading"): every handler runs on
- * the loop thread, so a response is one consistent snapshot.
+ * children, cancel, restart), logs.c, events.c (SSE), health.c, static.c,
+ * metrics.c (Prometheus text). json.c turns nodes, errors and times into cJSON.
+ * Handlers read the tree only through the observation API of arbor.h
+ * (DESIGN.md, "Threading"): every handler runs on the loop thread, so a
+ * response is one consistent snapshot.
  *
  * Contract for a handler: it is called once per request, after the whole body
  * arrived (bodies over the limit never reach it: 413), and must queue exactly
@@ -131,6 +132,13 @@ cJSON *http_json_error(const arbor_error_t *err);         /* a chain, or null */
 /* Adds "<name>_ns" (monotonic) and "<name>" (RFC 3339 UTC wall clock, ns
  * precision) for a monotonic time; nothing when t is 0. */
 void http_json_time(cJSON *obj, arbor_runtime_t *rt, const char *name, uint64_t t_ns);
+
+/* Responses the server queued with this status (every one since it started,
+ * those no handler saw included: 401, 404, 405, 413, 414, 503), for GET
+ * /metrics. Statuses outside HTTP_STATUS_FIRST..LAST are never sent. */
+#define HTTP_STATUS_FIRST 100
+#define HTTP_STATUS_LAST 599
+uint64_t http_responses_sent(const struct arbor_admin_s *admin, unsigned status);
 
 /* The server's options, for handlers (heartbeat, page limits), with every
  * default filled in (sse_heartbeat_ms, max_body ... are never 0). */

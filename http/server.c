@@ -137,6 +137,12 @@ const arbor_admin_opts_t *http_admin_opts(const struct arbor_admin_s *admin) {
   return &admin->opts;
 }
 
+uint64_t http_responses_sent(const struct arbor_admin_s *admin, unsigned status) {
+  if (status < HTTP_STATUS_FIRST || status > HTTP_STATUS_LAST)
+    return 0;
+  return admin->responses[status - HTTP_STATUS_FIRST];
+}
+
 /* ------------------------------------------------------------ responses */
 
 static const char *allow_text(unsigned allow, int cors) {
@@ -183,8 +189,11 @@ enum MHD_Result http__queue(struct http_req *r, unsigned status, struct MHD_Resp
   enum MHD_Result ret = MHD_NO;
   if (ok && !ctx->answered) {
     ret = MHD_queue_response(r->conn, status, resp);
-    if (ret == MHD_YES)
+    if (ret == MHD_YES) {
       ctx->answered = 1;
+      if (status >= HTTP_STATUS_FIRST && status <= HTTP_STATUS_LAST)
+        admin->responses[status - HTTP_STATUS_FIRST]++;
+    }
   }
   MHD_destroy_response(resp);
   return ret;

@@ -30,6 +30,9 @@ struct arbor_admin_s {
   int stop_pending;              /* stop asked for inside MHD_run */
   int stopped;                   /* stop began: no more requests, no more wakes */
   struct arbor__events_sub events;   /* wakes the streams at the next event */
+  /* Responses queued, by status (HTTP_STATUS_FIRST..HTTP_STATUS_LAST), for
+   * GET /metrics: counted in http__queue, which every response goes through. */
+  uint64_t responses[HTTP_STATUS_LAST - HTTP_STATUS_FIRST + 1];
 };
 
 /* server.c */
