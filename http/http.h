@@ -123,6 +123,7 @@ enum MHD_Result http_trace_get(struct http_req *r);       /* trace.c */
 enum MHD_Result http_healthz(struct http_req *r);         /* health.c */
 enum MHD_Result http_readyz(struct http_req *r);
 enum MHD_Result http_static_index(struct http_req *r);    /* static.c */
+enum MHD_Result http_metrics_get(struct http_req *r);     /* metrics.c */
 
 /* --------------------------------------------------------------- JSON */
 

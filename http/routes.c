@@ -19,6 +19,7 @@ const struct http_route http_routes[] = {
     {"GET", "/api/v1/nodes/{id}/log", http_node_log},
     {"GET", "/api/v1/events", http_events_get},
     {"GET", "/api/v1/trace", http_trace_get},
+    {"GET", "/metrics", http_metrics_get},
 };
 
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];
