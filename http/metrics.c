@@ -289,7 +289,7 @@ static void node_families(struct mbuf *b, const arbor_stats_t *st) {
   single_u64(b, "arbor_failures_total", "counter",
              "Node failures (FAILED events, recorded or not).", st->events[ARBOR_EVENT_FAILED]);
   single_u64(b, "arbor_cancellations_total", "counter",
-             "Cancellations requested (CANCEL events, recorded or not).",
+             "Nodes cancellation reached, each once (CANCEL events, recorded or not).",
              st->events[ARBOR_EVENT_CANCEL]);
   single_u64(b, "arbor_stuck_nodes", "gauge",
              "Nodes stuck now: STOPPING past their shutdown timeout, not FINISHED.", st->stuck);

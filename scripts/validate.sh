@@ -11,7 +11,9 @@
 #   - trace exports (GET /api/v1/trace of the demo, and of the rich tree that
 #     tests/tracing/test_export builds: failures, restarts, cancellations,
 #     concurrent siblings) with the DevTools trace engine (check-chrome-trace.mjs)
-#     and the official OTLP protos (check-otlp-json.mjs).
+#     and the official OTLP protos (check-otlp-json.mjs);
+#   - /metrics with promtool (check-prom.sh) and a real Prometheus scrape
+#     (scrape-once.sh: up = 1 and arbor_restarts_total present).
 # Exits non-zero when a validator fails; stops the daemon in every case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,13 +24,14 @@ arbor=$build/arbor
 [ -d "$val/node_modules" ] || { echo "validate: $val/node_modules missing: run $val/setup.sh" >&2; exit 2; }
 
 log=$(mktemp)
+metrics=$(mktemp)
 pid=
 cleanup() {
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   fi
-  rm -f "$log"
+  rm -f "$log" "$metrics"
 }
 trap cleanup EXIT
 
@@ -63,4 +66,15 @@ for f in demo.otlp.json trace.otlp.json; do
   echo "==> check-otlp-json.mjs $f"
   node "$val/check-otlp-json.mjs" "$traces/$f" || status=1
 done
+
+echo "==> check-prom.sh $url/metrics"
+if curl -fsS -o "$metrics" "$url/metrics"; then
+  "$val/check-prom.sh" "$metrics" || status=1
+else
+  echo "validate: GET $url/metrics failed" >&2
+  status=1
+fi
+hostport=${url#http://}
+echo "==> scrape-once.sh $hostport arbor_restarts_total /metrics"
+"$val/scrape-once.sh" "$hostport" arbor_restarts_total /metrics || status=1
 exit $status
