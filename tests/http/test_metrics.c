@@ -773,6 +773,44 @@ static void metrics_requests_counted_by_status(void **state) {
   world_close(&w);
 }
 
+/* The other two answers no handler sees: 413 (a body over max_body) and 503
+ * (a connection over max_connections), each counted as the client saw it. */
+static void metrics_requests_counted_413_and_503(void **state) {
+  struct world w;
+  struct expo e;
+  char *body, url[128], big[100];
+  long status;
+  world_open(&w, &(arbor_admin_opts_t){.token = "s3cret", .max_body = 16, .max_connections = 1});
+  static const char *const auth[] = {"Authorization: Bearer s3cret", NULL};
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  httpc_url(url, sizeof url, w.port, "/api/v1/nodes/1/cancel");
+  assert_int_eq(httpc_request(&w.loop, "POST", url, big, auth, &status, &body, NULL), 0);
+  assert_int_eq(status, 413);
+  free(body);
+  /* A connection that sends nothing holds the only slot (it is in the listen
+   * backlog before curl's, so it is accepted first). */
+  int fd = httpc_connect_raw(w.port);
+  assert_true(fd >= 0);
+  assert_int_eq(request(&w, "GET", "/healthz", NULL, &body, NULL, NULL), 503);
+  free(body);
+  int busy = 1;
+  close(fd);
+  /* The slot comes back once the server has seen the close. */
+  while ((status = request(&w, "GET", "/healthz", NULL, &body, NULL, NULL)) == 503) {
+    busy++;
+    free(body);
+  }
+  free(body);
+  assert_int_eq(status, 200);
+  scrape(&w, &e);
+  assert_int_eq(value(&e, "arbor_admin_http_requests_total", "code", "413", NULL), 1);
+  assert_int_eq(value(&e, "arbor_admin_http_requests_total", "code", "503", NULL), busy);
+  assert_int_eq(value(&e, "arbor_admin_http_requests_total", "code", "200", NULL), 1);
+  expo_free(&e);
+  world_close(&w);
+}
+
 /* A service name with a quote, a backslash, a newline, UTF-8 and a byte that
  * is not UTF-8: escaped as the format says, read back as the name (the bad
  * byte as U+FFFD). */
@@ -884,6 +922,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(metrics_values_match_the_tree),
     cmocka_unit_test(metrics_histogram_le_exact_seconds),
     cmocka_unit_test(metrics_requests_counted_by_status),
+    cmocka_unit_test(metrics_requests_counted_413_and_503),
     cmocka_unit_test(metrics_label_values_escaped),
     cmocka_unit_test(metrics_head_no_body_post_not_allowed),
     cmocka_unit_test(metrics_process_metrics_of_this_process),
