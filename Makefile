@@ -73,10 +73,12 @@ CURL_CFLAGS := $(call pkg_cflags,libcurl)
 CURL_LIBS := $(call pkg_libs,libcurl,-lcurl)
 
 # What libarbor itself links against: libuv for the core, libmicrohttpd and cJSON
-# for the admin server (http/). -lm is cheap insurance for backoff maths; the
+# for the admin server (http/), libcurl for the OTLP push exporter
+# (tracing/otlp_push.c). -lm is cheap insurance for backoff maths; the
 # shared library is linked with --as-needed, so it is recorded only if used.
-LIBS := $(UV_LIBS) $(MHD_LIBS) $(CJSON_LIBS) -lm
-# Programs that talk HTTP as clients: the daemon's `arbor ctl`, and the tests.
+LIBS := $(UV_LIBS) $(MHD_LIBS) $(CJSON_LIBS) $(CURL_LIBS) -lm
+# Programs that talk HTTP as clients themselves: the daemon's `arbor ctl`, and the
+# tests. (libarbor brings libcurl too, but a program calling it names it.)
 CLIENT_LIBS := $(CURL_LIBS)
 
 # ------------------------------------------------------------------ flags
@@ -344,7 +346,8 @@ BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR ?=
 INSTALL ?= install
-# Libraries a static link of libarbor needs besides libuv (which Requires: brings).
+# Libraries a static link of libarbor needs besides libuv (which Requires: brings)
+# and libcurl (Requires.private: in arbor.pc.in).
 PC_LIBS_PRIVATE := $(MHD_LIBS) $(CJSON_LIBS) -lm
 
 .PHONY: install uninstall

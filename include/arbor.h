@@ -1233,8 +1233,10 @@ typedef struct {
   uint64_t spans_dropped;        /* queue full, evicted before read, or rejected (4xx) */
   uint64_t requests;             /* POSTs sent */
   uint64_t requests_failed;      /* not 2xx, or no answer in timeout_ms */
-  size_t queue_len;              /* spans waiting now */
-  size_t queue_bytes;
+  size_t queue_len;              /* spans waiting now (the batch in flight included) */
+  size_t queue_bytes;            /* their JSON bytes */
+  uint64_t events_missed;        /* events the ring overwrote before the exporter read
+                                    them: nodes that finished then are not counted */
 } arbor_otlp_stats_t;
 
 /* Starts the exporter on rt's loop; one per runtime. It stops with the runtime
