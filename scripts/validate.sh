@@ -12,6 +12,8 @@
 #     tests/tracing/test_export builds: failures, restarts, cancellations,
 #     concurrent siblings) with the DevTools trace engine (check-chrome-trace.mjs)
 #     and the official OTLP protos (check-otlp-json.mjs);
+#   - the bodies the OTLP/HTTP push exporter POSTed to the receiver of
+#     tests/tracing/test_otlp_push (check-otlp-json.mjs);
 #   - /metrics with promtool (check-prom.sh) and a real Prometheus scrape
 #     (scrape-once.sh: up = 1 and arbor_restarts_total present).
 # Exits non-zero when a validator fails; stops the daemon in every case.
@@ -77,4 +79,25 @@ fi
 hostport=${url#http://}
 echo "==> scrape-once.sh $hostport arbor_restarts_total /metrics"
 "$val/scrape-once.sh" "$hostport" arbor_restarts_total /metrics || status=1
+
+# OTLP/HTTP push: the bodies a real push delivered to the test's own receiver.
+# Each batch holds only the spans that finished by then, so a span's parent may
+# be in another batch (or be the root, never pushed): --allow-external-parents.
+push=$traces/push
+mkdir -p "$push"
+echo "==> test_otlp_push (ARBOR_OTLP_DUMP=$push)"
+if ARBOR_OTLP_DUMP=$push "$build/tests/tracing/test_otlp_push" \
+     --run otlp_push_spans_arrive_as_otlp_json >/dev/null; then
+  n=0
+  for f in "$push"/*.json; do
+    [ -e "$f" ] || continue
+    n=$((n + 1))
+    echo "==> check-otlp-json.mjs --allow-external-parents $(basename "$f")"
+    node "$val/check-otlp-json.mjs" "$f" --allow-external-parents || status=1
+  done
+  [ "$n" -gt 0 ] || { echo "validate: test_otlp_push wrote no body" >&2; status=1; }
+else
+  echo "validate: test_otlp_push failed" >&2
+  status=1
+fi
 exit $status
