@@ -346,9 +346,12 @@ BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR ?=
 INSTALL ?= install
-# Libraries a static link of libarbor needs besides libuv (which Requires: brings)
-# and libcurl (Requires.private: in arbor.pc.in).
-PC_LIBS_PRIVATE := $(MHD_LIBS) $(CJSON_LIBS) -lm
+# Libraries a static link of libarbor needs besides libuv (which Requires: brings).
+# libcurl is named here, not in Requires.private: pkg-config --static would then
+# add libcurl's own private libraries (-lldap, -lzstd ...), whose development
+# files a Debian system with libcurl4-openssl-dev does not have; -lcurl takes
+# the shared libcurl, which brings them itself.
+PC_LIBS_PRIVATE := $(MHD_LIBS) $(CJSON_LIBS) $(CURL_LIBS) -lm
 
 .PHONY: install uninstall
 ifneq ($(SAN_FLAGS),)
