@@ -8,7 +8,8 @@
  * them. Only the per-service series need a walk, and it skips every FINISHED
  * subtree (rule 1: all of it has finished too), so it costs the live nodes, not
  * the retained history. The admin server's responses by status come from
- * server.c (http_responses_sent), the process_* family from /proc/self, the way
+ * server.c (http_responses_sent), the OTLP push exporter's from arbor_otlp_stats
+ * (only while the runtime has one), the process_* family from /proc/self, the way
  * the Prometheus client libraries do it ("Writing client libraries", "Process
  * metrics"), so a dashboard made for any other exporter works here too.
  *
@@ -308,6 +309,36 @@ static void event_families(struct mbuf *b, const arbor_stats_t *st,
              (uint64_t)es->capacity);
 }
 
+/* The OTLP push exporter's counters (tracing/otlp_push.c), when the runtime
+ * has one: a family that is there only with the exporter, like the exporter
+ * itself. */
+static void otlp_families(struct mbuf *b, arbor_runtime_t *rt) {
+  arbor_otlp_t *otlp = arbor__runtime_otlp(rt);
+  if (otlp == NULL)
+    return;
+  arbor_otlp_stats_t s;
+  arbor_otlp_stats(otlp, &s);
+  single_u64(b, "arbor_otlp_spans_queued_total", "counter",
+             "Spans of finished nodes accepted into the OTLP push queue.", s.spans_queued);
+  single_u64(b, "arbor_otlp_spans_exported_total", "counter",
+             "Spans the collector acknowledged (2xx).", s.spans_exported);
+  single_u64(b, "arbor_otlp_spans_dropped_total", "counter",
+             "Spans dropped: queue full, node evicted before it was read, or batch rejected.",
+             s.spans_dropped);
+  single_u64(b, "arbor_otlp_requests_total", "counter", "OTLP/HTTP export requests sent.",
+             s.requests);
+  single_u64(b, "arbor_otlp_requests_failed_total", "counter",
+             "OTLP/HTTP export requests not answered 2xx, or not answered in time.",
+             s.requests_failed);
+  single_u64(b, "arbor_otlp_events_missed_total", "counter",
+             "Events the ring overwrote before the OTLP exporter read them.", s.events_missed);
+  single_u64(b, "arbor_otlp_queue_spans", "gauge",
+             "Spans waiting in the OTLP push queue, the batch in flight included.",
+             (uint64_t)s.queue_len);
+  single_u64(b, "arbor_otlp_queue_bytes", "gauge", "JSON bytes of the spans waiting.",
+             (uint64_t)s.queue_bytes);
+}
+
 /* ------------------------------------------------------------ services */
 
 struct services {
@@ -538,6 +569,7 @@ enum MHD_Result http_metrics_get(struct http_req *r) {
             &st.restart_gap);
   histogram(&b, "arbor_task_lifetime_seconds",
             "From a task's or process's CREATED to its FINISHED.", &st.task_lifetime);
+  otlp_families(&b, r->rt);
   int rc = service_families(&b, r->rt);
   admin_families(&b, r->admin);
   process_families(&b);

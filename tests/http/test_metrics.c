@@ -13,9 +13,12 @@
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -917,6 +920,76 @@ static void metrics_service_up_zero_in_backoff(void **state) {
   world_close(&w);
 }
 
+/* A port nobody listens on: bound, then closed. */
+static int closed_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+static int otlp_queued(arbor_otlp_t *o, uint64_t n) {
+  arbor_otlp_stats_t s;
+  arbor_otlp_stats(o, &s);
+  return s.spans_queued == n;
+}
+
+/* The OTLP push exporter's families are there while the runtime has one, with
+ * its numbers, and gone without it. */
+static void metrics_otlp_families_while_exporter_runs(void **state) {
+  static const char *const names[] = {
+      "arbor_otlp_spans_queued_total", "arbor_otlp_spans_exported_total",
+      "arbor_otlp_spans_dropped_total", "arbor_otlp_requests_total",
+      "arbor_otlp_requests_failed_total", "arbor_otlp_events_missed_total",
+      "arbor_otlp_queue_spans", "arbor_otlp_queue_bytes"};
+  struct world w;
+  struct expo e;
+  world_open(&w, NULL);
+  scrape(&w, &e);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    assert_int_eq(family_find(&e, names[i]), -1);
+  expo_free(&e);
+
+  char endpoint[64];
+  snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", closed_port());
+  arbor_otlp_t *otlp = NULL;
+  /* A batch would wait an hour: the spans stay queued, nothing is sent. */
+  assert_code(arbor_otlp_start(w.rt, &(arbor_otlp_opts_t){.endpoint = endpoint,
+                                                          .flush_ms = 3600 * 1000},
+                               &otlp),
+              0);
+  static arbor_probe_t p = {.done_in_start = 1};
+  for (int i = 0; i < 3; i++)
+    arbor_test_spawn(arbor_root(w.rt), &p, "done", 0);
+  run_ticking_until(&w.loop, otlp_queued(otlp, 3));
+  arbor_otlp_stats_t st;
+  arbor_otlp_stats(otlp, &st);
+  assert_true(st.queue_bytes > 0);
+  scrape(&w, &e);
+  assert_string_equal(family(&e, "arbor_otlp_spans_queued_total")->type, "counter");
+  assert_string_equal(family(&e, "arbor_otlp_queue_spans")->type, "gauge");
+  assert_int_eq(value(&e, "arbor_otlp_spans_queued_total", NULL), 3);
+  assert_int_eq(value(&e, "arbor_otlp_spans_exported_total", NULL), 0);
+  assert_int_eq(value(&e, "arbor_otlp_spans_dropped_total", NULL), 0);
+  assert_int_eq(value(&e, "arbor_otlp_requests_total", NULL), 0);
+  assert_int_eq(value(&e, "arbor_otlp_requests_failed_total", NULL), 0);
+  assert_int_eq(value(&e, "arbor_otlp_events_missed_total", NULL), 0);
+  assert_int_eq(value(&e, "arbor_otlp_queue_spans", NULL), 3);
+  assert_int_eq(value(&e, "arbor_otlp_queue_bytes", NULL), (intmax_t)st.queue_bytes);
+  expo_free(&e);
+
+  assert_code(arbor_otlp_stop(otlp), 0);
+  scrape(&w, &e);
+  assert_int_eq(family_find(&e, "arbor_otlp_spans_queued_total"), -1);
+  expo_free(&e);
+  world_close(&w);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(metrics_every_family_declared_with_help_and_type),
     cmocka_unit_test(metrics_values_match_the_tree),
@@ -927,6 +1000,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(metrics_head_no_body_post_not_allowed),
     cmocka_unit_test(metrics_process_metrics_of_this_process),
     cmocka_unit_test(metrics_service_up_zero_in_backoff),
+    cmocka_unit_test(metrics_otlp_families_while_exporter_runs),
 };
 
 ARBOR_TEST_MAIN(tests)
