@@ -476,8 +476,34 @@ static int parse_admin(struct ctx *cx, const cJSON *a, struct config *cfg) {
 
 /* ------------------------------------------------------------------ file */
 
-static const char *const top_keys[] = {"admin", "shutdown_timeout_ms", "event_capacity", "tree",
-                                       NULL};
+static const char *const top_keys[] = {"admin",        "shutdown_timeout_ms", "event_capacity",
+                                       "service_name", "trace_out",           "trace_format",
+                                       "otlp_endpoint", "tree",               NULL};
+
+/* service_name, trace_out, trace_format, otlp_endpoint (docs/tracing.md). */
+static int parse_observability(struct ctx *cx, const cJSON *root, struct config *cfg) {
+  char *fmt = NULL;
+  if (get_string(cx, root, "", "service_name", 0, &cfg->service_name) < 0 ||
+      get_string(cx, root, "", "trace_out", 0, &cfg->trace_out) < 0 ||
+      absolutize(cx, &cfg->trace_out) < 0 ||
+      get_string(cx, root, "", "otlp_endpoint", 0, &cfg->otlp_endpoint) < 0 ||
+      get_string(cx, root, "", "trace_format", 0, &fmt) < 0)
+    return -1;
+  if (fmt != NULL) {
+    int f = arbor_trace_format_parse(fmt);
+    free(fmt);
+    if (f < 0)
+      return errorf(cx, "trace_format", "expected \"chrome\" or \"otlp\"");
+    cfg->trace_format = f;
+  }
+  if (cfg->otlp_endpoint != NULL && strncmp(cfg->otlp_endpoint, "http://", 7) != 0 &&
+      strncmp(cfg->otlp_endpoint, "https://", 8) != 0)
+    return errorf(cx, "otlp_endpoint",
+                  "expected an http:// or https:// URL (an OTLP/HTTP receiver such as "
+                  "http://127.0.0.1:4318), not \"%s\"",
+                  cfg->otlp_endpoint);
+  return 0;
+}
 
 static int parse_top(struct ctx *cx, const cJSON *root, struct config *cfg) {
   uint64_t u;
@@ -488,7 +514,8 @@ static int parse_top(struct ctx *cx, const cJSON *root, struct config *cfg) {
       parse_admin(cx, cJSON_GetObjectItemCaseSensitive(root, "admin"), cfg) < 0 ||
       get_uint(cx, root, "", "shutdown_timeout_ms", 1, 86400000, 10000,
                &cfg->shutdown_timeout_ms) < 0 ||
-      get_uint(cx, root, "", "event_capacity", 16, 1u << 24, 16384, &u) < 0)
+      get_uint(cx, root, "", "event_capacity", 16, 1u << 24, 16384, &u) < 0 ||
+      parse_observability(cx, root, cfg) < 0)
     return -1;
   cfg->event_capacity = (size_t)u;
   const cJSON *tree = cJSON_GetObjectItemCaseSensitive(root, "tree");
@@ -611,6 +638,9 @@ void config_free(struct config *cfg) {
   free(cfg->token);
   free(cfg->token_file);
   free(cfg->cors_origin);
+  free(cfg->service_name);
+  free(cfg->trace_out);
+  free(cfg->otlp_endpoint);
   memset(cfg, 0, sizeof *cfg);
 }
 

@@ -69,6 +69,11 @@ struct config {
   /* runtime */
   uint64_t shutdown_timeout_ms;
   size_t event_capacity;
+  /* observability (docs/tracing.md): read at start only */
+  char *service_name;            /* OTLP service.name; NULL: "arbor" */
+  char *trace_out;               /* trace file written at shutdown and on SIGUSR1 (absolute) */
+  int trace_format;              /* arbor_trace_format_t; 0: by trace_out's name */
+  char *otlp_endpoint;           /* push spans to this collector; NULL: none */
   /* the tree: the children of one top-level supervisor (config_apply.c) */
   struct config_node top;
 };

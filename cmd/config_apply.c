@@ -226,6 +226,10 @@ static void reconcile(struct reload *r, struct config_node *cur, struct config_n
   }
 }
 
+static int str_same(const char *a, const char *b) {
+  return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 static int admin_equal(const struct config *a, const struct config *b) {
   return strcmp(a->bind, b->bind) == 0 && a->port == b->port &&
          (a->token == NULL) == (b->token == NULL) &&
@@ -236,7 +240,9 @@ static int admin_equal(const struct config *a, const struct config *b) {
          (a->cors_origin == NULL) == (b->cors_origin == NULL) &&
          (a->cors_origin == NULL || strcmp(a->cors_origin, b->cors_origin) == 0) &&
          a->shutdown_timeout_ms == b->shutdown_timeout_ms &&
-         a->event_capacity == b->event_capacity;
+         a->event_capacity == b->event_capacity && str_same(a->service_name, b->service_name) &&
+         str_same(a->trace_out, b->trace_out) && a->trace_format == b->trace_format &&
+         str_same(a->otlp_endpoint, b->otlp_endpoint);
 }
 
 int config_reload(struct config *cur, struct config *next, arbor_runtime_t *rt,

@@ -1,7 +1,8 @@
 /* cmd/daemon.c - the run loop of `arbor run` and `arbor demo` (daemon.h).
  *
  * Everything runs on one loop thread: the runtime, the admin server and the
- * daemon's own three signal watchers and one timer. The timer (every 100 ms, not
+ * daemon's own four signal watchers, one timer and the idle handle of trace
+ * dumps (tracefile.h). The timer (every 100 ms, not
  * keeping the loop alive) logs failures and restarts from the event ring and
  * watches for readiness: READY=1 goes out once every service and supervisor is
  * STARTED. The watchers and the timer take part in the runtime's close
@@ -28,6 +29,7 @@
 #include "extension.h"
 
 #include "demo.h"
+#include "tracefile.h"
 
 #define TICK_MS 100
 #define EVENTS_PER_TICK 256
@@ -41,8 +43,11 @@ struct daemon {
   int have_cfg;
   uint64_t top_id;               /* the config's supervisor, or 0 (demo) */
 
-  uv_signal_t sigterm, sigint, sighup;
+  uv_signal_t sigterm, sigint, sighup, sigusr1;
   uv_timer_t tick;
+  struct tracefile tf;           /* SIGUSR1's dumps; its idle handle is ours */
+  const char *trace_out;         /* --trace-out, else the config's; NULL: none */
+  arbor_trace_format_t trace_format;
   struct arbor__closer closer;
   int handles_closed;            /* the closer ran: the runtime is going away */
   int stopping;                  /* SIGTERM/SIGINT seen */
@@ -241,10 +246,33 @@ static void reload(struct daemon *d) {
 
 /* --------------------------------------------------------------- signals */
 
+/* SIGUSR1: the trace as it is now, to --trace-out (else a file in $TMPDIR),
+ * written in the background. */
+static void dump_trace(struct daemon *d) {
+  char fallback[512];
+  const char *path = d->trace_out;
+  if (path == NULL) {
+    const char *dir = getenv("TMPDIR");
+    snprintf(fallback, sizeof fallback, "%s/arbor-%d.trace%s.json",
+             dir != NULL && dir[0] != '\0' ? dir : "/tmp", (int)getpid(),
+             d->trace_format == ARBOR_TRACE_OTLP ? ".otlp" : "");
+    path = fallback;
+  }
+  int rc = tracefile_start(&d->tf, path, d->trace_format);
+  if (rc < 0)
+    logf_("SIGUSR1: cannot write the trace to %s: %s", path, arbor_strerror(rc));
+  else
+    logf_("SIGUSR1: writing the trace to %s", path);
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
   struct daemon *d = s->data;
   if (signum == SIGHUP) {
     reload(d);
+    return;
+  }
+  if (signum == SIGUSR1) {
+    dump_trace(d);
     return;
   }
   const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
@@ -262,6 +290,11 @@ static void on_signal(uv_signal_t *s, int signum) {
 static void on_handle_closed(uv_handle_t *h) {
   struct daemon *d = h->data;
   arbor__runtime_release(d->rt);
+}
+
+static void on_idle_closed(uv_handle_t *h) {
+  struct tracefile *tf = h->data;
+  arbor__runtime_release(tf->rt);
 }
 
 /* Why the tree ended, while its nodes can still be read. */
@@ -285,10 +318,22 @@ static void on_runtime_closing(struct arbor__closer *c) {
   report_failures(d);
   if (!d->stopping)
     notify(d, "STOPPING=1");
+  /* Nothing recorded is lost: the tree has ended and can still be read. */
+  tracefile_abort(&d->tf);
+  if (d->trace_out != NULL) {
+    size_t bytes = 0;
+    int rc = tracefile_write_now(d->rt, d->trace_out, d->trace_format, &bytes);
+    if (rc < 0)
+      logf_("cannot write the trace to %s: %s", d->trace_out, arbor_strerror(rc));
+    else
+      logf_("trace written to %s (%zu bytes)", d->trace_out, bytes);
+  }
   uv_close((uv_handle_t *)&d->sigterm, on_handle_closed);
   uv_close((uv_handle_t *)&d->sigint, on_handle_closed);
   uv_close((uv_handle_t *)&d->sighup, on_handle_closed);
+  uv_close((uv_handle_t *)&d->sigusr1, on_handle_closed);
   uv_close((uv_handle_t *)&d->tick, on_handle_closed);
+  uv_close((uv_handle_t *)&d->tf.idle, on_idle_closed);   /* its data is the tracefile */
 }
 
 static void on_init_failed_closed(uv_handle_t *h) { (void)h; }
@@ -296,20 +341,26 @@ static void on_init_failed_closed(uv_handle_t *h) { (void)h; }
 /* Our watchers and timer. All or nothing: once they run, the runtime's close
  * closes them (on_runtime_closing). */
 static int start_handles(struct daemon *d) {
-  uv_signal_t *sigs[] = {&d->sigterm, &d->sigint, &d->sighup};
-  int nums[] = {SIGTERM, SIGINT, SIGHUP};
+  uv_signal_t *sigs[] = {&d->sigterm, &d->sigint, &d->sighup, &d->sigusr1};
+  int nums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+  uv_handle_t *all[] = {(uv_handle_t *)&d->sigterm, (uv_handle_t *)&d->sigint,
+                        (uv_handle_t *)&d->sighup,  (uv_handle_t *)&d->sigusr1,
+                        (uv_handle_t *)&d->tick,    (uv_handle_t *)&d->tf.idle};
   int rc = 0;
   size_t i;
-  for (i = 0; i < 3 && rc == 0; i++)
+  for (i = 0; i < 4 && rc == 0; i++)
     rc = uv_signal_init(&d->loop, sigs[i]);
   if (rc == 0 && (rc = uv_timer_init(&d->loop, &d->tick)) < 0)
     i++;                         /* not initialised: not to be closed below */
+  if (rc == 0 && (rc = tracefile_init(&d->tf, &d->loop, d->rt)) < 0)
+    i += 2;                      /* the timer is closed, the idle handle is not */
   if (rc < 0) {
     for (size_t k = 0; k + 1 < i; k++)
-      uv_close((uv_handle_t *)sigs[k], on_init_failed_closed);
+      uv_close(all[k], on_init_failed_closed);
     return rc;
   }
-  for (i = 0; i < 3; i++) {
+  arbor__runtime_hold(d->rt);    /* the idle handle */
+  for (i = 0; i < 4; i++) {
     sigs[i]->data = d;
     uv_signal_start(sigs[i], on_signal, nums[i]);
     uv_unref((uv_handle_t *)sigs[i]);   /* they must not keep an ended tree running */
@@ -428,6 +479,13 @@ int daemon_main(const struct daemon_args *args) {
     notify_close(&d);
     return EXIT_FAILED;
   }
+  d.trace_out = args->trace_out != NULL ? args->trace_out : d.cfg.trace_out;
+  d.trace_format = args->trace_format != 0     ? (arbor_trace_format_t)args->trace_format
+                   : d.cfg.trace_format != 0 ? (arbor_trace_format_t)d.cfg.trace_format
+                                             : arbor_trace_format_for_path(d.trace_out);
+  /* Who the traces say they come from (OTLP's service.name). */
+  (void)arbor_node_attr_set(arbor_root(d.rt), "service.name",
+                            d.cfg.service_name != NULL ? d.cfg.service_name : "arbor");
   /* The admin server first: a port in use must start nothing. The tree starts
    * from the loop, so nothing of it runs unless arbor_run is reached. */
   int status = start_admin(&d);

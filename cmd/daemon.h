@@ -3,7 +3,8 @@
  * A runtime on its own loop, the admin server, the tree (from a config or the
  * demo), the dashboard URL on stdout, then arbor_run until the tree has ended:
  * SIGTERM/SIGINT shut down gracefully (a second one at once), SIGHUP reloads the
- * config, and a systemd Type=notify unit is told READY=1, RELOADING=1 and
+ * config, SIGUSR1 writes the trace (and the trace file is written at shutdown
+ * when one is asked for), and a systemd Type=notify unit is told READY=1, RELOADING=1 and
  * STOPPING=1 over $NOTIFY_SOCKET. One line on stderr per notable thing.
  */
 #ifndef ARBOR_CMD_DAEMON_H
@@ -20,6 +21,9 @@ struct daemon_args {
   int port;                      /* --port, when port_set */
   int port_set;
   int check_only;                /* `arbor run --check`: load the config, start nothing */
+  const char *trace_out;         /* --trace-out: overrides the config's trace_out */
+  int trace_format;              /* --trace-format (arbor_trace_format_t), 0: not given */
+  const char *otlp_endpoint;     /* --otlp-endpoint: overrides the config's */
 };
 
 /* Runs the daemon to its end. Returns the exit status. */

@@ -39,8 +39,17 @@ static const char usage_main[] =
     "Both run and demo print \"arbor: dashboard at http://ADDR:PORT/\" once serving.\n"
     "Exit status: 0 ok, 1 something failed, 2 bad usage or config.\n";
 
+/* run and demo share these (docs/tracing.md). */
+#define TRACE_OPTIONS                                                                  \
+  "  --trace-out FILE       write the trace to FILE at shutdown and on SIGUSR1\n"       \
+  "                         (overrides trace_out)\n"                                    \
+  "  --trace-format F       chrome or otlp (default: by FILE's name: *.otlp.json is\n"  \
+  "                         OTLP/JSON, anything else Chrome/Perfetto JSON)\n"           \
+  "  --otlp-endpoint URL    push finished spans to this OTLP/HTTP collector, e.g.\n"    \
+  "                         http://127.0.0.1:4318 (overrides otlp_endpoint)\n"
+
 static const char usage_run[] =
-    "usage: arbor run [--check] CONFIG.json [--bind ADDR] [--port N]\n"
+    "usage: arbor run [--check] CONFIG.json [--bind ADDR] [--port N] [TRACE OPTIONS]\n"
     "\n"
     "Supervises the services and supervisors CONFIG.json names (docs/config.md) and\n"
     "serves the admin API and dashboard, printing its URL on stdout.\n"
@@ -48,20 +57,26 @@ static const char usage_run[] =
     "  --check         check the config and exit (0: ok, 2: the error on stderr)\n"
     "  --bind ADDR     the admin server's address (overrides admin.bind)\n"
     "  --port N        its port, 0 for any free one (overrides admin.port)\n"
+    TRACE_OPTIONS
     "\n"
     "Signals: SIGHUP reloads the config (changed services restart, the rest is left\n"
-    "alone); SIGTERM or SIGINT stops every service, newest first (again: at once).\n"
+    "alone); SIGTERM or SIGINT stops every service, newest first (again: at once);\n"
+    "SIGUSR1 writes the trace as it is now (to --trace-out, else $TMPDIR).\n"
     "With NOTIFY_SOCKET set (systemd Type=notify), sends READY=1 once every service\n"
     "is started, RELOADING=1 on SIGHUP and STOPPING=1 on shutdown.\n"
     "Exit status: 0 when nothing failed, 1 otherwise, 2 for a bad config.\n";
 
 static const char usage_demo[] =
-    "usage: arbor demo [--bind ADDR] [--port N]\n"
+    "usage: arbor demo [--bind ADDR] [--port N] [TRACE OPTIONS]\n"
     "\n"
     "Runs the built-in demo tree: services that fail, restart and recover on their\n"
     "own, so the dashboard always has something to show. Serves the admin API and\n"
     "dashboard on ADDR (default 127.0.0.1) port N (default 7070; 0: any free one)\n"
-    "and prints its URL. SIGTERM or SIGINT stops it.\n";
+    "and prints its URL. SIGTERM or SIGINT stops it; SIGUSR1 writes the trace.\n"
+    "\n"
+    "  --bind ADDR     the admin server's address\n"
+    "  --port N        its port\n"
+    TRACE_OPTIONS;
 
 /* One line on stderr and where to read more: a usage error must not scroll the
  * reason away. */
@@ -130,6 +145,21 @@ static int cmd_daemon(int argc, char **argv, int is_run) {
         return usage_error(help, "--port: expected a number from 0 to 65535, not \"%s\"",
                            v != NULL ? v : "");
       a.port_set = 1;
+    } else if (has_prefix_opt(arg, "--trace-out")) {
+      if ((a.trace_out = option_value(argc, argv, &i, "--trace-out")) == NULL ||
+          a.trace_out[0] == '\0')
+        return usage_error(help, "%s: expected a file name", "--trace-out");
+    } else if (has_prefix_opt(arg, "--trace-format")) {
+      const char *v = option_value(argc, argv, &i, "--trace-format");
+      if ((a.trace_format = arbor_trace_format_parse(v)) < 0)
+        return usage_error(help, "--trace-format: expected chrome or otlp, not \"%s\"",
+                           v != NULL ? v : "");
+    } else if (has_prefix_opt(arg, "--otlp-endpoint")) {
+      const char *v = option_value(argc, argv, &i, "--otlp-endpoint");
+      if (v == NULL || (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0))
+        return usage_error(help, "--otlp-endpoint: expected an http:// or https:// URL, not \"%s\"",
+                           v != NULL ? v : "");
+      a.otlp_endpoint = v;
     } else if (is_run && strcmp(arg, "--check") == 0) {
       a.check_only = 1;
     } else if (arg[0] == '-' && arg[1] != '\0') {
