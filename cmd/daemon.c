@@ -486,6 +486,18 @@ int daemon_main(const struct daemon_args *args) {
   /* Who the traces say they come from (OTLP's service.name). */
   (void)arbor_node_attr_set(arbor_root(d.rt), "service.name",
                             d.cfg.service_name != NULL ? d.cfg.service_name : "arbor");
+  const char *endpoint = args->otlp_endpoint != NULL ? args->otlp_endpoint : d.cfg.otlp_endpoint;
+  if (endpoint != NULL) {
+    arbor_otlp_t *otlp;
+    rc = arbor_otlp_start(d.rt,
+                          &(arbor_otlp_opts_t){.endpoint = endpoint,
+                                               .service_name = d.cfg.service_name},
+                          &otlp);
+    if (rc < 0)
+      logf_("cannot push spans to %s: %s", endpoint, arbor_strerror(rc));
+    else
+      logf_("pushing finished spans to %s (OTLP/HTTP JSON)", endpoint);
+  }
   /* The admin server first: a port in use must start nothing. The tree starts
    * from the loop, so nothing of it runs unless arbor_run is reached. */
   int status = start_admin(&d);

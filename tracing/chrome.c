@@ -40,6 +40,9 @@
 
 /* ---------------------------------------------------------------- tracks */
 
+/* Unfinished slices end at now + (UNFINISHED_DEPTH - depth) ns. */
+#define UNFINISHED_DEPTH 1024
+
 struct lane {
   uint32_t track;
   int32_t next;                  /* the parent's next lane, or -1 */
@@ -65,19 +68,27 @@ int chrome_assign_tracks(struct trace_snapshot *s) {
   uint64_t *child_busy = calloc(n > 0 ? n : 1, sizeof *child_busy);
   int32_t *lane_head = malloc((n > 0 ? n : 1) * sizeof *lane_head);
   uint32_t *nlanes_of = calloc(n > 0 ? n : 1, sizeof *nlanes_of);
+  uint16_t *depth = calloc(n > 0 ? n : 1, sizeof *depth);
   struct lane *lanes = NULL;
   int rc = ARBOR_ENOMEM;
   free(s->tracks);
   s->tracks = NULL;
   s->ntracks = 0;
-  if (child_busy == NULL || lane_head == NULL || nlanes_of == NULL)
+  if (child_busy == NULL || lane_head == NULL || nlanes_of == NULL || depth == NULL)
     goto out;
   memset(lane_head, 0xff, n * sizeof *lane_head);
 
   for (size_t i = 0; i < n; i++) {
     struct trace_node *tn = &s->nodes[i];
+    if (tn->parent != UINT32_MAX)
+      depth[i] = (uint16_t)(depth[tn->parent] < UNFINISHED_DEPTH ? depth[tn->parent] + 1
+                                                                 : UNFINISHED_DEPTH);
     uint64_t start = tn->t[ARBOR_STATE_CREATED];
-    uint64_t end = tn->state == ARBOR_STATE_FINISHED ? tn->t[ARBOR_STATE_FINISHED] : s->now_ns;
+    /* Nodes still running all end "now"; a parent ends 1 ns after its child, so
+     * that a consumer adding ts + dur in floating point (the DevTools engine)
+     * never sees the child end past it. */
+    uint64_t end = tn->state == ARBOR_STATE_FINISHED ? tn->t[ARBOR_STATE_FINISHED]
+                                                     : s->now_ns + UNFINISHED_DEPTH - depth[i];
     if (end < start)
       end = start;
     if (tn->parent == UINT32_MAX) {
@@ -137,6 +148,7 @@ out:
   free(child_busy);
   free(lane_head);
   free(nlanes_of);
+  free(depth);
   free(lanes);
   return rc;
 }

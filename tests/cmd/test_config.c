@@ -68,7 +68,8 @@ static void config_unknown_key_is_an_error(void **state) {
                "notify_fd, log_size)\n");
   expect_error("{\"tree\": [" STAMP "], \"admn\": {}}",
                "arbor: bad.json: unknown key \"admn\" (expected one of: admin, "
-               "shutdown_timeout_ms, event_capacity, tree)\n");
+               "shutdown_timeout_ms, event_capacity, service_name, trace_out, trace_format, "
+               "otlp_endpoint, tree)\n");
 }
 
 static void config_duplicate_name_is_an_error(void **state) {
@@ -105,7 +106,8 @@ static void config_bad_values_are_errors(void **state) {
   expect_error("{\"tree\": [" STAMP "], \"admin\": {\"token\": \"x\", \"token_file\": \"y\"}}",
                "arbor: bad.json: admin: expected \"token\" or \"token_file\", not both\n");
   expect_error("{\"trees\": []}", "arbor: bad.json: unknown key \"trees\" (expected one of: "
-                                  "admin, shutdown_timeout_ms, event_capacity, tree)\n");
+                                  "admin, shutdown_timeout_ms, event_capacity, service_name, "
+                                  "trace_out, trace_format, otlp_endpoint, tree)\n");
   expect_error("{}", "arbor: bad.json: expected a \"tree\" key: the array of services and "
                      "supervisors to run\n");
 }

@@ -151,6 +151,7 @@ static int collect(arbor_node_t *node, int depth, void *arg) {
 
 struct slice {
   long long ts, end;             /* ns, as Perfetto reads them: exact integers */
+  double fend;                   /* ts + dur in microseconds, as the DevTools engine adds them */
   long tid;
   uint64_t id, parent_id;
 };
@@ -212,6 +213,7 @@ static void chrome_slices_nest_and_concurrent_siblings_never_overlap_on_a_track(
     struct slice *s = &sl[nsl++];
     s->ts = llround(num_of(ev, "ts") * 1000);
     s->end = s->ts + llround(num_of(ev, "dur") * 1000);
+    s->fend = num_of(ev, "ts") + num_of(ev, "dur");
     s->tid = tid;
     s->id = (uint64_t)num_of(args_of(ev), "id");
     s->parent_id = (uint64_t)num_of(args_of(ev), "parent_id");
@@ -232,6 +234,10 @@ static void chrome_slices_nest_and_concurrent_siblings_never_overlap_on_a_track(
       if (sl[j].id == sl[i].parent_id) {
         assert_true(sl[i].ts >= sl[j].ts);
         assert_true(sl[i].end <= sl[j].end);
+        if (sl[i].tid == sl[j].tid && sl[i].fend > sl[j].fend)
+          fail_msg("slice %llu ends after its parent %llu in floating point (%.17g > %.17g)",
+                   (unsigned long long)sl[i].id, (unsigned long long)sl[j].id, sl[i].fend,
+                   sl[j].fend);
       }
   }
   /* nesting per track: a stack of open slices */
