@@ -323,7 +323,8 @@ static void export_node(struct arbor_otlp_s *o, uint64_t id) {
     return;
   }
   arbor_node_t *node = arbor_node_find(o->rt, id);
-  if (node == NULL || !arbor_node_is_finished(node)) {
+  int is_root = id == o->root_id;   /* at close only: never FINISHED, ends now */
+  if (node == NULL || (!is_root && !arbor_node_is_finished(node))) {
     o->stats.spans_dropped++;    /* evicted (or its id reused: not the node we saw) */
     return;
   }
@@ -331,7 +332,7 @@ static void export_node(struct arbor_otlp_s *o, uint64_t id) {
   struct trace_attr attrs[ARBOR_ATTRS_MAX];
   trace_node_fill(&tn, node, attrs);
   jw_restart(&o->span_w, o->opts.max_queue_bytes);
-  otlp_span(&o->span_w, &o->res, &tn, 0);
+  otlp_span(&o->span_w, &o->res, &tn, is_root ? uv_hrtime() : 0);
   size_t len;
   const char *text = jw_text(&o->span_w, &len);
   char *copy;
@@ -571,6 +572,10 @@ static void on_runtime_close(struct arbor__closer *c) {
       (struct arbor_otlp_s *)((char *)c - offsetof(struct arbor_otlp_s, closer));
   arbor__events_unsubscribe(o->rt, &o->events);
   read_events(o);
+  /* The root's span last: the top nodes name it as their parent, and it never
+   * FINISHES (it ends with the runtime), so without it every pushed trace would
+   * have a dangling parent. */
+  export_node(o, o->root_id);
   o->phase = FINAL;
   o->retry_wait = 0;
   uv_timer_stop(&o->wake);

@@ -447,8 +447,55 @@ static void otlp_push_final_flush_at_close_delivers_queued(void **state) {
   assert_uint_eq(stats_of(o).queue_len, 1);
   assert_int_eq(rx_get(&rx, &rx.spans), 6);
   arbor_test_close(rt, &loop);   /* the last span goes out before the loop empties */
-  assert_int_eq(rx_get(&rx, &rx.spans), 7);
+  assert_int_eq(rx_get(&rx, &rx.spans), 8);      /* and the root's, at close */
   assert_int_eq(rx_get(&rx, &rx.requests), 4);
+  rx_stop(&rx);
+}
+
+/* Every parentSpanId a collector received names a span it also received: the
+ * root's span, which never FINISHES, is sent at close, so no trace is left with
+ * a dangling parent. */
+static void otlp_push_root_span_at_close_leaves_no_dangling_parent(void **state) {
+  struct rx rx;
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  rx_start(&rx, RX_ACCEPT);
+  arbor_test_open(&loop, &rt, NULL);
+  arbor_otlp_t *o = start_at(rt, rx.port, (arbor_otlp_opts_t){.flush_ms = 10});
+  arbor_node_t *g = arbor_test_group(arbor_root(rt), "g");
+  spawn_many(g, 3);
+  assert_code(arbor_group_join(g, NULL, NULL), 0);
+  run_until_ms(&loop, stats_of(o).spans_exported == 4, 10000);
+  arbor_test_close(rt, &loop);
+  assert_int_eq(rx_get(&rx, &rx.spans), 5);
+  char ids[8][17], parents[8][17];
+  int nids = 0, nparents = 0, roots = 0;
+  pthread_mutex_lock(&rx.mu);
+  for (int b = 0; b < rx.nbodies; b++) {
+    cJSON *doc = cJSON_Parse(rx.bodies[b]);
+    cJSON *rs = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "resourceSpans"), 0);
+    cJSON *ss = cJSON_GetArrayItem(cJSON_GetObjectItem(rs, "scopeSpans"), 0);
+    cJSON *sp;
+    cJSON_ArrayForEach(sp, cJSON_GetObjectItem(ss, "spans")) {
+      assert_true(nids < 8);
+      snprintf(ids[nids++], 17, "%s", cJSON_GetObjectItem(sp, "spanId")->valuestring);
+      cJSON *parent = cJSON_GetObjectItem(sp, "parentSpanId");
+      if (parent == NULL)
+        roots++;
+      else
+        snprintf(parents[nparents++], 17, "%s", parent->valuestring);
+    }
+    cJSON_Delete(doc);
+  }
+  pthread_mutex_unlock(&rx.mu);
+  assert_int_eq(roots, 1);
+  for (int i = 0; i < nparents; i++) {
+    int found = 0;
+    for (int k = 0; k < nids; k++)
+      found |= strcmp(parents[i], ids[k]) == 0;
+    if (!found)
+      fail_msg("parent span %s was never sent", parents[i]);
+  }
   rx_stop(&rx);
 }
 
@@ -691,6 +738,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(otlp_push_spans_arrive_as_otlp_json),
     cmocka_unit_test(otlp_push_batch_leaves_at_max_batch),
     cmocka_unit_test(otlp_push_final_flush_at_close_delivers_queued),
+    cmocka_unit_test(otlp_push_root_span_at_close_leaves_no_dangling_parent),
     cmocka_unit_test(otlp_push_retryable_answers_retried_batch_arrives_once),
     cmocka_unit_test(otlp_push_retry_after_honoured),
     cmocka_unit_test(otlp_push_retry_after_capped_by_backoff_max),
