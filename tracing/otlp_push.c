@@ -15,8 +15,8 @@
  * Spans. The events subscription (supervisor/extension.h) only starts a zero
  * timer (it is called from inside whatever tree operation records the event);
  * the timer reads the ring with our own cursor and, for each STATE event to
- * FINISHED (not the root's), finds the node and writes it as one OTLP span
- * (tracing/otlp.c). A node evicted from retention before we read its event
+ * FINISHED, finds the node and writes it as one OTLP span (tracing/otlp.c).
+ * The root never FINISHES: its span is queued at the runtime's close. A node evicted from retention before we read its event
  * can no longer be written: it counts as dropped. The span's text is copied
  * into the queue, which is bounded twice (max_queue spans, max_queue_bytes
  * bytes): a span that does not fit is dropped and counted, never waited for.

@@ -2,6 +2,8 @@
  * retention of finished nodes. */
 #include "harness.h"
 
+#include "extension.h"
+
 /* Replays every event of the run and checks rule 9 for every non-root node:
  * exactly one CREATED event, first; STATE events chained (from = previous to) along
  * legal edges only, ending at FINISHED; other events carry the state of the moment;
@@ -536,7 +538,53 @@ static void retention_ref_keeps_evicted_node(void **state) {
   arbor_test_close(rt, &loop);
 }
 
+/* -------------------------------------------------------- subscriptions */
+
+struct sub_count {
+  int fired;
+};
+static void count_fire(void *arg) { ((struct sub_count *)arg)->fired++; }
+
+/* Any number of modules learn of the next event (two admin servers, the OTLP
+ * exporter): each armed subscription fires once, at the next event; a disarmed
+ * or removed one does not. */
+static void events_subscriptions_each_fire_once_per_arm(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_probe_t pa = {0};
+  (void)state;
+  arbor_test_open(&loop, &rt, NULL);
+  struct sub_count ca = {0}, cb = {0}, cc = {0};
+  struct arbor__events_sub a = {.fn = count_fire, .arg = &ca};
+  struct arbor__events_sub b = {.fn = count_fire, .arg = &cb};
+  struct arbor__events_sub c = {.fn = count_fire, .arg = &cc};
+  arbor__events_subscribe(rt, &a);
+  arbor__events_subscribe(rt, &b);
+  arbor__events_subscribe(rt, &c);
+  arbor__events_arm(rt, &a);
+  arbor__events_arm(rt, &b);
+  arbor__events_arm(rt, &b);     /* arming twice is one arm */
+  arbor__events_arm(rt, &c);
+  arbor__events_unsubscribe(rt, &c);   /* removed while armed: never fires */
+  arbor_node_t *t = arbor_test_spawn(arbor_root(rt), &pa, "a", 0);   /* CREATED: one event */
+  assert_int_eq(ca.fired, 1);
+  assert_int_eq(cb.fired, 1);
+  assert_int_eq(cc.fired, 0);
+  arbor_test_run_until(&loop, pa.starts > 0);   /* more events: one-shot, no more calls */
+  assert_int_eq(ca.fired, 1);
+  assert_int_eq(cb.fired, 1);
+  arbor__events_arm(rt, &b);
+  assert_code(arbor_task_done(t), 0);
+  arbor_test_run_until(&loop, pa.finishes > 0);
+  assert_int_eq(ca.fired, 1);
+  assert_int_eq(cb.fired, 2);
+  arbor__events_unsubscribe(rt, &a);
+  arbor__events_unsubscribe(rt, &b);
+  arbor_test_close(rt, &loop);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(events_subscriptions_each_fire_once_per_arm),
     cmocka_unit_test(rule9_event_per_transition),
     cmocka_unit_test(rule9_event_recorded_at_transition),
     cmocka_unit_test(events_ring_overflow_counts_drops),
