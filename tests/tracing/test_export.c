@@ -251,6 +251,15 @@ static void chrome_slices_nest_and_concurrent_siblings_never_overlap_on_a_track(
                  (unsigned long long)sl[j].id, (unsigned long long)sl[i].id, sl[i].tid);
     }
   }
+  /* times: microseconds since the root was created, exact to the nanosecond */
+  arbor_node_info_t root, w1;
+  arbor_node_info(arbor_root(t.rt), &root);
+  arbor_node_info(t.w[1], &w1);
+  for (size_t j = 0; j < nsl; j++)
+    if (sl[j].id == w1.id) {
+      assert_uint_eq((uint64_t)sl[j].ts, w1.created_ns - root.created_ns);
+      assert_uint_eq((uint64_t)(sl[j].end - sl[j].ts), w1.finished_ns - w1.created_ns);
+    }
   /* the four concurrent workers are on four different tracks */
   long tids[4];
   for (int k = 0; k < 4; k++)
@@ -420,6 +429,13 @@ static void otlp_one_span_per_node_whose_parent_is_the_parent_node(void **state)
     assert_true(is_decimal(a) && is_decimal(b));
     assert_true(strtoull(a, NULL, 10) <= strtoull(b, NULL, 10));
   }
+  /* times: the node's own, on the wall clock, to the nanosecond */
+  arbor_node_info_t info;
+  arbor_node_info(t.w[1], &info);
+  cJSON *w1 = span_of(spans, info.id);
+  assert_uint_eq(strtoull(str_of(w1, "startTimeUnixNano"), NULL, 10), (uint64_t)info.created_wall_ns);
+  assert_uint_eq(strtoull(str_of(w1, "endTimeUnixNano"), NULL, 10),
+                 (uint64_t)info.created_wall_ns + (info.finished_ns - info.created_ns));
   /* the resource names who sent it */
   cJSON *rs = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "resourceSpans"), 0);
   cJSON *rattrs = cJSON_GetObjectItemCaseSensitive(
