@@ -397,3 +397,128 @@ if [ "${ADMIN:-1}" != 0 ]; then
         mmm("sse/sse cl_rate", "%.0f"), mmm("sse/sse events_per_s", "%.0f"), mmm("sse/sse loop_busy_pct", "%.1f") }
   }'
 fi
+
+# ------------------------------------------------- observation's cost (issue 7)
+# Benchmark A (spawn + join of N callback tasks, bench_tasks) with the runtime's
+# observation off (no_events = 1), on (the default), and on with an OTLP push
+# exporter to a collector thread in the process that answers 200 (otlp) or to an
+# endpoint that refuses connections (otlp-dead); OBSERVE=0 skips it. Per rep, for
+# each N in NS_OBS ("100000 1000000") and each mode in OBS_MODES ("off on otlp
+# otlp-dead"), one process, the modes alternating so that their ratio comes from
+# one machine state. The defaults (ring 16,384 events, retention 1,024, queue
+# 2,048 spans) drop most of such a burst before the exporter sees it; the "full"
+# config (OBS_FULL_N, 100000; OBS_FULL=0 skips it) gives the run a ring, a
+# retention and a queue as big as N, so that every span is written and sent.
+# The figure compared is done_ns (the first spawn to the group's FINISHED; an
+# exporter keeps the loop running after it), with the loop thread's CPU per task
+# (until the exporter's queue drained: spans written after the group finished
+# count) and the exporter's counters beside. Method: bench/bench_tasks.c's top.
+if [ "${OBSERVE:-1}" != 0 ]; then
+  NS_OBS=${NS_OBS:-"100000 1000000"}
+  OBS_MODES=${OBS_MODES:-"off on otlp otlp-dead"}
+  OBS_FULL_N=${OBS_FULL_N:-100000}
+  O_REPS=${OBS_REPS:-$REPS}
+  RAWO=$(mktemp)
+  trap 'rm -f "$RAW" "${RAWS:-}" "${RAWA:-}" "$RAWO"' EXIT
+
+  # obs MODE N CONFIG [ENV...]: one bench_tasks spawn run, its line to $RAWO
+  obs() {
+    local mode=$1 n=$2 cfg=$3 out
+    shift 3
+    out=$(env ARBOR_BENCH_TIMER=arbor ARBOR_BENCH_OBSERVE="$mode" "$@" timeout 120 "$ARBOR" spawn "$n" 2>/dev/null) ||
+      { echo "OBSERVE-FAILED bench_tasks $mode $n $cfg" >&2; return 0; }
+    echo "$out config=$cfg" | tee -a "$RAWO" | cut -c1-220
+  }
+
+  echo
+  echo "observation: REPS=$O_REPS, N in $NS_OBS, modes $OBS_MODES; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  for rep in $(seq "$O_REPS"); do
+    for n in $NS_OBS; do
+      for m in $OBS_MODES; do obs "$m" "$n" default; done
+    done
+    if [ "${OBS_FULL:-1}" != 0 ]; then
+      for m in off on otlp; do
+        obs "$m" "$OBS_FULL_N" full ARBOR_BENCH_RING=$((OBS_FULL_N * 8)) ARBOR_BENCH_RETAIN="$OBS_FULL_N" \
+            ARBOR_BENCH_OTLP_QUEUE=$((OBS_FULL_N + 16))
+      done
+    fi
+  done
+
+  echo
+  echo "observation, medians of $O_REPS runs (min-max); ratio = done ns/task / the same N and config with events off (target <= 1.10 for on)"
+  awk '
+  function sort(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
+  function med(key,   n, i, a) { n = cnt[key]; for (i = 1; i <= n; i++) a[i] = v[key, i]; sort(a, n)
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+  function mmm(key, fmt,   n, i, a) { n = cnt[key]; if (n == 0) return "-"; for (i = 1; i <= n; i++) a[i] = v[key, i]; sort(a, n)
+    return sprintf(fmt " (" fmt "-" fmt ")", med(key), a[1], a[n]) }
+  function add(key, x) { if (x != "") v[key, ++cnt[key]] = x }
+  $1 == "RESULT" { delete f; for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    k = f["config"] " " f["n"] " " f["peer"]; if (!(k in seen)) order[++nk] = k; seen[k] = 1
+    add(k " done", f["done_ns"] / f["n"]); add(k " wall", f["wall_ns"] / f["n"]); add(k " cpu", f["cpu_ns_per_task"])
+    add(k " exp", f["spans_exported"]); add(k " drop", f["spans_dropped"]); add(k " miss", f["events_missed"]) }
+  END {
+    printf "%-8s %8s %-16s %-24s %-8s %-24s %-24s %s\n", "config", "n", "peer", "done ns/task", "ratio", "wall ns/task", "loop CPU ns/task", "spans exported/dropped/events missed"
+    for (j = 1; j <= nk; j++) { k = order[j]; split(k, p, " "); off = p[1] " " p[2] " arbor/off"
+      r = cnt[off " done"] ? sprintf("%.3f", med(k " done") / med(off " done")) : "-"
+      sp = cnt[k " exp"] ? sprintf("%d / %d / %d", med(k " exp"), med(k " drop"), med(k " miss")) : "-"
+      printf "%-8s %8d %-16s %-24s %-8s %-24s %-24s %s\n", p[1], p[2], p[3], mmm(k " done", "%.1f"), r, mmm(k " wall", "%.1f"), mmm(k " cpu", "%.1f"), sp }
+  }' "$RAWO"
+fi
+
+# ------------------------------------------- trace and metrics export (issue 7)
+# bench_trace (TRACE=0 skips it): a history of TRACE_NODES (100000) finished
+# tasks retained, for each group count in TRACE_SHAPES ("100 1": 100 groups of
+# 1000, one group of 100,000), with failures, cancellations and live services;
+# then for chrome and otlp: snapshot, Chrome's track layout, formatting, bytes,
+# arbor_trace_write to /dev/null, GET /api/v1/trace from a client thread and the
+# loop's longest stall meanwhile; GET /metrics TRACE_METRICS_CALLS (1000) times.
+# Method: bench/bench_trace.c's top. TRACE_RAW=FILE keeps the RESULT lines.
+# The one-group shape takes about 35 s a run (Chrome's track layout is
+# quadratic in concurrent siblings: docs/PERFORMANCE.md).
+if [ "${TRACE:-1}" != 0 ]; then
+  TRB=$BUILD/bench/bench_trace
+  T_REPS=${TRACE_REPS:-$REPS}
+  T_NODES=${TRACE_NODES:-100000}
+  T_SHAPES=${TRACE_SHAPES:-"100 1"}
+  T_CALLS=${TRACE_METRICS_CALLS:-1000}
+  [ -x "$TRB" ] || { echo "bench/run.sh: $TRB is missing; run 'make bench'" >&2; exit 1; }
+  RAWT=$(mktemp)
+  trap 'rm -f "$RAW" "${RAWS:-}" "${RAWA:-}" "${RAWO:-}" "$RAWT"' EXIT
+
+  echo
+  echo "trace export: REPS=$T_REPS, $T_NODES finished tasks in $T_SHAPES group(s); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  for rep in $(seq "$T_REPS"); do
+    for g in $T_SHAPES; do
+      out=$(timeout 600 "$TRB" history "$T_NODES" "$g" "$T_CALLS" 2>/dev/null) ||
+        echo "TRACE-FAILED bench_trace history $T_NODES $g $T_CALLS (exit $?)" >&2
+      [ -n "$out" ] && tee -a "$RAWT" <<<"$out" | cut -c1-220
+    done
+  done
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  [ -n "${TRACE_RAW:-}" ] && cp "$RAWT" "$TRACE_RAW"
+
+  echo
+  echo "trace export, medians of $T_REPS runs (min-max); stall = the loop's longest iteration (busy time) while the client downloads"
+  awk '
+  function sort(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
+  function mmm(key, fmt,   n, i, a, m) { n = cnt[key]; if (n == 0) return "-"; for (i = 1; i <= n; i++) a[i] = v[key, i]; sort(a, n)
+    m = n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    return n == 1 ? sprintf(fmt, m) : sprintf(fmt " (" fmt "-" fmt ")", m, a[1], a[n]) }
+  function add(key, x) { if (x != "") v[key, ++cnt[key]] = x }
+  $1 == "RESULT" && / bench=trace / { delete f; for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    g = f["groups"]; if (!(g in gs)) gorder[++ng] = g; gs[g] = 1; nodes[g] = f["nodes"]
+    k = g " " f["phase"]; for (x in f) add(k " " x, f[x]); if (f["bytes"] != "") add(k " MB", f["bytes"] / 1e6) }
+  END {
+    for (j = 1; j <= ng; j++) { g = gorder[j]
+      printf "%s nodes, %d group(s) of %d tasks\n", nodes[g], g, (nodes[g] - g - 5) / g
+      printf "  %-7s %-22s %-22s %-22s %-22s %-20s %-22s %-22s %-22s %s\n", "format", "snapshot ms", "track layout ms", "format ms", "arbor_trace_write ms", "MB", "GET download ms", "stall max ms", "timer gap max ms", "iterations"
+      for (ff = 1; ff <= 2; ff++) { fm = ff == 1 ? "chrome" : "otlp"; k = g " " fm
+        printf "  %-7s %-22s %-22s %-22s %-22s %-20s %-22s %-22s %-22s %s\n", fm, mmm(k " snapshot_ms", "%.1f"), fm == "chrome" ? mmm(k " tracks_ms", "%.1f") : "-", mmm(k " format_ms", "%.1f"),
+          mmm(k " write_ms", "%.1f"), mmm(k " MB", "%.2f"), mmm(k " http_ms", "%.1f"), mmm(k " iter_max_ms", "%.1f"), mmm(k " gap_max_ms", "%.1f"), mmm(k " iterations", "%d") }
+      k = g " metrics"
+      printf "  GET /metrics: p50 %s ms, p99 %s ms, max %s ms, %s bytes; stall max %s ms\n", mmm(k " p50_ms", "%.3f"), mmm(k " p99_ms", "%.3f"), mmm(k " max_ms", "%.3f"), mmm(k " bytes", "%d"), mmm(k " iter_max_ms", "%.3f")
+      k = g " idle"
+      printf "  idle (nothing but the meters, 200 ms): stall max %s ms, timer gap max %s ms\n", mmm(k " iter_max_ms", "%.3f"), mmm(k " gap_max_ms", "%.2f") }
+  }' "$RAWT"
+fi
