@@ -509,9 +509,9 @@ int main(int argc, char **argv) {
   int closed = uv_loop_close(&loop);
   free(job.lat_ms);
   free(to_cancel);
-  /* The history has failures: arbor_run reports the first top-level one. */
-  if (run_rc < 0 && run_rc != -EIO && run_rc != ARBOR_ECANCELED)
-    fprintf(stderr, "bench_trace: arbor_run: %s\n", arbor_strerror(run_rc));
+  /* The history has failed groups on purpose: arbor_run reports the first
+   * (an error group); only a hang would matter, and the phases show it. */
+  (void)run_rc;
   if (closed != 0)
     fprintf(stderr, "bench_trace: uv_loop_close: %s\n", uv_strerror(closed));
   return closed != 0 || phase < 4;
