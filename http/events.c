@@ -64,7 +64,13 @@ static int append(struct sse *s, const char *text, size_t n) {
   return 0;
 }
 
-/* The event as the JSON of its data line. NULL when out of memory. */
+/* The event as the JSON of its data line. NULL when out of memory.
+ *
+ * Events carry no names (the ring's records are fixed-size: DESIGN.md, "Events
+ * and traces"), yet a client that sees a node for the first time in an event
+ * (the dashboard's live tree) needs one. So the name is looked up now, by id:
+ * a node evicted since the event was recorded has none, and "name" is null. A
+ * replayed event shows the node's current name, the only one it ever had. */
 static char *event_json(arbor_runtime_t *rt, const arbor_event_t *ev) {
   struct http_jcx cx;
   http_jcx_init(&cx, SSE_ERRORS, SSE_MESSAGE);
@@ -75,6 +81,8 @@ static char *event_json(arbor_runtime_t *rt, const arbor_event_t *ev) {
   http_jadd_time(&cx, o, rt, "time", ev->time_ns);
   http_jadd_u64(&cx, o, "node_id", ev->node_id);
   http_jadd_u64(&cx, o, "parent_id", ev->parent_id);
+  arbor_node_t *node = arbor_node_find(rt, ev->node_id);
+  http_jadd_str(&cx, o, "name", node != NULL ? arbor_node_name(node) : NULL);
   http_jadd_str(&cx, o, "type", arbor_event_type_name(ev->type));
   http_jadd_str(&cx, o, "kind", arbor_kind_name(ev->kind));
   http_jadd_str(&cx, o, "from", arbor_state_name(ev->from));

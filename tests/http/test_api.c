@@ -1005,6 +1005,56 @@ static void api_events_gap_when_ring_overwrote(void **state) {
   world_close(&w);
 }
 
+/* Each event names its node, looked up when the event is sent: the name of a
+ * node still known (alive or retained), null for one evicted since. */
+static void api_events_name_null_after_eviction(void **state) {
+  struct world w;
+  world_open(&w, &(arbor_runtime_opts_t){.retain_finished = 1}, NULL);
+  arbor_node_t *g = arbor_test_group(arbor_root(w.rt), "batch");
+  arbor_node_t *first = spawn_fn(g, "first", done_at_start, NULL);
+  uint64_t first_id = arbor_node_id(first), g_id = arbor_node_id(g);
+  arbor_node_ref(first);
+  arbor_test_run_until(&w.loop, arbor_node_is_finished(first));
+  arbor_node_unref(first);
+  arbor_node_t *second = spawn_fn(g, "second", done_at_start, NULL);
+  uint64_t second_id = arbor_node_id(second);
+  arbor_node_ref(second);
+  arbor_test_run_until(&w.loop, arbor_node_is_finished(second));
+  assert_null(arbor_node_find(w.rt, first_id));   /* retention keeps one: second */
+  assert_non_null(arbor_node_find(w.rt, second_id));
+
+  arbor_events_stats_t st;
+  arbor_events_stats(w.rt, &st);
+  assert_true(st.recorded <= 32);
+  int n = (int)st.recorded;
+  struct sse_event *ev = calloc(32, sizeof *ev);
+  assert_non_null(ev);
+  assert_int_eq(sse_read(&w, "/api/v1/events?after=0", NULL, n, ev), n);
+  int seen_first = 0, seen_second = 0, seen_group = 0;
+  for (int i = 0; i < n; i++) {
+    cJSON *d = cJSON_Parse(ev[i].data);
+    uint64_t id = (uint64_t)num_field(d, "node_id");
+    cJSON *name = field(d, "name");
+    if (id == first_id) {
+      assert_true(cJSON_IsNull(name));
+      seen_first++;
+    } else if (id == second_id) {
+      assert_string_equal(str_field(d, "name"), "second");
+      seen_second++;
+    } else if (id == g_id) {
+      assert_string_equal(str_field(d, "name"), "batch");
+      seen_group++;
+    } else {
+      assert_true(cJSON_IsString(name));
+    }
+    cJSON_Delete(d);
+  }
+  assert_true(seen_first > 0 && seen_second > 0 && seen_group > 0);
+  free(ev);
+  arbor_node_unref(second);
+  world_close(&w);
+}
+
 /* An idle stream gets heartbeat comments. */
 static void api_events_heartbeat_when_idle(void **state) {
   struct world w;
@@ -1028,6 +1078,7 @@ static void api_dump_responses(void **state) {
   api_log_offset_and_tail(state);
   api_events_resume_with_last_event_id(state);
   api_events_gap_when_ring_overwrote(state);
+  api_events_name_null_after_eviction(state);
 }
 
 static const struct CMUnitTest tests[] = {
@@ -1043,6 +1094,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(api_log_offset_and_tail),
     cmocka_unit_test(api_events_resume_with_last_event_id),
     cmocka_unit_test(api_events_gap_when_ring_overwrote),
+    cmocka_unit_test(api_events_name_null_after_eviction),
     cmocka_unit_test(api_events_heartbeat_when_idle),
     cmocka_unit_test(api_dump_responses),
 };
