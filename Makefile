@@ -133,7 +133,11 @@ SO_LDFLAGS = -shared -Wl,-soname,$(SONAME) -Wl,--as-needed $(if $(SAN_FLAGS),,-W
 # The library: the core (supervisor/, tracing/) and the admin server (http/). The
 # daemon (cmd/) is a program on top of it.
 LIB_SRCS := $(sort $(wildcard supervisor/*.c tracing/*.c http/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o) $(ASM_SRCS:%.S=$(OBJ)/%.o)
+# The dashboard (web/) is in the library too, as a generated C file: see "The
+# dashboard" below.
+WEB_ASSETS_C := $(BUILD)/gen/web_assets.c
+WEB_ASSETS_O := $(OBJ)/gen/web_assets.o
+LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o) $(ASM_SRCS:%.S=$(OBJ)/%.o) $(WEB_ASSETS_O)
 
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
@@ -214,6 +218,35 @@ LIB_OBJS_STAMP := $(BUILD)/lib-objs
 $(LIB_OBJS_STAMP): FORCE
 	@mkdir -p $(@D)
 	@printf '%s\n' $(LIB_OBJS) | cmp -s - $@ || printf '%s\n' $(LIB_OBJS) > $@
+
+# The dashboard. Every file of web/ (flat: no subdirectories; no dot files or
+# editor backups) becomes bytes in $(WEB_ASSETS_C), with its content type and
+# ETag, written by mk/embed.c, a host program built here; http/static.c serves
+# that table, so the binary needs nothing from the file system at run time. The
+# file is rewritten when any web file changes, or when one is added or removed
+# (the list is a stamp, as for the objects above). embed refuses a file the
+# server could not label (an extension it has no content type for).
+WEB_FILES := $(sort $(shell find web -maxdepth 1 -type f -not -name '.*' -not -name '*~' 2>/dev/null))
+WEB_FILES_STAMP := $(BUILD)/web-files
+EMBED := $(BUILD)/mk/embed
+# The build machine's compiler, without sanitizers or the library's flags.
+HOST_CC ?= $(CC)
+$(WEB_FILES_STAMP): FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' $(WEB_FILES) | cmp -s - $@ || printf '%s\n' $(WEB_FILES) > $@
+
+$(EMBED): mk/embed.c
+	@mkdir -p $(@D)
+	$(call say,CC,$@)$(HOST_CC) $(STD) -O2 $(WARN) -o $@ $<
+
+$(WEB_ASSETS_C): $(EMBED) $(WEB_FILES) $(WEB_FILES_STAMP)
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)$(EMBED) $@ $(WEB_FILES)
+
+# Compiled like http/*.c (it includes http/http.h for struct http_asset).
+$(WEB_ASSETS_O): $(WEB_ASSETS_C) $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call say,CC,$@)$(CC) $(LIB_CFLAGS) -Ihttp $(DEPFLAGS) -c $< -o $@
 
 $(STATIC_LIB): $(LIB_OBJS) $(LIB_OBJS_STAMP)
 	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $(LIB_OBJS)

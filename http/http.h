@@ -69,6 +69,15 @@ enum MHD_Result http_error(struct http_req *r, unsigned status, const char *code
 enum MHD_Result http_text(struct http_req *r, unsigned status, const char *content_type,
                           const char *text, size_t len, int is_static);
 
+/* A cacheable response (the dashboard's files): data is static, not copied.
+ * Carries `ETag: etag` and `Cache-Control: no-cache` (the browser may keep it
+ * but asks again each time) instead of the API's no-store. Status 304 sends no
+ * body and no Content-Type, yet every other header of the 200, the CSP of
+ * content_type included: a cache replaces the stored response's headers with a
+ * 304's, so a 304 with the API's CSP would break the page it revalidates. */
+enum MHD_Result http_cached(struct http_req *r, unsigned status, const char *content_type,
+                            const void *data, size_t len, const char *etag);
+
 /* ------------------------------------------------------------- streams
  *
  * A response that goes on (SSE, a followed log). fill() is asked for the next
@@ -122,8 +131,25 @@ enum MHD_Result http_events_get(struct http_req *r);      /* events.c */
 enum MHD_Result http_trace_get(struct http_req *r);       /* trace.c */
 enum MHD_Result http_healthz(struct http_req *r);         /* health.c */
 enum MHD_Result http_readyz(struct http_req *r);
-enum MHD_Result http_static_index(struct http_req *r);    /* static.c */
+enum MHD_Result http_static_index(struct http_req *r);    /* static.c: GET / */
+enum MHD_Result http_static_file(struct http_req *r);     /* GET /ui/{file} */
 enum MHD_Result http_metrics_get(struct http_req *r);     /* metrics.c */
+
+/* ---------------------------------------------------------- dashboard */
+
+/* One file of web/, embedded at build time: mk/embed.c writes the table into
+ * $(BUILD)/gen/web_assets.c (the Makefile), http/static.c serves it. */
+struct http_asset {
+  const char *name;              /* "app.js": its name in web/, one URL segment */
+  const char *content_type;      /* from the extension: "text/javascript; charset=utf-8" */
+  const unsigned char *data;     /* size bytes, then a NUL */
+  size_t size;
+  const char *etag;              /* strong, quoted: "\"<hash>-<size>\"" */
+};
+extern const struct http_asset http_assets[];
+extern const size_t http_nassets;
+/* The embedded file of that name, or NULL. */
+const struct http_asset *http_asset_find(const char *name);
 
 /* --------------------------------------------------------------- JSON */
 

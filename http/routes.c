@@ -9,6 +9,7 @@
 
 const struct http_route http_routes[] = {
     {"GET", "/", http_static_index},
+    {"GET", "/ui/{file}", http_static_file},
     {"GET", "/healthz", http_healthz},
     {"GET", "/readyz", http_readyz},
     {"GET", "/api/v1/tree", http_tree_get},

@@ -28,8 +28,9 @@
  *              max_body + 64 KiB the connection is closed).
  *              Last call (no more body): 413, or the route's handler.
  *   on_completed frees the context.
- * Every response goes through http__queue, which adds the common headers
- * (nosniff, no-store, CSP on HTML, CORS when configured, Allow on 405,
+ * Every response goes through queue() (http__queue, http_cached), which adds
+ * the common headers (nosniff, no-store or the dashboard's no-cache, the CSP
+ * for HTML or the strict one for the rest, CORS when configured, Allow on 405,
  * WWW-Authenticate on 401).
  *
  * Connections. MHD's own limit (MHD_OPTION_CONNECTION_LIMIT) is max_connections
@@ -152,27 +153,33 @@ static const char *allow_text(unsigned allow, int cors) {
   return cors ? with_options[allow & 3] : plain[allow & 3];
 }
 
+/* The dashboard's pages may load their own scripts, styles, images (and data:
+ * ones) and talk to their own origin, nothing else: no inline script or style,
+ * no framing, no <base>, no form posts. Anything else (JSON, the page's own
+ * scripts) is never a document to render. */
+#define CSP_HTML                                                                            \
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "         \
+  "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+#define CSP_OTHER "default-src 'none'; frame-ancestors 'none'"
+
 /* Adds the headers every response carries, queues it and drops our reference
- * (MHD keeps its own while it sends). */
-enum MHD_Result http__queue(struct http_req *r, unsigned status, struct MHD_Response *resp,
-                            const char *content_type) {
+ * (MHD keeps its own while it sends). content_type: the Content-Type header
+ * (NULL: none); csp_type: the type whose CSP applies (a 304 has no Content-Type
+ * but the CSP of the page it stands for); cache: the Cache-Control value. */
+static enum MHD_Result queue(struct http_req *r, unsigned status, struct MHD_Response *resp,
+                             const char *content_type, const char *csp_type,
+                             const char *cache) {
   struct http_ctx *ctx = ctx_of(r);
   struct arbor_admin_s *admin = r->admin;
   int ok = 1;
   if (content_type != NULL)
     ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES;
   ok &= MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") == MHD_YES;
-  ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_YES;
+  ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache) == MHD_YES;
   ok &= MHD_add_response_header(resp, "Referrer-Policy", "no-referrer") == MHD_YES;
-  /* The page may load its own scripts and styles, nothing else, and may not be
-   * framed; JSON is never a document to render. */
-  if (content_type != NULL && strncmp(content_type, "text/html", 9) == 0)
-    ok &= MHD_add_response_header(resp, "Content-Security-Policy",
-                                  "default-src 'self'; frame-ancestors 'none'; "
-                                  "base-uri 'none'; form-action 'self'") == MHD_YES;
-  else
-    ok &= MHD_add_response_header(resp, "Content-Security-Policy",
-                                  "default-src 'none'; frame-ancestors 'none'") == MHD_YES;
+  int html = csp_type != NULL && strncmp(csp_type, "text/html", 9) == 0;
+  ok &= MHD_add_response_header(resp, "Content-Security-Policy", html ? CSP_HTML : CSP_OTHER) ==
+        MHD_YES;
   if (admin->cors_origin != NULL) {
     ok &= MHD_add_response_header(resp, "Access-Control-Allow-Origin", admin->cors_origin) ==
           MHD_YES;
@@ -197,6 +204,28 @@ enum MHD_Result http__queue(struct http_req *r, unsigned status, struct MHD_Resp
   }
   MHD_destroy_response(resp);
   return ret;
+}
+
+enum MHD_Result http__queue(struct http_req *r, unsigned status, struct MHD_Response *resp,
+                            const char *content_type) {
+  return queue(r, status, resp, content_type, content_type, "no-store");
+}
+
+enum MHD_Result http_cached(struct http_req *r, unsigned status, const char *content_type,
+                            const void *data, size_t len, const char *etag) {
+  int not_modified = status == MHD_HTTP_NOT_MODIFIED;
+  struct MHD_Response *resp = MHD_create_response_from_buffer(
+      not_modified ? 0 : len, not_modified ? (void *)"" : (void *)data, MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL)
+    return MHD_NO;
+  /* libmicrohttpd 0.9.75 adds "Content-Length: 0" to the 304 itself (RFC 9110
+   * 8.6 wants the 200's length or none; a second header of ours would not
+   * replace it). Caches do not take Content-Length from a 304, so it is left. */
+  if (MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag) != MHD_YES) {
+    MHD_destroy_response(resp);
+    return MHD_NO;
+  }
+  return queue(r, status, resp, not_modified ? NULL : content_type, content_type, "no-cache");
 }
 
 enum MHD_Result http_text(struct http_req *r, unsigned status, const char *content_type,
