@@ -1,0 +1,65 @@
+// The detail panel shows the error chain of a failed run: one error-link per
+// error (the failure, then each cause), each with the code's name, the message
+// and file:line where the error has a place in the source.
+//
+// Two failed runs of the demo: a crasher incarnation (EEXIT: "exited with
+// status 3", no source place) and the crasher service, whose restart history
+// keeps its runs' chains.
+import { test, assert, log, loadDashboard, selectNode, findNode, apiGet, treeNodes, waitUntil } from './lib.mjs';
+
+// The errors of a chain in the order the API nests them: each, then its
+// errors[] (an error group's members) and its cause.
+function flatten(e, out = []) {
+  if (!e) return out;
+  out.push(e);
+  for (const x of e.errors || []) flatten(x, out);
+  flatten(e.cause, out);
+  return out;
+}
+
+async function checkChain(detail, errs, where) {
+  const links = detail.getByTestId('error-chain').first().getByTestId('error-link');
+  await waitUntil(`${errs.length} error-link(s) in ${where}`, async () => await links.count() >= errs.length);
+  const texts = await links.allTextContents();
+  log(`${where}: ${texts.length} error-link(s): ${texts.map((x) => JSON.stringify(x.replace(/\s+/g, ' ').trim())).join(', ')}`);
+  for (const e of errs) {
+    const hit = texts.find((x) => x.includes(e.name) && x.includes(e.message.slice(0, 60)));
+    assert(hit, `${where}: an error-link with ${e.name} and "${e.message}"`);
+    if (e.file) assert(hit.includes(`${e.file.split('/').pop()}:${e.line}`), `${where}: ${e.name}'s link shows ${e.file}:${e.line}`);
+  }
+}
+
+await test('web_detail_shows_error_chain', async (t) => {
+  await t.arbor();
+  const { page } = await t.page();
+  const crasher = await waitUntil('the crasher service', () => findNode(t.base, 'crasher', 'service'));
+  // Wait until the crasher has failed at least once (every 1-4 s).
+  const failed = await waitUntil('a failed crasher incarnation', async () => (await treeNodes(t.base))
+    .find((n) => n.parent_id === crasher.id && n.outcome === 'FAILED' && n.error), { timeoutMs: 15000, everyMs: 200 });
+  const node = await apiGet(t.base, `/api/v1/nodes/${failed.id}`);
+  const errs = flatten(node.error);
+  assert(errs.length >= 1 && errs[0].name === 'EEXIT', `the incarnation failed with EEXIT, got ${JSON.stringify(node.error)}`);
+
+  // Deep link straight to the failed run.
+  await loadDashboard(page, t.base, `#/node/${failed.id}`);
+  const detail = page.getByTestId('detail');
+  await selectNode(page, failed.id);
+  await waitUntil('detail-outcome FAILED', async () => /FAILED/.test(await page.getByTestId('detail-outcome').textContent()));
+  await checkChain(detail, errs, `node ${failed.id}`);
+
+  // The service: its history keeps the failed runs, newest first, with chains.
+  const svc = await waitUntil('crasher history', async () => {
+    const s = await apiGet(t.base, `/api/v1/nodes/${crasher.id}`);
+    return s.history?.length >= 1 && s;
+  });
+  await selectNode(page, crasher.id);
+  assert(new URL(page.url()).hash === `#/node/${crasher.id}`, `selecting updates the hash, got ${page.url()}`);
+  const entries = detail.getByTestId('history-entry');
+  await waitUntil('history entries', async () => await entries.count() >= 1);
+  const first = entries.first();
+  const text = await first.textContent();
+  const h0 = flatten(svc.history[0].error);
+  log(`history: ${await entries.count()} entr(ies); first: ${JSON.stringify(text.replace(/\s+/g, ' ').trim().slice(0, 200))}`);
+  assert(h0.length === 0 || text.includes(h0[0].name), `the newest history entry shows ${h0[0]?.name}`);
+  assert(await first.getByTestId('error-link').count() >= 1, 'a history entry renders its chain as error-link(s)');
+});
