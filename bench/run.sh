@@ -522,3 +522,22 @@ if [ "${TRACE:-1}" != 0 ]; then
       printf "  idle (nothing but the meters, 200 ms): stall max %s ms, timer gap max %s ms\n", mmm(k " iter_max_ms", "%.3f"), mmm(k " gap_max_ms", "%.2f") }
   }' "$RAWT"
 fi
+
+# ------------------------------------------------------------ dashboard (issue 8)
+# bench/web_render.mjs (WEB=0 skips it) in headless Chromium against
+# bench_web_tree: time to first render of a NODES-node tree (default 10000;
+# target <= 1 s) and whether the view keeps up with WEB_RATE events/s (1000)
+# for WEB_SECONDS (30), REPS times each; method at the top of the script. Needs
+# node, /usr/bin/chromium and tests/web/node_modules (cd tests/web && npm ci).
+# For the dashboard alone, run the script itself:
+#   REPS=5 node bench/web_render.mjs build/gcc-opt
+if [ "${WEB:-1}" != 0 ]; then
+  echo
+  if [ ! -x "$BUILD/bench/bench_web_tree" ]; then
+    echo "bench/run.sh: $BUILD/bench/bench_web_tree is missing; run 'make bench'" >&2
+  elif ! command -v node >/dev/null 2>&1 || [ ! -d tests/web/node_modules/playwright-core ]; then
+    echo "dashboard: skipped (needs node and tests/web/node_modules: cd tests/web && npm ci)"
+  else
+    REPS=$REPS node bench/web_render.mjs "$BUILD" || echo "bench/run.sh: web_render.mjs exited $?" >&2
+  fi
+fi
