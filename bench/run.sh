@@ -413,10 +413,15 @@ fi
 # exporter keeps the loop running after it), with the loop thread's CPU per task
 # (until the exporter's queue drained: spans written after the group finished
 # count) and the exporter's counters beside. Method: bench/bench_tasks.c's top.
+# With FIBERS on, also the fiber spawn (bench_fibers spawn OBS_FIBER_N, default
+# 30000: the default vm.max_map_count holds about 32,700 guarded stacks) with
+# events off and on, its cold and warm rounds as configs fiber-cold/fiber-warm
+# (wall time to uv_run's return: no done_ns there).
 if [ "${OBSERVE:-1}" != 0 ]; then
   NS_OBS=${NS_OBS:-"100000 1000000"}
   OBS_MODES=${OBS_MODES:-"off on otlp otlp-dead"}
   OBS_FULL_N=${OBS_FULL_N:-100000}
+  OBS_FIBER_N=${OBS_FIBER_N:-30000}
   O_REPS=${OBS_REPS:-$REPS}
   RAWO=$(mktemp)
   trap 'rm -f "$RAW" "${RAWS:-}" "${RAWA:-}" "$RAWO"' EXIT
@@ -436,6 +441,15 @@ if [ "${OBSERVE:-1}" != 0 ]; then
     for n in $NS_OBS; do
       for m in $OBS_MODES; do obs "$m" "$n" default; done
     done
+    if [ "$FIBERS" != 0 ] && [ -x "$FIB" ]; then
+      for m in off on; do        # fiber spawn: its cold and warm rounds
+        out=$(ARBOR_BENCH_OBSERVE=$m timeout 120 "$FIB" spawn "$OBS_FIBER_N" 2>/dev/null | grep '^RESULT') ||
+          { echo "OBSERVE-FAILED bench_fibers $m $OBS_FIBER_N" >&2; continue; }
+        while IFS= read -r l; do
+          echo "$l config=fiber-$(sed 's/.* pool=\([a-z]*\).*/\1/' <<<"$l")"
+        done <<<"$out" | tee -a "$RAWO" | cut -c1-220
+      done
+    fi
     if [ "${OBS_FULL:-1}" != 0 ]; then
       for m in off on otlp; do
         obs "$m" "$OBS_FULL_N" full ARBOR_BENCH_RING=$((OBS_FULL_N * 8)) ARBOR_BENCH_RETAIN="$OBS_FULL_N" \
@@ -455,14 +469,14 @@ if [ "${OBSERVE:-1}" != 0 ]; then
   function add(key, x) { if (x != "") v[key, ++cnt[key]] = x }
   $1 == "RESULT" { delete f; for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     k = f["config"] " " f["n"] " " f["peer"]; if (!(k in seen)) order[++nk] = k; seen[k] = 1
-    add(k " done", f["done_ns"] / f["n"]); add(k " wall", f["wall_ns"] / f["n"]); add(k " cpu", f["cpu_ns_per_task"])
+    add(k " done", (f["done_ns"] != "" ? f["done_ns"] : f["wall_ns"]) / f["n"]); add(k " wall", f["wall_ns"] / f["n"]); add(k " cpu", f["cpu_ns_per_task"])
     add(k " exp", f["spans_exported"]); add(k " drop", f["spans_dropped"]); add(k " miss", f["events_missed"]) }
   END {
-    printf "%-8s %8s %-16s %-24s %-8s %-24s %-24s %s\n", "config", "n", "peer", "done ns/task", "ratio", "wall ns/task", "loop CPU ns/task", "spans exported/dropped/events missed"
-    for (j = 1; j <= nk; j++) { k = order[j]; split(k, p, " "); off = p[1] " " p[2] " arbor/off"
+    printf "%-10s %8s %-16s %-24s %-8s %-24s %-24s %s\n", "config", "n", "peer", "done ns/task", "ratio", "wall ns/task", "loop CPU ns/task", "spans exported/dropped/events missed"
+    for (j = 1; j <= nk; j++) { k = order[j]; split(k, p, " "); base = p[3]; sub(/\/.*/, "", base); off = p[1] " " p[2] " " base "/off"
       r = cnt[off " done"] ? sprintf("%.3f", med(k " done") / med(off " done")) : "-"
       sp = cnt[k " exp"] ? sprintf("%d / %d / %d", med(k " exp"), med(k " drop"), med(k " miss")) : "-"
-      printf "%-8s %8d %-16s %-24s %-8s %-24s %-24s %s\n", p[1], p[2], p[3], mmm(k " done", "%.1f"), r, mmm(k " wall", "%.1f"), mmm(k " cpu", "%.1f"), sp }
+      printf "%-10s %8d %-16s %-24s %-8s %-24s %-24s %s\n", p[1], p[2], p[3], mmm(k " done", "%.1f"), r, mmm(k " wall", "%.1f"), mmm(k " cpu", "%.1f"), sp }
   }' "$RAWO"
 fi
 
