@@ -274,7 +274,10 @@ export function mountTimeline(container, { api, onSelect }) {
   let layout = { rows: [], t0: 0, t1: 0, total: 0 };
   let active = -1;                   // the row keyboard and hover point at
   let timer = 0, inFlight = false, lastFetchMs = 0, stale = true;
-  let onScreen = true;
+  // Nothing is fetched until the section is on screen (the observer's first
+  // call says whether it is): a big tree's trace must not compete with the
+  // page's first render when nobody looks at the timeline.
+  let onScreen = false;
   let p = palette(container);
 
   container.replaceChildren();
@@ -561,7 +564,6 @@ export function mountTimeline(container, { api, onSelect }) {
   drawLegend();
   updateLinks();
   render();
-  refresh();
 
   return {
     focus(id) {
