@@ -151,7 +151,6 @@ function palette(el) {
     failed: v('--o-failed', '#cf222e'),
     cancelled: v('--o-cancelled', '#9a6700'),
     restart: v('--stuck', '#bc4c00'),
-    bg: v('--panel', getComputedStyle(document.body).backgroundColor || '#ffffff'),
     font: `12px ${cs.fontFamily || 'system-ui, sans-serif'}`,
   };
 }
@@ -359,6 +358,13 @@ export function mountTimeline(container, { api, onSelect }) {
     const top = scroller.scrollTop;
     const first = Math.max(0, Math.floor(top / ROW_H));
     const last = Math.min(layout.rows.length, Math.ceil((top + viewH - AXIS_H) / ROW_H) + 1);
+    // Rows scrolled up pass under the axis: clip them there rather than paint
+    // the axis over them, which needs an opaque background the page may not
+    // have (a transparent body would let them show through).
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(0, AXIS_H, g.w, viewH - AXIS_H);
+    ctx.clip();
     for (let i = first; i < last; i++) {
       const n = layout.rows[i];
       const y = AXIS_H + i * ROW_H - top + ROW_H / 2;
@@ -376,9 +382,8 @@ export function mountTimeline(container, { api, onSelect }) {
       drawBar(ctx, p, n, g.x(n.ts), g.x(n.end), y);
       for (const m of n.marks) drawMark(ctx, p, m.kind, g.x(m.ts), y);
     }
-    // The axis last, over rows scrolled under it: time before the export.
-    ctx.fillStyle = p.bg;
-    ctx.fillRect(0, 0, g.w, AXIS_H);
+    ctx.restore();
+    // The axis: time before the export.
     ctx.strokeStyle = p.line;
     ctx.fillStyle = p.muted;
     ctx.lineWidth = 1;
