@@ -272,7 +272,7 @@ export function mountTimeline(container, { api, onSelect }) {
   let root = null;                   // focus(): the subtree shown, or null
   let layout = { rows: [], t0: 0, t1: 0, total: 0 };
   let active = -1;                   // the row keyboard and hover point at
-  let timer = 0, inFlight = false, lastFetchMs = 0, stale = true;
+  let timer = 0, inFlight = false, lastFetchMs = 0, stale = true, gone = false;
   // Nothing is fetched until the section is on screen (the observer's first
   // call says whether it is): a big tree's trace must not compete with the
   // page's first render when nobody looks at the timeline.
@@ -510,7 +510,7 @@ export function mountTimeline(container, { api, onSelect }) {
   async function refresh() {
     clearTimeout(timer);
     timer = 0;
-    if (inFlight) return;
+    if (inFlight || gone) return;
     if (!onScreen || document.hidden) {
       stale = true;                    // fetched again when shown
       return;
@@ -527,13 +527,22 @@ export function mountTimeline(container, { api, onSelect }) {
         render();
       }
     } catch (err) {
-      status.textContent = err && err.status === 404 && want != null
-        ? `node ${want} is no longer known` : 'trace unavailable';
+      // A focused node the server no longer knows stays unknown: asking again
+      // every few seconds would only log a 404 each time. focus() asks anew.
+      // (Unless focus() moved on meanwhile: then this answer is moot.)
+      if (want === root) {
+        gone = !!(err && err.status === 404 && want != null);
+        status.textContent = gone ? `node ${want} is no longer known` : 'trace unavailable';
+        if (gone) {
+          layout = layoutTrace(null);  // not the bars of whatever was shown before
+          render();
+        }
+      }
     } finally {
       inFlight = false;
       lastFetchMs = performance.now() - started;
       if (want !== root) refresh();    // focus() changed it meanwhile: fetch that now
-      else schedule();
+      else if (!gone) schedule();
     }
   }
 
@@ -580,6 +589,7 @@ export function mountTimeline(container, { api, onSelect }) {
       title.textContent = root != null ? `Timeline of node ${root}` : 'Timeline';
       updateLinks();
       stale = true;
+      gone = false;
       refresh();
     },
   };
