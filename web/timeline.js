@@ -286,9 +286,13 @@ export function mountTimeline(container, { api, onSelect }) {
   const status = el('span', { 'aria-live': 'polite' }, { color: 'var(--muted, inherit)' });
   const legend = el('span', {}, { display: 'inline-flex', flexWrap: 'wrap', gap: '2px 10px',
     alignItems: 'center', fontSize: '0.9em' });
-  const links = el('span', {}, { display: 'inline-flex', gap: '10px', marginLeft: 'auto' });
-  const chrome = el('a', { 'data-testid': 'download-chrome', text: 'Download trace (Chrome/Perfetto)' });
-  const otlp = el('a', { 'data-testid': 'download-otlp', text: 'Download trace (OTLP/JSON)' });
+  // Each link on one line; on a narrow screen the second goes under the first.
+  const links = el('span', {}, { display: 'inline-flex', flexWrap: 'wrap', gap: '2px 10px',
+    marginLeft: 'auto' });
+  const chrome = el('a', { 'data-testid': 'download-chrome', text: 'Download trace (Chrome/Perfetto)' },
+    { whiteSpace: 'nowrap' });
+  const otlp = el('a', { 'data-testid': 'download-otlp', text: 'Download trace (OTLP/JSON)' },
+    { whiteSpace: 'nowrap' });
   links.append(chrome, otlp);
   head.append(title, status, legend, links);
 
