@@ -426,6 +426,8 @@ export function mountTimeline(container, { api, onSelect }) {
       frag.append(li);
     });
     list.replaceChildren(frag);
+    if (layout.rows[active]) list.setAttribute('aria-activedescendant', `tl-bar-${layout.rows[active].id}`);
+    else list.removeAttribute('aria-activedescendant');
   }
 
   function render() {
@@ -525,7 +527,10 @@ export function mountTimeline(container, { api, onSelect }) {
     try {
       const trace = await api.get(`/api/v1/trace?format=chrome${want != null ? `&root=${want}` : ''}`);
       if (want === root) {
+        // The keyboard's row stays on its node: rows shift as nodes come and go.
+        const activeId = layout.rows[active] ? layout.rows[active].id : null;
         layout = layoutTrace(trace);
+        if (activeId != null) active = layout.rows.findIndex((n) => n.id === activeId);
         status.textContent = '';
         stale = false;
         render();
