@@ -836,7 +836,7 @@ int arbor_admin_start(arbor_runtime_t *rt, const arbor_admin_opts_t *opts,
   }
   /* Nothing below can fail: timers init without error (libuv returns 0). */
   uv_timer_init(admin->loop, &admin->timer);
-  uv_timer_init(admin->loop, &admin->wake);
+  uv_idle_init(admin->loop, &admin->wake);
   uv_timer_init(admin->loop, &admin->beat);
   admin->poll.data = admin->timer.data = admin->wake.data = admin->beat.data = admin;
   admin->handles = 4;

@@ -20,7 +20,7 @@ struct arbor_admin_s {
   struct MHD_Daemon *mhd;
   uv_poll_t poll;                /* MHD's epoll fd, readable when MHD has work */
   uv_timer_t timer;              /* MHD_get_timeout: connection timeouts, pending data */
-  uv_timer_t wake;               /* zero timer: resume the streams (http_streams_wake) */
+  uv_idle_t wake;                /* resumes the streams next iteration (http_streams_wake) */
   uv_timer_t beat;               /* the earliest heartbeat of a suspended stream */
   int handles;                   /* of the four above, not yet closed */
   struct arbor__closer closer;   /* the runtime's close stops us */
@@ -51,8 +51,8 @@ void http__test_routes(const struct http_route *routes, size_t n);
 void http__streams_resume_all(struct arbor_admin_s *admin, int closing);
 /* The heartbeat timer fired. */
 void http__streams_beat(uv_timer_t *t);
-/* The wake timer fired. */
-void http__streams_wake_cb(uv_timer_t *t);
+/* The wake handle ran. */
+void http__streams_wake_cb(uv_idle_t *h);
 /* The events subscription's callback: wakes the streams. */
 void http__streams_on_event(void *arg);
 

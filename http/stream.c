@@ -5,10 +5,10 @@
  * is suspended (MHD_suspend_connection, from inside the reader, the one place
  * MHD allows it) and the reader returns 0: no busy loop, and no MHD timeout
  * while suspended. It is resumed
- *   - by http_streams_wake, which only starts a zero timer (it may be called
+ *   - by http_streams_wake, which only starts an idle handle (it may be called
  *     from inside arbor's event recording, or from a handler inside MHD_run);
- *     the timer resumes every suspended stream and runs MHD, so each fill() is
- *     asked again;
+ *     on the next loop iteration it resumes every suspended stream and runs
+ *     MHD, so each fill() is asked again;
  *   - by the heartbeat: one timer, armed for the earliest due heartbeat of the
  *     suspended streams; a due stream's fill() is asked with heartbeat = 1.
  *     This is also how a client that went away while its stream was suspended
@@ -43,7 +43,7 @@
 
 #define STREAM_BLOCK 4096        /* MHD's advisory buffer size for the reader */
 /* Bytes one stream may hand MHD per wake-up: past it the stream yields (it is
- * suspended and a zero timer resumes it on the next loop iteration), so a
+ * suspended and the wake handle resumes it on the next loop iteration), so a
  * client's backlog cannot make one iteration long. */
 #define STREAM_TURN_MAX (64 * 1024)
 /* How often the sockets of suspended streams are checked for a peer that went
@@ -110,14 +110,21 @@ void http__streams_resume_all(struct arbor_admin_s *admin, int closing) {
   }
 }
 
+/* An idle handle, not a zero timer: libuv before 1.48 (Debian 12 has 1.44)
+ * runs a zero timer started from a timer callback again in the same iteration
+ * (libuv/libuv#4245), so a stream that yields from the wake would never let
+ * the loop poll: a 70 MB trace went out in 3 iterations (docs/PERFORMANCE.md).
+ * An idle handle started now runs in the next iteration's idle phase, and
+ * while it is active the poll in between does not block. */
 void http_streams_wake(struct arbor_admin_s *admin) {
   if (admin == NULL || admin->stopped)
     return;
-  uv_timer_start(&admin->wake, http__streams_wake_cb, 0, 0);
+  uv_idle_start(&admin->wake, http__streams_wake_cb);
 }
 
-void http__streams_wake_cb(uv_timer_t *t) {
-  struct arbor_admin_s *admin = t->data;
+void http__streams_wake_cb(uv_idle_t *h) {
+  struct arbor_admin_s *admin = h->data;
+  uv_idle_stop(h);               /* one run per wake; a yield starts it again */
   notify_arm(admin);             /* before the fills: see the top of the file */
   http__streams_resume_all(admin, 0);
   http__run(admin);

@@ -46,7 +46,7 @@
  * deadline (nothing in flight, no backoff), the backoff (a batch waits to be
  * retried) and, at the runtime's close, the final flush's deadline.
  *
- * Lifetime. Every uv handle (three timers, one poll per socket libcurl opens)
+ * Lifetime. Every uv handle (two timers, an idle handle, one poll per socket libcurl opens)
  * is counted with arbor__runtime_hold / release, so the runtime frees itself
  * only after the exporter has closed them all, and the exporter frees itself
  * with its last handle. At the runtime's close (struct arbor__closer, called
@@ -119,7 +119,7 @@ struct arbor_otlp_s {
   int in_flight;
   struct sock *socks;
 
-  uv_timer_t wake;               /* zero timer: read the ring */
+  uv_idle_t wake;                /* reads the ring on the next loop iteration */
   uv_timer_t flush;              /* batch deadline, backoff, final deadline */
   uv_timer_t curl_timer;         /* libcurl's timeout */
   int handles;                   /* open uv handles (each holds the runtime) */
@@ -371,11 +371,15 @@ static int read_events(struct arbor_otlp_s *o) {
   return 0;
 }
 
-static void on_wake(uv_timer_t *t) {
-  struct arbor_otlp_s *o = t->data;
+/* An idle handle, not a zero timer: on libuv before 1.48 a zero timer started
+ * from a timer callback runs again in the same iteration (libuv/libuv#4245),
+ * so READ_TURN_MAX would not let the loop poll between turns. */
+static void on_wake(uv_idle_t *h) {
+  struct arbor_otlp_s *o = h->data;
+  uv_idle_stop(h);
   arbor__events_arm(o->rt, &o->events);   /* first: an event recorded later fires */
   if (read_events(o))
-    uv_timer_start(&o->wake, on_wake, 0, 0);
+    uv_idle_start(&o->wake, on_wake);     /* more: on the next iteration */
   pump(o);
 }
 
@@ -383,7 +387,7 @@ static void on_wake(uv_timer_t *t) {
 static void on_event(void *arg) {
   struct arbor_otlp_s *o = arg;
   if (o->phase == RUNNING)
-    uv_timer_start(&o->wake, on_wake, 0, 0);
+    uv_idle_start(&o->wake, on_wake);
 }
 
 /* --------------------------------------------------------- requests */
@@ -578,7 +582,7 @@ static void on_runtime_close(struct arbor__closer *c) {
   export_node(o, o->root_id);
   o->phase = FINAL;
   o->retry_wait = 0;
-  uv_timer_stop(&o->wake);
+  uv_idle_stop(&o->wake);
   uv_timer_start(&o->flush, on_flush_timer, o->opts.timeout_ms, 0);
   pump(o);
 }
@@ -698,7 +702,7 @@ int arbor_otlp_start(arbor_runtime_t *rt, const arbor_otlp_opts_t *opts, arbor_o
   o->cursor = es.recorded + 1;   /* nodes that finish from now on */
 
   /* Nothing below can fail: timers init without error (libuv returns 0). */
-  uv_timer_init(o->loop, &o->wake);
+  uv_idle_init(o->loop, &o->wake);
   uv_timer_init(o->loop, &o->flush);
   uv_timer_init(o->loop, &o->curl_timer);
   o->wake.data = o->flush.data = o->curl_timer.data = o;

@@ -845,6 +845,60 @@ static void server_stream_backlog_yields_and_completes(void **state) {
   fx_close(&f);
 }
 
+/* A stream that yields lets the loop poll before it goes on: each 64 KiB turn
+ * in a loop iteration of its own. Counted with a prepare handle (it runs once
+ * per iteration, just before the poll). A zero timer restarted from a timer
+ * callback runs again in the same iteration on libuv < 1.48 (libuv#4245), so
+ * a yield by timer sent a whole backlog in one or two iterations. */
+static unsigned yield_iterations, yield_last_seen, yield_turns_seen;
+static void yield_count(uv_prepare_t *p) {
+  (void)p;
+  yield_iterations++;
+}
+
+static ssize_t yield_fill(void *state, char *buf, size_t max, int heartbeat) {
+  if (yield_last_seen != yield_iterations) {
+    yield_last_seen = yield_iterations;
+    yield_turns_seen++;          /* the first fill in a new iteration */
+  }
+  return ts_fill(state, buf, max, heartbeat);
+}
+
+static const struct http_stream_ops yield_ops = {yield_fill, ts_done_cb};
+
+static enum MHD_Result yield_handler(struct http_req *r) {
+  return http_stream(r, "text/event-stream", &yield_ops, &ts, 0);
+}
+
+static const struct http_route yield_routes[] = {{"GET", "/test/stream", yield_handler}};
+
+static void server_stream_yield_lets_the_loop_poll(void **state) {
+  struct fx f;
+  fx_open(&f, NULL);
+  ts_reset(0);
+  http__test_routes(yield_routes, 1);
+  yield_iterations = yield_last_seen = yield_turns_seen = 0;
+  uv_prepare_t prep;
+  uv_prepare_init(&f.loop, &prep);
+  uv_prepare_start(&prep, yield_count);
+  enum { N = 200000 };           /* about 2.5 MB: 37 turns of 64 KiB */
+  ts.pending = N;
+  struct httpc_call *c = ts_begin(&f, N);
+  httpc_wait(c, NULL, NULL);
+  long status;
+  char *body;
+  assert_int_eq(httpc_end(c, &status, &body, NULL), 0);
+  assert_int_eq(status, 200);
+  size_t len = strlen(body);
+  free(body);
+  /* every turn began in an iteration of its own (a slow client only adds
+   * iterations: the stream then waits for the socket) */
+  assert_true(yield_turns_seen >= len / (64 * 1024));
+  uv_close((uv_handle_t *)&prep, NULL);
+  http__test_routes(NULL, 0);
+  fx_close(&f);
+}
+
 static void server_stream_woken_by_new_event(void **state) {
   struct fx f;
   fx_open(&f, NULL);
@@ -930,6 +984,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(server_stream_heartbeat_when_idle),
     cmocka_unit_test(server_stream_suspended_client_gone_frees_slot),
     cmocka_unit_test(server_stream_backlog_yields_and_completes),
+    cmocka_unit_test(server_stream_yield_lets_the_loop_poll),
     cmocka_unit_test(server_stream_woken_by_new_event),
     cmocka_unit_test(server_head_of_stream_calls_done),
     cmocka_unit_test(server_handler_without_response_is_500),
