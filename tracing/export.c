@@ -14,7 +14,9 @@
 
 #define PIECE (32 * 1024)        /* bytes formatted per refill, about */
 
-enum { PHASE_BEGIN, PHASE_NODES, PHASE_END, PHASE_DONE };
+/* Chrome's track metadata goes out in pieces too: one wide group gives a
+ * track per node (100,000 tracks: 10 MB of metadata). */
+enum { PHASE_BEGIN, PHASE_TRACKS, PHASE_NODES, PHASE_END, PHASE_DONE };
 
 int trace_export_init(struct trace_export *x, arbor_node_t *root, arbor_trace_format_t format,
                       const char *service_name) {
@@ -45,7 +47,15 @@ static void refill(struct trace_export *x) {
       chrome_begin(w, &x->snap);
     else
       otlp_begin(w, &x->snap.res);
-    x->phase = PHASE_NODES;
+    x->phase = chrome ? PHASE_TRACKS : PHASE_NODES;
+    break;
+  case PHASE_TRACKS:
+    while (x->next < x->snap.ntracks && w->len < PIECE)
+      chrome_track(w, &x->snap, x->next++);
+    if (x->next == x->snap.ntracks) {
+      x->next = 0;
+      x->phase = PHASE_NODES;
+    }
     break;
   case PHASE_NODES:
     while (x->next < x->snap.nnodes && w->len < PIECE) {

@@ -127,11 +127,14 @@ void otlp_end(struct jw *w);
 
 /* Assigns every node a track (tid) so that slices on one track nest and never
  * overlap: a child shares its parent's track unless it overlaps an earlier
- * sibling there, then takes one of its parent's extra lanes that is free by
- * its start, or a new one. Returns the number of tracks, or ARBOR_ENOMEM. */
+ * sibling there, then takes the parent's extra lane that freed first if it is
+ * free by its start, or a new one (O(n log n)). Returns the number of tracks,
+ * or ARBOR_ENOMEM. */
 int chrome_assign_tracks(struct trace_snapshot *s);
-/* {"displayTimeUnit":"ms","otherData":{...},"traceEvents":[ + the metadata */
+/* {"displayTimeUnit":"ms","otherData":{...},"traceEvents":[ + the process name */
 void chrome_begin(struct jw *w, const struct trace_snapshot *s);
+/* Track i's metadata: its thread name and sort index. */
+void chrome_track(struct jw *w, const struct trace_snapshot *s, size_t i);
 /* Node i's slice and its instant events. */
 void chrome_node(struct jw *w, const struct trace_snapshot *s, size_t i);
 /* ]} */
@@ -144,7 +147,7 @@ struct trace_export {
   struct trace_snapshot snap;
   arbor_trace_format_t format;
   struct jw w;
-  size_t next;                   /* the next node to write */
+  size_t next;                   /* the next track (Chrome), then node, to write */
   int phase;                     /* 0: begin, 1: nodes, 2: end, 3: done */
   size_t off;                    /* bytes of w's text already handed out */
 };
