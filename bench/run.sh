@@ -488,8 +488,6 @@ fi
 # arbor_trace_write to /dev/null, GET /api/v1/trace from a client thread and the
 # loop's longest stall meanwhile; GET /metrics TRACE_METRICS_CALLS (1000) times.
 # Method: bench/bench_trace.c's top. TRACE_RAW=FILE keeps the RESULT lines.
-# The one-group shape takes about 35 s a run (Chrome's track layout is
-# quadratic in concurrent siblings: docs/PERFORMANCE.md).
 if [ "${TRACE:-1}" != 0 ]; then
   TRB=$BUILD/bench/bench_trace
   T_REPS=${TRACE_REPS:-$REPS}
