@@ -33,7 +33,8 @@ static void logf_(const char *what, const char *name) {
 enum {
   P_FOREVER,        /* ready, then sleeps until cancelled */
   P_FAIL_FIRST,     /* the first run fails with -EIO, later runs are P_FOREVER */
-  P_FAIL_FIRST_LATE, /* the same, 5 ms into the first run (its siblings all started) */
+  P_FAIL_FIRST_LATE, /* the same, once `after` has run (not after a set time:
+                       a loaded machine can take longer to start a sibling) */
   P_FAIL_ALWAYS,    /* every run fails with -EIO */
   P_EXIT_OK,        /* every run returns 0 at once */
   P_EXIT_OK_FIRST,  /* the first run returns 0, later runs are P_FOREVER */
@@ -53,6 +54,7 @@ typedef struct {
   int runs;
   int stops;                     /* runs that saw ECANCELED */
   uint64_t ms;
+  const void *after;             /* P_FAIL_FIRST_LATE: the body_t to wait for */
 } body_t;
 
 static int sleep_forever(arbor_ctx_t *cx, body_t *b) {
@@ -97,7 +99,10 @@ static int body(arbor_ctx_t *cx, void *arg) {
     break;
   case P_FAIL_FIRST_LATE:
     if (run == 1) {
-      arbor_sleep(cx, 5);
+      const body_t *after = b->after;
+      do
+        arbor_sleep(cx, 1);
+      while (after != NULL && after->runs == 0);
       return -EIO;
     }
     break;
@@ -316,6 +321,7 @@ static void strategy_one_for_all_restarts_all_in_order(void **state) {
   OPEN(loop, rt);
   body_t a = {.name = "A", .plan = P_FOREVER}, b = {.name = "B", .plan = P_FAIL_FIRST}, c = {.name = "C", .plan = P_FOREVER};
   b.plan = P_FAIL_FIRST_LATE;
+  b.after = &c;
   arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ALL, 0);
   arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
   arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
@@ -337,6 +343,7 @@ static void strategy_rest_for_one_restarts_later_children(void **state) {
   OPEN(loop, rt);
   body_t a = {.name = "A", .plan = P_FOREVER}, b = {.name = "B", .plan = P_FAIL_FIRST}, c = {.name = "C", .plan = P_FOREVER};
   b.plan = P_FAIL_FIRST_LATE;
+  b.after = &c;
   arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_REST_FOR_ONE, 0);
   arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
   add(g, &b, ARBOR_PERMANENT);
