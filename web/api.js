@@ -72,6 +72,14 @@ export const api = {
     return body;
   },
 
+  // GET a text resource (/metrics); rejects like get().
+  async text(path) {
+    const res = await fetch(path, { cache: 'no-store' });
+    const body = await res.text();
+    if (!res.ok) throw new ApiError(res.status, null);
+    return body;
+  },
+
   // POST with no body. Resolves with {status, body} whatever the status, so the
   // caller can show a 409's message; on 401 it asks for the token and retries
   // once with it.

@@ -111,6 +111,8 @@ function reload() {
     stream.buffer = [];
     for (const ev of buffered) apply(ev);
     stream.reloading = null;
+    retention.evicted = null;
+    followEvictions();
     view.requestRender();
     firstRender();
     readyAsked = 0;
@@ -162,6 +164,29 @@ async function refreshStale() {
     }
   }
   view.requestRender();
+}
+
+// Finished nodes leave the server's retention silently (no event). Its
+// counter of evictions (/metrics) says how many went since we last looked;
+// the oldest finished go first there, so the page drops as many of its own
+// oldest. Evictions from before the snapshot are in the baseline.
+const retention = { evicted: null };
+const EVICTED_RE = /^arbor_nodes_evicted_total (\d+)\s*$/m;
+async function followEvictions() {
+  let text;
+  try {
+    text = await api.text('/metrics');
+  } catch {
+    return;
+  }
+  const m = EVICTED_RE.exec(text);
+  if (!m || !stream.ready) return;
+  const evicted = Number(m[1]);
+  if (retention.evicted !== null && evicted > retention.evicted) {
+    model.evictOldest(evicted - retention.evicted);
+    view.requestRender();
+  }
+  retention.evicted = evicted;
 }
 
 // --- first render and deep links -------------------------------------------
@@ -395,8 +420,9 @@ api.askToken = () => new Promise((resolve) => {
 // --- start ------------------------------------------------------------------
 
 let summaryChange = -1;
+let second = 0;
 setInterval(() => {
-  model.evict();
+  if (++second % 2 === 0) followEvictions();
   updateSummary();
   updateReady();
   view.tick();

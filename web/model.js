@@ -14,8 +14,9 @@ export const KINDS = ['root', 'supervisor', 'service', 'group', 'task', 'process
 const RANK = Object.fromEntries(STATES.map((s, i) => [s, i]));
 
 const PAGE = 1000;               // the API's largest page
+const WORKERS = 3;               // loader requests in flight at once
 const MAX_NODES = 50000;         // the loader stops filling past this
-export const KEEP_FINISHED = 4096;  // finished nodes the client keeps (the server keeps 1024 by default)
+const MAX_FINISHED = 100000;     // finished nodes the page keeps at most
 
 // Wall-clock ms of an RFC 3339 time (nanoseconds are dropped), or null.
 export function wallMs(text) {
@@ -167,15 +168,21 @@ export class TreeModel {
     return true;
   }
 
-  // Drops the oldest finished nodes (with their subtrees, all finished by
-  // rule 1) once more than keep are held, as the server's retention does.
-  evict(keep = KEEP_FINISHED) {
-    let excess = this.counts.FINISHED - keep;
-    while (excess > 0 && this.finishedOrder.length > 0) {
+  // Drops the n oldest finished nodes (with their subtrees, finished before
+  // them by rule 1): the server evicted that many from its retention, oldest
+  // first (app.js learns it from /metrics). Past MAX_FINISHED the page drops
+  // them by itself, whatever the server keeps.
+  evictOldest(n) {
+    n = Math.max(n, this.counts.FINISHED - MAX_FINISHED);
+    if (n <= 0) return;
+    // Snapshots add finished nodes in tree order: put them in finishing order.
+    const since = (id) => this.nodes.get(id)?.since ?? 0;
+    this.finishedOrder.sort((a, b) => since(a) - since(b));
+    while (n > 0 && this.finishedOrder.length > 0) {
       const id = this.finishedOrder.shift();
       const rec = this.nodes.get(id);
       if (!rec || rec.state !== 'FINISHED' || id === this.rootId) continue;
-      excess -= this.remove(rec);
+      n -= this.remove(rec);
     }
   }
 
@@ -239,7 +246,7 @@ export class Loader {
     this.api = api;
     this.onProgress = onProgress;
     this.queue = [];             // ids with children still to load
-    this.busy = false;
+    this.busy = 0;               // requests in flight
     this.generation = 0;         // a reload makes older answers stale
     this.rootCreated = null;
   }
@@ -287,26 +294,34 @@ export class Loader {
   }
 
   get loading() {
-    return this.busy || this.queue.length > 0;
+    return this.busy > 0 || this.queue.length > 0;
   }
 
-  async pump() {
-    if (this.busy) return;
-    this.busy = true;
-    const gen = this.generation;
+  // Works the queue with WORKERS requests in flight: enough to hide each
+  // round trip, few enough to leave the browser's other connections (six per
+  // origin; the event stream holds one) to the page.
+  pump() {
+    while (this.busy < WORKERS && this.queue.length > 0 && this.model.size < MAX_NODES) {
+      this.busy++;
+      this.work(this.generation).finally(() => {
+        this.busy--;
+        if (this.onProgress) this.onProgress();
+      });
+    }
+  }
+
+  async work(gen) {
     try {
       while (this.queue.length && gen === this.generation && this.model.size < MAX_NODES) {
         const id = this.queue.shift();
         const rec = this.model.nodes.get(id);
         if (!rec || rec.unloaded <= 0) continue;
         await this.loadChildren(rec, gen);
+        this.pump();             // what it queued may keep more workers busy
         if (this.onProgress) this.onProgress();
       }
     } catch {
       // The server went away mid-load; the reconnect's reload starts over.
-    } finally {
-      this.busy = false;
-      if (this.onProgress) this.onProgress();
     }
   }
 
