@@ -422,9 +422,12 @@ api.askToken = () => new Promise((resolve) => {
 let summaryChange = -1;
 let second = 0;
 setInterval(() => {
-  if (++second % 2 === 0) followEvictions();
+  // While the stream is down the server is likely down too: no polling
+  // into the void (each refused request is a console error).
+  const live = $('conn-status').dataset.status === 'live';
+  if (live && ++second % 2 === 0) followEvictions();
   updateSummary();
-  updateReady();
+  if (live) updateReady();
   view.tick();
 }, 1000);
 setInterval(() => {

@@ -164,7 +164,7 @@ export function mountDetail(panel, { api, onSelect, onClose, onFocusTimeline }) 
       els.errorSection.hidden = !err;
       els.chain.replaceChildren(...(err ? [renderError(err, onSelect)] : []));
     });
-    section('wait', n.fiber, drawWait);
+    drawWait(n.fiber);           // small, and its "for how long" moves on
     section('service', n.service, drawService);
     section('history', n.history, drawHistory);
 
