@@ -230,7 +230,7 @@ function openFromHash() {
 
 // Selects a node everywhere: the tree's cursor, the detail panel, the URL.
 function openNode(id) {
-  view.select(id);
+  view.select(id, { center: true });
   detail.show(id);
   setHash(id);
 }

@@ -189,12 +189,7 @@ export function mountDetail(panel, { api, onSelect, onClose, onFocusTimeline }) 
   }
 
   function drawFields(rows) {
-    els.fields.replaceChildren(...rows.flatMap(([k, v]) => {
-      const dd = document.createElement('dd');
-      if (v && v.link) dd.append(nodeLink(v.link, onSelect));
-      else dd.textContent = v;
-      return [el('dt', '', k), dd];
-    }));
+    els.fields.replaceChildren(...definitions(rows, onSelect));
   }
 
   function drawWait(f) {
@@ -229,12 +224,7 @@ export function mountDetail(panel, { api, onSelect, onClose, onFocusTimeline }) 
       ['tasks', `${s.tasks_finished} of ${s.tasks_total} finished`],
     ];
     if (s.strategy) rows.push(['strategy', `${s.strategy}, at most ${s.intensity} restarts in ${s.period_ms} ms`]);
-    els.service.replaceChildren(...rows.flatMap(([k, v]) => {
-      const dd = document.createElement('dd');
-      if (v && v.link) dd.append(nodeLink(v.link, onSelect));
-      else dd.textContent = v;
-      return [el('dt', '', k), dd];
-    }));
+    els.service.replaceChildren(...definitions(rows, onSelect));
   }
 
   function drawHistory(h) {
@@ -436,6 +426,17 @@ export function ask(dialog, message) {
     dialog.addEventListener('close', onClose);
     dialog.showModal();
     no.focus();                  // the harmless answer is the default one
+  });
+}
+
+// <dt>/<dd> pairs of [label, value] rows; a value {link: id} is a node link.
+// (Not `v.link`: every string has a link() method, the old HTML helper.)
+function definitions(rows, onSelect) {
+  return rows.flatMap(([k, v]) => {
+    const dd = document.createElement('dd');
+    if (typeof v === 'object' && v !== null) dd.append(nodeLink(v.link, onSelect));
+    else dd.textContent = String(v);
+    return [el('dt', '', k), dd];
   });
 }
 

@@ -59,13 +59,34 @@ export class TreeView {
     });
   }
 
+  // Rows come and go above and within the viewport while the loader fills
+  // the tree and events add nodes. The selected row, when in view, keeps its
+  // place on screen (else the row at the top does), so what the operator
+  // reads, or a deep-linked row, does not slide away. Scrolled to the very
+  // top with nothing selected in view, the view stays at the top.
   rebuildFlat() {
+    const top = this.el.scrollTop;
+    const anchor = this.anchorRow(top);
     this.flat = flatten(this.model, this.collapsed, this.matcher);
     this.rowIndex.clear();
     this.flat.forEach((item, i) => {
       if (item.id !== undefined) this.rowIndex.set(item.id, i);
     });
     this.spacer.style.height = `${this.flat.length * ROW_H}px`;
+    if (anchor && this.rowIndex.has(anchor.id)) {
+      const now = this.rowIndex.get(anchor.id);
+      if (now !== anchor.idx) this.el.scrollTop = top + (now - anchor.idx) * ROW_H;
+    }
+  }
+
+  // {id, idx}: the row to hold in place across a rebuild, or null.
+  anchorRow(top) {
+    const sel = this.rowIndex.get(this.selected);
+    const first = Math.floor(top / ROW_H);
+    const last = Math.floor((top + this.el.clientHeight) / ROW_H) - 1;
+    if (sel !== undefined && sel >= first && sel <= last) return { id: this.selected, idx: sel };
+    const item = top > 0 ? this.flat[first] : undefined;
+    return item && item.id !== undefined ? { id: item.id, idx: first } : null;
   }
 
   render() {
@@ -177,14 +198,17 @@ export class TreeView {
     this.requestRender();
   }
 
-  select(id, { scroll = true } = {}) {
+  // scroll: bring the row into view; center: in the middle of the view when
+  // it was out of sight (a jump from a link), rather than at the edge (a step
+  // of the keyboard's cursor).
+  select(id, { scroll = true, center = false } = {}) {
     this.selected = id;
-    if (scroll) this.reveal(id);
+    if (scroll) this.reveal(id, center);
     this.requestRender();
   }
 
   // Expands id's ancestors and scrolls its row into view.
-  reveal(id) {
+  reveal(id, center = false) {
     for (const a of this.model.path(id).slice(0, -1)) if (this.collapsed.delete(a)) this.layout++;
     if (this.flatKey !== this.flatKeyNow()) {
       this.rebuildFlat();
@@ -194,7 +218,9 @@ export class TreeView {
     if (idx === undefined) return;
     const top = idx * ROW_H;
     const view = this.el.clientHeight;
-    if (top < this.el.scrollTop) this.el.scrollTop = top;
+    const out = top < this.el.scrollTop || top + ROW_H > this.el.scrollTop + view;
+    if (out && center) this.el.scrollTop = Math.max(0, top - Math.floor((view - ROW_H) / 2));
+    else if (top < this.el.scrollTop) this.el.scrollTop = top;
     else if (top + ROW_H > this.el.scrollTop + view) this.el.scrollTop = top + ROW_H - view;
   }
 
