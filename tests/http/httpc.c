@@ -66,10 +66,12 @@ static int buf_add(struct buf *b, const char *p, size_t n) {
   return 0;
 }
 
-/* Counts "\n\n" ends of blocks in the whole body (simple and exact). */
-static size_t count_blocks(const struct buf *b) {
+/* Counts "\n\n" ends of blocks in the body from byte `from` on (a pair that
+ * straddles `from` counts: data[from - 1] is looked at). Only the new bytes
+ * are scanned each time, so a long stream in small pieces stays linear. */
+static size_t count_blocks(const struct buf *b, size_t from) {
   size_t n = 0;
-  for (size_t i = 1; i < b->len; i++)
+  for (size_t i = from > 1 ? from : 1; i < b->len; i++)
     if (b->data[i] == '\n' && b->data[i - 1] == '\n')
       n++;
   return n;
@@ -80,10 +82,11 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg) {
   size_t n = size * nmemb;
   pthread_mutex_lock(&c->mu);
   int stop = c->cancel;
+  size_t had = c->resp.len;
   if (!stop && buf_add(&c->resp, p, n) != 0)
     stop = 1;
   if (!stop) {
-    c->events = count_blocks(&c->resp);
+    c->events += count_blocks(&c->resp, had);
     if ((c->max_events > 0 && c->events >= c->max_events) ||
         (c->max_bytes > 0 && c->resp.len >= c->max_bytes)) {
       c->cut = 1;
