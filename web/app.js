@@ -205,7 +205,14 @@ function firstRender() {
   if (!view.selected && model.rootId !== null) view.select(model.rootId, { scroll: false });
 }
 
+let countsPainted = -1;
 function onFrame() {
+  // The counts change with the tree, so they are painted with it: in the
+  // same frame as the rows, never a timer's tick behind them.
+  if (model.changed !== countsPainted) {
+    countsPainted = model.changed;
+    for (const s of STATES) $(`count-${s}`).textContent = String(model.counts[s]);
+  }
   // For the benchmark and the curious: how far behind the newest event the
   // view is when it paints (stays small when it keeps up).
   if (stream.lastEventMs !== null) treeEl.dataset.lagMs = String(Math.max(0, Date.now() - stream.lastEventMs));
@@ -258,7 +265,6 @@ function seedFailures() {
 }
 
 function updateSummary() {
-  for (const s of STATES) $(`count-${s}`).textContent = String(model.counts[s]);
   const now = Date.now();
   for (const [id, t] of failures) if (t < now - FAILURE_WINDOW_MS) failures.delete(id);
   $('failures-1m').textContent = String(failures.size);
@@ -419,7 +425,6 @@ api.askToken = () => new Promise((resolve) => {
 
 // --- start ------------------------------------------------------------------
 
-let summaryChange = -1;
 let second = 0;
 setInterval(() => {
   // While the stream is down the server is likely down too: no polling
@@ -430,12 +435,6 @@ setInterval(() => {
   if (live) updateReady();
   view.tick();
 }, 1000);
-setInterval(() => {
-  if (model.changed !== summaryChange) {
-    summaryChange = model.changed;
-    for (const s of STATES) $(`count-${s}`).textContent = String(model.counts[s]);
-  }
-}, 250);
 
 api.events(onEvent, onStatus);
 updateSummary();

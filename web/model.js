@@ -14,7 +14,7 @@ export const KINDS = ['root', 'supervisor', 'service', 'group', 'task', 'process
 const RANK = Object.fromEntries(STATES.map((s, i) => [s, i]));
 
 const PAGE = 1000;               // the API's largest page
-const WORKERS = 3;               // loader requests in flight at once
+const WORKERS = 4;               // loader requests in flight at once
 const MAX_NODES = 50000;         // the loader stops filling past this
 const MAX_FINISHED = 100000;     // finished nodes the page keeps at most
 
