@@ -302,7 +302,7 @@ check: all tests
 # of its own variant, so they can also be run one by one.
 OPT_CC ?= gcc
 ASAN_CC ?= clang
-.PHONY: test test-opt test-asan test-builds test-install test-valgrind check-symbols
+.PHONY: test test-opt test-asan test-builds test-install test-valgrind check-symbols test-web
 
 test-opt:
 	$(Q)$(MAKE) --no-print-directory CC=$(OPT_CC) SANITIZE= check
@@ -331,11 +331,18 @@ test-valgrind:
 	$(Q)RT_LOGDIR=build/$(OPT_CC)-opt/test-logs-valgrind TEST_JOBS=$(TEST_JOBS) \
 	  TEST_WRAPPER='$(VALGRIND)' tests/run-tests.sh build/$(OPT_CC)-opt $$(( $(TEST_TIMEOUT) * 5 ))
 
+# The dashboard in headless Chromium against the optimised daemon (tests/web/run.sh).
+# Without Node, Chromium or tests/web/node_modules its tests count as skipped
+# (exit 77), never as passed, and the stage does not fail.
+test-web:
+	$(Q)$(MAKE) --no-print-directory CC=$(OPT_CC) SANITIZE= all
+	$(Q)bash tests/web/run.sh build/$(OPT_CC)-opt; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 77 ]
+
 # make test: everything CI checks. A failing stage does not stop the later ones (a
 # failure under gcc says little about clang, and the totals should count every
 # test), but make test fails if any stage failed. The last line totals the test
 # cases of both runs, from the summary file run-tests.sh leaves in each build dir.
-TEST_STAGES := test-opt check-symbols test-asan test-builds test-install test-valgrind
+TEST_STAGES := test-opt check-symbols test-web test-asan test-builds test-install test-valgrind
 test:
 	$(Q)rm -f build/*/test-logs*/summary
 	$(Q)failed=; \
@@ -432,6 +439,7 @@ help:
 	@echo '  make test-builds     the other two variants, build only'
 	@echo '  make check-symbols   the .so exports exactly the ARBOR_EXTERN API'
 	@echo '  make test-install    install to a temp prefix, build a pkg-config consumer'
+	@echo '  make test-web        the dashboard in headless Chromium (tests/web; skipped without it)'
 	@echo 'make test-valgrind   the tests under valgrind (slow; not part of make test)'
 	@echo 'make bench           build bench/*.c and run bench/run.sh'
 	@echo 'make run             install missing packages, build, run $(RUN_CMD)'
