@@ -266,6 +266,19 @@ export const rowByName = (page, name) =>
     has: page.locator('[data-testid="row-name"]', { hasText: new RegExp(`^\\s*${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`) }),
   });
 
+// The tree renders only the rows in view: a row that is not in the DOM is
+// brought there by selecting its node (the deep link scrolls it into view).
+export async function showRow(page, id, timeout = 5000) {
+  const row = rowById(page, id);
+  if (await row.count() === 0) {
+    // (The same hash again would change nothing: step off it first.)
+    if (await page.evaluate((h) => location.hash === h, `#/node/${id}`)) await page.evaluate(() => { location.hash = '#/'; });
+    await page.evaluate((h) => { location.hash = h; }, `#/node/${id}`);
+    await row.waitFor({ state: 'attached', timeout });
+  }
+  return row;
+}
+
 // Loads the dashboard (optionally a hash like #/node/12) and waits until the
 // tree has rows and the event stream is live.
 export async function loadDashboard(page, base, hash = '') {

@@ -1,7 +1,7 @@
 // Cancel from the UI: the button asks first (confirm-no sends nothing), then
 // confirm-ok posts the cancel, the result shows 202, and the API reports the
 // node FINISHED / CANCELLED; the row says so too.
-import { test, assert, log, loadDashboard, selectNode, findNode, apiGet, rowById, waitUntil, waitForText } from './lib.mjs';
+import { test, assert, log, loadDashboard, selectNode, findNode, apiGet, rowById, showRow, waitUntil, waitForText } from './lib.mjs';
 
 await test('web_cancel_from_ui_cancels_node', async (t) => {
   await t.arbor();

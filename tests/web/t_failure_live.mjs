@@ -8,7 +8,7 @@
 // the event's arrival in Node to the moment a MutationObserver in the page saw
 // the row change (both wall-clock ms on one machine), and also from the event's
 // own time (when arbor recorded it).
-import { test, assert, log, loadDashboard, rowById, findNode, followEvents, apiPost, waitUntil } from './lib.mjs';
+import { test, assert, log, loadDashboard, rowById, showRow, findNode, followEvents, apiPost, waitUntil } from './lib.mjs';
 
 const LIMIT_MS = 1000;
 
@@ -56,9 +56,9 @@ await test('web_failure_appears_live_within_1s', async (t) => {
   for (let i = 0; i < 2; i++) {
     const started = await nextEvent((d) => d.parent_id === crasher.id && d.kind === 'process' && d.to === 'STARTED', 15000, 'crasher incarnation STARTED');
     const id = started.data.node_id;
-    const shown = await rowById(page, id).waitFor({ state: 'attached', timeout: LIMIT_MS }).then(() => true, () => false);
+    const shown = await showRow(page, id, LIMIT_MS).then(() => true, () => false);
     if (!shown) {
-      log(`crasher incarnation ${id} has no row (its service is collapsed): measured by cancel below`);
+      log(`crasher incarnation ${id} got no row within ${LIMIT_MS} ms: measured by cancel below`);
       break;
     }
     const failed = nextEvent((d) => d.node_id === id && d.to === 'FINISHED', 15000, `incarnation ${id} FINISHED`);
@@ -71,7 +71,7 @@ await test('web_failure_appears_live_within_1s', async (t) => {
 
   // (2) A cancel: the service's row goes FINISHED / CANCELLED.
   const retry = await findNode(t.base, 'retry', 'service');
-  await rowById(page, retry.id).waitFor({ state: 'attached' });
+  await showRow(page, retry.id);
   const finished = nextEvent((d) => d.node_id === retry.id && d.to === 'FINISHED', 10000, 'retry FINISHED');
   const dom = whenInDom(page, `[data-testid="tree-row"][data-id="${retry.id}"][data-state="FINISHED"][data-outcome="CANCELLED"]`, 15000);
   const r = await apiPost(t.base, `/api/v1/nodes/${retry.id}/cancel`);

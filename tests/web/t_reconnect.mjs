@@ -2,11 +2,11 @@
 // "reconnecting"; with a new one on the same port, it says "live" again and the
 // tree is reloaded from the new server (a service cancelled on the old one is
 // running again).
-import { test, assert, log, loadDashboard, findNode, apiPost, rowById, stopArbor, waitUntil, waitForText, LIVE, RECONNECTING } from './lib.mjs';
+import { test, assert, log, loadDashboard, findNode, apiPost, showRow, stopArbor, waitUntil, waitForText, LIVE, RECONNECTING } from './lib.mjs';
 
 await test('web_reconnects_after_server_restart', async (t) => {
   const first = await t.arbor();
-  const { page } = await t.page();
+  const { page } = await t.page({ width: 1280, height: 1600 });
   const retry = await waitUntil('retry STARTED', async () => {
     const n = await findNode(t.base, 'retry', 'service');
     return n.state === 'STARTED' && n;
@@ -14,7 +14,7 @@ await test('web_reconnects_after_server_restart', async (t) => {
   await loadDashboard(page, t.base);
   const r = await apiPost(t.base, `/api/v1/nodes/${retry.id}/cancel`);
   assert(r.status === 202, `cancel retry: ${r.status}`);
-  await waitUntil('retry CANCELLED in the row', async () => await rowById(page, retry.id).getAttribute('data-outcome') === 'CANCELLED');
+  await waitUntil('retry CANCELLED in the row', async () => await (await showRow(page, retry.id)).getAttribute('data-outcome') === 'CANCELLED');
 
   const status = page.getByTestId('conn-status');
   const exit = await stopArbor(first);
@@ -33,8 +33,8 @@ await test('web_reconnects_after_server_restart', async (t) => {
     return n.state === 'STARTED' && n;
   });
   await waitUntil('the tree reloaded: retry STARTED again', async () => {
-    const row = rowById(page, again.id);
-    return await row.count() === 1 && await row.getAttribute('data-state') === 'STARTED' &&
+    const row = await showRow(page, again.id);
+    return await row.getAttribute('data-state') === 'STARTED' &&
       await row.getAttribute('data-outcome') !== 'CANCELLED';
   }, { timeoutMs: 15000 });
 });

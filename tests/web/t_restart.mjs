@@ -1,6 +1,6 @@
 // Restart from the UI keeps the node's id and raises its restart count, in the
 // API and in the row.
-import { test, assert, log, loadDashboard, selectNode, findNode, apiGet, rowById, waitUntil, waitForText } from './lib.mjs';
+import { test, assert, log, loadDashboard, selectNode, findNode, apiGet, rowById, showRow, waitUntil, waitForText } from './lib.mjs';
 
 await test('web_restart_keeps_id_raises_count', async (t) => {
   await t.arbor();
@@ -13,7 +13,7 @@ await test('web_restart_keeps_id_raises_count', async (t) => {
   await selectNode(page, hb.id);
   const before = (await apiGet(t.base, `/api/v1/nodes/${hb.id}`)).restarts;
   // (A count of 0 may be shown as nothing.)
-  await rowById(page, hb.id).getByTestId('row-restarts').waitFor({ state: 'attached' });
+  await (await showRow(page, hb.id)).getByTestId('row-restarts').waitFor({ state: 'attached' });
   if (before > 0) await waitForText(rowById(page, hb.id).getByTestId('row-restarts'), new RegExp(`(^|\\D)${before}(\\D|$)`));
 
   await page.getByTestId('btn-restart').click();

@@ -1,13 +1,13 @@
 // The tree shows the demo's services (cmd/demo.h): a row each, kind service,
 // with the state the API reports; the supervisors demo and net as supervisors.
-import { test, assert, log, loadDashboard, rowById, rowByName, treeNodes, waitUntil } from './lib.mjs';
+import { test, assert, log, loadDashboard, rowById, rowByName, showRow, treeNodes, waitUntil } from './lib.mjs';
 
 const SERVICES = ['db-sync', 'heartbeat', 'peer-manager', 'peer-client', 'retry', 'breaker', 'crasher'];
 
 await test('web_tree_shows_demo_services', async (t) => {
   await t.arbor();
   // Tall enough that every demo row is on screen (the tree renders what is visible).
-  const { page } = await t.page({ width: 1280, height: 1600 });
+  const { page } = await t.page({ width: 1280, height: 2000 });
   await loadDashboard(page, t.base);
   const nodes = await waitUntil('every demo service in the API', async () => {
     const all = await treeNodes(t.base);
@@ -16,7 +16,11 @@ await test('web_tree_shows_demo_services', async (t) => {
   for (const name of SERVICES) {
     const n = nodes.find((x) => x.name === name && x.kind === 'service');
     const row = rowById(page, n.id);
-    await row.waitFor({ state: 'attached' });
+    const onScreen = await row.waitFor({ state: 'attached', timeout: 3000 }).then(() => true, () => false);
+    if (!onScreen) {
+      log(`${name}: row ${n.id} not on the first screen; selected to bring it into view`);
+      await showRow(page, n.id);
+    }
     assert(await row.getAttribute('data-kind') === 'service', `${name}'s row has data-kind=service`);
     const shown = (await row.getByTestId('row-name').textContent()).trim();
     assert(shown === name, `row ${n.id} shows the name ${name}, not ${JSON.stringify(shown)}`);
@@ -28,7 +32,7 @@ await test('web_tree_shows_demo_services', async (t) => {
   for (const name of ['demo', 'net']) {
     const n = nodes.find((x) => x.name === name && x.kind === 'supervisor');
     assert(n, `the API has the supervisor ${name}`);
-    await rowById(page, n.id).waitFor({ state: 'attached' });
+    await showRow(page, n.id);
     assert(await rowById(page, n.id).getAttribute('data-kind') === 'supervisor', `${name}'s row has data-kind=supervisor`);
   }
   // A long-running service shows STARTED, as the API says.
