@@ -4,7 +4,9 @@
 // bench_web_tree (a NODES-node tree and an event generator, no demo noise).
 //
 //   node bench/web_render.mjs [BUILD_DIR]     env: REPS (5), NODES (10000),
-//        WEB_RATE (1000 events/s), WEB_SECONDS (30), WEB_VIEWPORT (1280x800)
+//        WEB_GROUPS (100: the tree is the root, 100 groups of 98 waiting tasks and
+//        the generator's group), WEB_RATE (1000 events/s), WEB_SECONDS (30),
+//        WEB_VIEWPORT (1280x800)
 //
 // render  Time to first render of the NODES-node tree, REPS times, each in a
 //         fresh browser context (empty cache) on the same server: from the
@@ -20,11 +22,13 @@
 //         seq each has handled, and a sample of handling lags (handler end minus
 //         the event's own time, both wall clocks of this machine). Every second:
 //         backlog = events the server recorded (its "stats") - the last seq the
-//         page handled; and the DOM's node count (the summary's sum) against the
-//         server's. No growing backlog: the backlog's mean over the last third
+//         page handled; and the summary's FINISHED count against the server's
+//         (the generator's tasks finish at once; a page that keeps fewer
+//         finished nodes than the server shows as a constant gap once full,
+//         a page that lags as a growing one). No growing backlog: the backlog's mean over the last third
 //         is not above the first third's by more than a second's worth of events,
-//         and after the generator stops the page catches up (seq and summary
-//         equal the server's) within 2 s. Also frames per second and long tasks
+//         and after the generator stops the page catches up (the last seq, and
+//         the summary's counts of live nodes equal the server's) within 2 s. Also frames per second and long tasks
 //         (> 50 ms) while it runs.
 // Prints RESULT lines, then medians (min-max). Not a test: figures go to
 // docs/PERFORMANCE.md by hand. Exit 77 when Chromium or playwright-core is absent.
@@ -34,6 +38,7 @@ import { root, startArbor, stopArbor, launchBrowser, Skip, waitUntil } from '../
 const build = path.resolve(root, process.argv[2] || 'build/gcc-opt');
 const REPS = Number(process.env.REPS || 5);
 const NODES = Number(process.env.NODES || 10000);
+const GROUPS = Number(process.env.WEB_GROUPS || 100);
 const RATE = Number(process.env.WEB_RATE || 1000);
 const SECONDS = Number(process.env.WEB_SECONDS || 30);
 const [VW, VH] = (process.env.WEB_VIEWPORT || '1280x800').split('x').map(Number);
@@ -45,17 +50,22 @@ const STATES = ['CREATED', 'STARTING', 'STARTED', 'STOPPING', 'STOPPED', 'FINISH
 function probe({ states, want }) {
   const B = (window.__bench = { rowsAt: 0, summaryAt: 0, bothAt: 0, lastSeq: 0, handled: 0,
     lags: [], frames: 0, longTasks: 0, longMs: 0, want });
-  const summaryTotal = () => {
-    let sum = 0;
+  const readCounts = () => {
+    const c = {};
     for (const s of states) {
       const el = document.querySelector(`[data-testid="count-${s}"]`);
-      if (!el) return -1;
+      if (!el) return null;
       const digits = (el.textContent || '').replace(/\D/g, '');
-      sum += digits ? Number(digits) : 0;
+      c[s] = digits ? Number(digits) : 0;
     }
-    return sum;
+    return c;
+  };
+  const summaryTotal = () => {
+    const c = readCounts();
+    return c ? Object.values(c).reduce((x, y) => x + y, 0) : -1;
   };
   B.readSummary = summaryTotal;
+  B.readCounts = readCounts;
   const frame = (ts) => {
     B.frames++;
     if (!B.bothAt) {
@@ -106,7 +116,7 @@ function probe({ states, want }) {
 
 // A bench_web_tree server: its stdout lines answer our stdin commands in order.
 async function startServer() {
-  const d = await startArbor([String(NODES)], { bin: server, stdin: 'pipe', timeoutMs: 60000 });
+  const d = await startArbor([String(NODES), String(GROUPS)], { bin: server, stdin: 'pipe', timeoutMs: 60000 });
   let buf = '';
   const waiting = [];
   d.proc.stdout.on('data', (s) => {
@@ -182,18 +192,22 @@ async function streamRun(browser, rep) {
     const samples = [];
     for (let sec = 1; sec <= SECONDS; sec++) {
       await new Promise((r) => setTimeout(r, t0 + sec * 1000 - Date.now()));   // a sampling clock, not a wait for a condition
-      const [st, pg] = await Promise.all([srv.stats(), page.evaluate(() => ({ seq: window.__bench.lastSeq, total: window.__bench.readSummary() }))]);
-      samples.push({ sec, backlog: st.recorded - pg.seq, dom_behind: st.nodes - pg.total, recorded: st.recorded - s0.recorded });
+      const [st, pg] = await Promise.all([srv.stats(), page.evaluate(() => ({ seq: window.__bench.lastSeq, c: window.__bench.readCounts() }))]);
+      samples.push({ sec, backlog: st.recorded - pg.seq, finished_behind: st.FINISHED - (pg.c ? pg.c.FINISHED : 0), recorded: st.recorded - s0.recorded });
     }
     await srv.cmd('rate 0');
     const tStop = Date.now();
     const end = await srv.stats();
     let caughtUp = -1;
+    // Caught up: the last event handled, and the summary's live counts (every
+    // state but FINISHED, which the page may cap at its own retention) equal
+    // to the server's.
+    const live = (c) => (c ? STATES.filter((x) => x !== 'FINISHED').reduce((a, x) => a + c[x], 0) : -1);
     await waitUntil('the page caught up (seq and summary)', async () => {
-      const pg = await page.evaluate(() => ({ seq: window.__bench.lastSeq, total: window.__bench.readSummary() }));
-      return pg.seq >= end.recorded && pg.total === end.nodes;
+      const pg = await page.evaluate(() => ({ seq: window.__bench.lastSeq, c: window.__bench.readCounts() }));
+      return pg.seq >= end.recorded && live(pg.c) === live(end);
     }, { timeoutMs: 15000, everyMs: 20 }).then(() => { caughtUp = Date.now() - tStop; }, () => {});
-    const pg = await page.evaluate(() => { const B = window.__bench; return { frames: B.frames, longTasks: B.longTasks, longMs: B.longMs, lags: B.lags, seq: B.lastSeq, total: B.readSummary() }; });
+    const pg = await page.evaluate(() => { const B = window.__bench; return { frames: B.frames, longTasks: B.longTasks, longMs: B.longMs, lags: B.lags, seq: B.lastSeq, c: B.readCounts() }; });
     const elapsed = (tStop - t0) / 1000;
     const third = Math.max(1, Math.floor(samples.length / 3));
     const first = mean(samples.slice(0, third).map((x) => x.backlog));
@@ -202,15 +216,15 @@ async function streamRun(browser, rep) {
       rep, rate: RATE, seconds: SECONDS,
       server_events_per_s: (end.recorded - s0.recorded) / elapsed,
       backlog_first_third: first, backlog_last_third: last, backlog_max: Math.max(...samples.map((x) => x.backlog)),
-      dom_behind_max: Math.max(...samples.map((x) => x.dom_behind)),
+      finished_behind_max: Math.max(...samples.map((x) => x.finished_behind)),
       lag_p50_ms: pct(pg.lags, 0.5), lag_p99_ms: pct(pg.lags, 0.99), lag_max_ms: Math.max(...pg.lags, NaN),
       catchup_ms: caughtUp, fps: pg.frames / ((Date.now() - t0) / 1000), long_tasks: pg.longTasks, long_ms: pg.longMs,
-      final_nodes: end.nodes, page_nodes: pg.total,
+      server_finished: end.FINISHED, page_finished: pg.c ? pg.c.FINISHED : -1,
       keeps_up: last <= first + RATE && caughtUp >= 0 && caughtUp <= 2000 ? 1 : 0,
     };
     console.log(`RESULT bench=web_stream ${Object.entries(r).map(([k, v]) => `${k}=${typeof v === 'number' ? Math.round(v * 10) / 10 : v}`).join(' ')}`);
     console.log(`  backlog per second (events): ${samples.map((x) => x.backlog).join(' ')}`);
-    console.log(`  DOM nodes behind per second: ${samples.map((x) => x.dom_behind).join(' ')}`);
+    console.log(`  summary FINISHED behind the server's, per second: ${samples.map((x) => x.finished_behind).join(' ')}`);
     await context.close();
     return r;
   } finally {
@@ -222,7 +236,7 @@ let browser;
 try {
   browser = await launchBrowser();
   const version = browser.version();
-  console.log(`web bench: Chromium ${version}, ${NODES} nodes, viewport ${VW}x${VH}, REPS=${REPS}, stream ${RATE} events/s for ${SECONDS} s; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(`web bench: Chromium ${version}, ${NODES} nodes (${GROUPS} groups), viewport ${VW}x${VH}, REPS=${REPS}, stream ${RATE} events/s for ${SECONDS} s; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const renders = await renderRuns(browser);
   const streams = [];
   for (let rep = 1; rep <= REPS; rep++) streams.push(await streamRun(browser, rep));
@@ -230,7 +244,7 @@ try {
   console.log(`\ndashboard, medians of ${REPS} runs (min-max)`);
   console.log(`first render of ${NODES} nodes (target <= 1000 ms): ${mmm(col(renders, 'render_ms'))} ms; first rows ${mmm(col(renders, 'first_rows_ms'))} ms, summary complete ${mmm(col(renders, 'summary_ms'))} ms, DOMContentLoaded ${mmm(col(renders, 'dcl_ms'))} ms, rows in the DOM ${mmm(col(renders, 'dom_rows'))}`);
   console.log(`${RATE} events/s for ${SECONDS} s: server recorded ${mmm(col(streams, 'server_events_per_s'))}/s; backlog (events) first third ${mmm(col(streams, 'backlog_first_third'))}, last third ${mmm(col(streams, 'backlog_last_third'))}, max ${mmm(col(streams, 'backlog_max'))}`);
-  console.log(`  handling lag ms p50 ${mmm(col(streams, 'lag_p50_ms'), 1)}, p99 ${mmm(col(streams, 'lag_p99_ms'), 1)}, max ${mmm(col(streams, 'lag_max_ms'), 1)}; DOM nodes behind max ${mmm(col(streams, 'dom_behind_max'))}; caught up ${mmm(col(streams, 'catchup_ms'))} ms after the stop`);
+  console.log(`  handling lag ms p50 ${mmm(col(streams, 'lag_p50_ms'), 1)}, p99 ${mmm(col(streams, 'lag_p99_ms'), 1)}, max ${mmm(col(streams, 'lag_max_ms'), 1)}; summary FINISHED behind max ${mmm(col(streams, 'finished_behind_max'))}; caught up ${mmm(col(streams, 'catchup_ms'))} ms after the stop`);
   console.log(`  frames/s ${mmm(col(streams, 'fps'), 1)}, long tasks ${mmm(col(streams, 'long_tasks'))} (${mmm(col(streams, 'long_ms'))} ms); keeps up in ${streams.filter((x) => x.keeps_up).length} of ${streams.length} runs`);
 } catch (e) {
   if (e instanceof Skip) {

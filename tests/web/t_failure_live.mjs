@@ -61,10 +61,13 @@ await test('web_failure_appears_live_within_1s', async (t) => {
       log(`crasher incarnation ${id} got no row within ${LIMIT_MS} ms: measured by cancel below`);
       break;
     }
-    const failed = nextEvent((d) => d.node_id === id && d.to === 'FINISHED', 15000, `incarnation ${id} FINISHED`);
+    // Its "failed" event carries the error; the outcome is set at FINISHED, right after.
+    const failedEv = nextEvent((d) => d.node_id === id && d.type === 'failed', 15000, `incarnation ${id} failed`);
+    const finished = nextEvent((d) => d.node_id === id && d.to === 'FINISHED', 15000, `incarnation ${id} FINISHED`);
     const dom = whenInDom(page, `[data-testid="tree-row"][data-id="${id}"][data-outcome="FAILED"]`, 20000);
-    const ev = await failed;
-    assert(ev.data.error, `incarnation ${id} finished with an error (a failure), got ${JSON.stringify(ev.data)}`);
+    const f = await failedEv;
+    assert(f.data.error?.name === 'EEXIT', `incarnation ${id} failed with EEXIT, got ${JSON.stringify(f.data.error)}`);
+    const ev = await finished;
     const at = await dom;
     results.push({ what: `crasher incarnation ${id} FAILED`, fromArrival: at - ev.at, fromRecord: at - eventWallMs(ev.data) });
   }
