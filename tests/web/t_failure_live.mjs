@@ -12,11 +12,23 @@ import { test, assert, log, loadDashboard, rowById, showRow, findNode, followEve
 
 const LIMIT_MS = 1000;
 
-// Resolves with the page's wall-clock ms at the moment sel first matched.
+// Resolves with the page's wall-clock ms at the moment sel first matched, seen
+// by a MutationObserver (Playwright's own 'mutation' polling is gone in 1.65).
 // (Marked handled at once: it may time out before the test awaits it.)
 function whenInDom(page, sel, timeout) {
-  const p = page.waitForFunction((s) => (document.querySelector(s) ? performance.timeOrigin + performance.now() : 0),
-    sel, { polling: 'mutation', timeout }).then((h) => h.jsonValue());
+  const p = page.evaluate(([s, ms]) => new Promise((resolve, reject) => {
+    const now = () => performance.timeOrigin + performance.now();
+    if (document.querySelector(s)) { resolve(now()); return; }
+    const mo = new MutationObserver(() => {
+      if (!document.querySelector(s)) return;
+      const at = now();
+      mo.disconnect();
+      clearTimeout(timer);
+      resolve(at);
+    });
+    const timer = setTimeout(() => { mo.disconnect(); reject(new Error(`${s} not in the DOM within ${ms} ms`)); }, ms);
+    mo.observe(document, { subtree: true, childList: true, attributes: true });
+  }), [sel, timeout]);
   p.catch(() => {});
   return p;
 }
