@@ -2,9 +2,14 @@
 // error (the failure, then each cause), each with the code's name, the message
 // and file:line where the error has a place in the source.
 //
-// Two failed runs of the demo: a crasher incarnation (EEXIT: "exited with
-// status 3", no source place) and the crasher service, whose restart history
-// keeps its runs' chains.
+// Failed runs of the demo: a crasher incarnation (EEXIT: "exited with status
+// 3", no source place), the crasher service, whose restart history keeps its
+// runs' chains, and, when the retry service gives up within the test's time
+// (at random, about every 15 s), its run: two links ("gave up after 5 tries",
+// with its file:line, caused by the last try's error).
+//
+// The panel's text is checked too for what a rendering slip shows instead of
+// a value: "undefined", "NaN", "[object Object]", a function's source.
 import { test, assert, log, loadDashboard, selectNode, findNode, apiGet, treeNodes, waitUntil } from './lib.mjs';
 
 // The errors of a chain in the order the API nests them: each, then its
@@ -29,6 +34,14 @@ async function checkChain(detail, errs, where) {
   }
 }
 
+const SLIPS = /\bundefined\b|\bNaN\b|\[object \w+\]|\[native code\]|=>|function\s*\w*\(/;
+
+async function checkNoSlips(page, where) {
+  const text = (await page.getByTestId('detail').first().innerText()).replace(/\s+/g, ' ');
+  const m = SLIPS.exec(text);
+  assert(!m, `${where}: the detail panel shows no rendering slip, got ${JSON.stringify(m?.[0])} in ...${JSON.stringify(text.slice(Math.max(0, (m?.index ?? 0) - 60), (m?.index ?? 0) + 60))}...`);
+}
+
 await test('web_detail_shows_error_chain', async (t) => {
   await t.arbor();
   const { page } = await t.page();
@@ -46,6 +59,7 @@ await test('web_detail_shows_error_chain', async (t) => {
   await selectNode(page, failed.id);
   await waitUntil('detail-outcome FAILED', async () => /FAILED/.test(await page.getByTestId('detail-outcome').textContent()));
   await checkChain(detail, errs, `node ${failed.id}`);
+  await checkNoSlips(page, `node ${failed.id}`);
 
   // The service: its history keeps the failed runs, newest first, with chains.
   const svc = await waitUntil('crasher history', async () => {
@@ -62,4 +76,20 @@ await test('web_detail_shows_error_chain', async (t) => {
   log(`history: ${await entries.count()} entr(ies); first: ${JSON.stringify(text.replace(/\s+/g, ' ').trim().slice(0, 200))}`);
   assert(h0.length === 0 || text.includes(h0[0].name), `the newest history entry shows ${h0[0]?.name}`);
   assert(await first.getByTestId('error-link').count() >= 1, 'a history entry renders its chain as error-link(s)');
+  await checkNoSlips(page, `service ${crasher.id}`);
+
+  // A chain of two with a source place: the retry service's run that gave up.
+  const retry = await findNode(t.base, 'retry', 'service');
+  const gaveUp = await waitUntil('a retry run that gave up', async () => (await treeNodes(t.base))
+    .find((n) => n.parent_id === retry.id && n.outcome === 'FAILED' && n.error?.cause), { timeoutMs: 25000, everyMs: 250 })
+    .catch(() => null);
+  if (!gaveUp) {
+    log('retry did not give up within 25 s (it does at random): the two-link chain was not checked this time');
+    return;
+  }
+  const chain = flatten((await apiGet(t.base, `/api/v1/nodes/${gaveUp.id}`)).error);
+  assert(chain.length >= 2 && chain[0].file, `retry's chain has a cause and a file, got ${JSON.stringify(chain)}`);
+  await selectNode(page, gaveUp.id);
+  await checkChain(detail, chain, `node ${gaveUp.id}`);
+  await checkNoSlips(page, `node ${gaveUp.id}`);
 });
