@@ -192,7 +192,10 @@ async function streamRun(browser, rep) {
     const samples = [];
     for (let sec = 1; sec <= SECONDS; sec++) {
       await new Promise((r) => setTimeout(r, t0 + sec * 1000 - Date.now()));   // a sampling clock, not a wait for a condition
-      const [st, pg] = await Promise.all([srv.stats(), page.evaluate(() => ({ seq: window.__bench.lastSeq, c: window.__bench.readCounts() }))]);
+      // The page first, then the server: the backlog is then never below the
+      // truth (events recorded in between count as not yet handled).
+      const pg = await page.evaluate(() => ({ seq: window.__bench.lastSeq, c: window.__bench.readCounts() }));
+      const st = await srv.stats();
       samples.push({ sec, backlog: st.recorded - pg.seq, finished_behind: st.FINISHED - (pg.c ? pg.c.FINISHED : 0), recorded: st.recorded - s0.recorded });
     }
     await srv.cmd('rate 0');
@@ -217,7 +220,7 @@ async function streamRun(browser, rep) {
       server_events_per_s: (end.recorded - s0.recorded) / elapsed,
       backlog_first_third: first, backlog_last_third: last, backlog_max: Math.max(...samples.map((x) => x.backlog)),
       finished_behind_max: Math.max(...samples.map((x) => x.finished_behind)),
-      lag_p50_ms: pct(pg.lags, 0.5), lag_p99_ms: pct(pg.lags, 0.99), lag_max_ms: Math.max(...pg.lags, NaN),
+      lag_p50_ms: pct(pg.lags, 0.5), lag_p99_ms: pct(pg.lags, 0.99), lag_max_ms: pg.lags.length ? Math.max(...pg.lags) : NaN,
       catchup_ms: caughtUp, fps: pg.frames / ((Date.now() - t0) / 1000), long_tasks: pg.longTasks, long_ms: pg.longMs,
       server_finished: end.FINISHED, page_finished: pg.c ? pg.c.FINISHED : -1,
       keeps_up: last <= first + RATE && caughtUp >= 0 && caughtUp <= 2000 ? 1 : 0,
