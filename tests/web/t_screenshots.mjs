@@ -3,7 +3,9 @@
 // failed run with its error chain (dashboard.png: the README's picture), the
 // timeline, dark mode and a 400 px wide screen. Each view is checked for what
 // makes it usable: dark mode is dark, the narrow page does not scroll sideways.
-import { test, assert, log, loadDashboard, selectNode, findNode, treeNodes, screenshot, waitUntil } from './lib.mjs';
+// docs/dashboard.png, the README's picture, is a copy of dashboard.png from a
+// run (cp build/web-screenshots/dashboard.png docs/ to refresh it).
+import { test, assert, log, loadDashboard, selectNode, findNode, treeNodes, screenshot, waitUntil, waitForText } from './lib.mjs';
 
 // Relative luminance of a CSS rgb()/rgba() colour, 0 (black) to 1 (white).
 const luminance = (css) => {
@@ -32,6 +34,10 @@ await test('web_screenshots_of_main_views', async (t) => {
 
   const { page } = await t.page({ width: 1280, height: 800 });
   await loadDashboard(page, t.base);
+  // The summary is painted on a 1 s tick: until its first, uptime reads "–" and
+  // the failures of the last minute 0. The pictures show it filled in.
+  await waitForText(page.getByTestId('uptime'), /\d/);
+  await waitForText(page.getByTestId('failures-1m'), /[1-9]/);
   await screenshot(page, 'tree');
 
   await selectNode(page, failed.id);
