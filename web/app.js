@@ -384,7 +384,7 @@ document.addEventListener('keydown', (e) => {
     }
   } else if (e.key === 'ArrowDown' && e.target === $('search')) {
     e.preventDefault();
-    treeEl.focus();
+    view.focusFirstMatch();
   }
 });
 

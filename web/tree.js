@@ -89,13 +89,17 @@ export class TreeView {
     return item && item.id !== undefined ? { id: item.id, idx: first } : null;
   }
 
-  render() {
-    // The flat list depends on structure, and on state too while filtering.
+  // The flat list is rebuilt when what it depends on changed since.
+  ensureFlat() {
     const key = this.flatKeyNow();
     if (key !== this.flatKey) {
       this.rebuildFlat();
       this.flatKey = key;
     }
+  }
+
+  render() {
+    this.ensureFlat();
     const view = this.el.clientHeight || 600;
     const first = Math.max(0, Math.floor(this.el.scrollTop / ROW_H) - OVERSCAN);
     const last = Math.min(this.flat.length, Math.ceil((this.el.scrollTop + view) / ROW_H) + OVERSCAN);
@@ -210,10 +214,7 @@ export class TreeView {
   // Expands id's ancestors and scrolls its row into view.
   reveal(id, center = false) {
     for (const a of this.model.path(id).slice(0, -1)) if (this.collapsed.delete(a)) this.layout++;
-    if (this.flatKey !== this.flatKeyNow()) {
-      this.rebuildFlat();
-      this.flatKey = this.flatKeyNow();
-    }
+    this.ensureFlat();
     const idx = this.rowIndex.get(id);
     if (idx === undefined) return;
     const top = idx * ROW_H;
@@ -297,6 +298,16 @@ export class TreeView {
     e.preventDefault();
   }
 
+  // The tree takes the keyboard from the search box: the cursor goes to the
+  // first match when the selected node is not among the rows shown.
+  focusFirstMatch() {
+    this.el.focus();
+    this.ensureFlat();
+    if (this.rowIndex.has(this.selected)) return;
+    const i = this.flat.findIndex((item) => item.id !== undefined && item.match !== false);
+    if (i >= 0) this.select(this.flat[i].id);
+  }
+
   // Moves the cursor to the node row at or after idx (placeholders are skipped).
   moveTo(idx) {
     const n = this.flat.length;
@@ -313,6 +324,7 @@ export class TreeView {
 // placeholder row is never found as one (tests look rows up by data-id).
 function blank(row) {
   row.dataset.key = '';
+  row.className = 'row';
   for (const a of ['data-testid', 'data-id', 'data-kind', 'data-state', 'data-outcome', 'data-match',
     'data-more', 'id', 'aria-level', 'aria-selected', 'aria-expanded', 'title']) row.removeAttribute(a);
 }
