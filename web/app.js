@@ -218,6 +218,7 @@ function onFrame() {
   if (stream.lastEventMs !== null) treeEl.dataset.lagMs = String(Math.max(0, Date.now() - stream.lastEventMs));
   treeEl.dataset.lastSeq = String(stream.lastSeq);
   updateTreeStatus();
+  if (!timelineStarted && stream.ready && !loader.loading) mountTimeline();
 }
 
 function hashId() {
@@ -439,9 +440,19 @@ setInterval(() => {
 api.events(onEvent, onStatus);
 updateSummary();
 
-// The timeline is optional: the page works without it.
-import('./timeline.js')
-  .then((m) => {
-    timeline = m.mountTimeline($('timeline'), { api, onSelect: (id) => openNode(id) });
-  })
-  .catch(() => {});
+// The timeline is optional: the page works without it. It is mounted once
+// the tree has filled (or after TIMELINE_WAIT_MS at most): its first trace
+// of a big tree is megabytes, and fetched and parsed meanwhile it would
+// compete with the tree's own loading for the server and the main thread.
+const TIMELINE_WAIT_MS = 3000;
+let timelineStarted = false;
+function mountTimeline() {
+  if (timelineStarted) return;
+  timelineStarted = true;
+  import('./timeline.js')
+    .then((m) => {
+      timeline = m.mountTimeline($('timeline'), { api, onSelect: (id) => openNode(id) });
+    })
+    .catch(() => {});
+}
+setTimeout(mountTimeline, TIMELINE_WAIT_MS);
