@@ -28,13 +28,15 @@
 //
 // Refresh: every few seconds while the section is on screen and the tab is
 // visible, never two fetches at once, and less often when a fetch took long
-// (a big tree's trace is megabytes).
+// (a big tree's trace is megabytes); the first one waits until the page has
+// rendered its tree.
 
 const MAX_NODES = 500;
 const ROW_H = 18;                // CSS px per row
 const AXIS_H = 22;               // the time axis above the rows
 const VIEW_ROWS = 18;            // rows visible before the list scrolls
 const REFRESH_MS = 4000;
+const FIRST_FETCH_MS = 1500;     // the page's own first render goes first
 const LABEL_MAX = 220;           // the name column's width at most, CSS px
 
 // ------------------------------------------------------------------ data
@@ -277,13 +279,18 @@ export function mountTimeline(container, { api, onSelect }) {
   // call says whether it is): a big tree's trace must not compete with the
   // page's first render when nobody looks at the timeline.
   let onScreen = false;
+  // Nor until the page has had its first moments to itself: the tree's first
+  // render pages through the whole tree, and a 10,000-node trace (megabytes
+  // to export, download and parse) slowed it measurably. Then, when idle.
+  let settled = false;
   let p = palette(container);
 
   container.replaceChildren();
   const head = el('div', {}, { display: 'flex', flexWrap: 'wrap', alignItems: 'center',
     gap: '6px 14px', margin: '4px 0 6px' });
   const title = el('h2', { text: 'Timeline' }, { fontSize: '1em', margin: '0' });
-  const status = el('span', { 'aria-live': 'polite' }, { color: 'var(--muted, inherit)' });
+  const status = el('span', { 'aria-live': 'polite', text: 'loading…' },
+    { color: 'var(--muted, inherit)' });
   const legend = el('span', {}, { display: 'inline-flex', flexWrap: 'wrap', gap: '2px 10px',
     alignItems: 'center', fontSize: '0.9em' });
   // Each link on one line; on a narrow screen the second goes under the first.
@@ -411,21 +418,39 @@ export function mountTimeline(container, { api, onSelect }) {
   }
 
   // The list over the bars: one option per row, on its bar (at least 8 px wide
-  // so a short-lived node can still be pointed at).
+  // so a short-lived node can still be pointed at). A node keeps its element
+  // across refreshes (only what changed is set, and it moves only when its row
+  // does): whoever holds it (a screen reader, a test's click in flight) must
+  // not find it detached every few seconds.
+  const bars = new Map();            // node id -> its <li>
   function placeBars() {
     const g = geometry();
-    const frag = document.createDocumentFragment();
+    const keep = new Set();
+    const set = (li, k, v) => { if (li.getAttribute(k) !== v) li.setAttribute(k, v); };
     layout.rows.forEach((n, i) => {
+      keep.add(n.id);
+      let li = bars.get(n.id);
+      if (!li) {
+        li = el('li', { role: 'option', id: `tl-bar-${n.id}`, 'data-testid': 'timeline-bar',
+          'data-id': String(n.id) }, { position: 'absolute', height: `${ROW_H}px`, cursor: 'pointer' });
+        bars.set(n.id, li);
+      }
+      set(li, 'data-outcome', n.unfinished ? 'NONE' : n.outcome);
+      set(li, 'aria-label', describe(n));
+      set(li, 'aria-selected', i === active ? 'true' : 'false');
+      set(li, 'data-row', String(i));
       const x0 = g.x(n.ts), x1 = Math.max(g.x(n.end), x0 + 8);
-      const li = el('li', { role: 'option', id: `tl-bar-${n.id}`, 'data-testid': 'timeline-bar',
-        'data-id': String(n.id), 'data-outcome': n.unfinished ? 'NONE' : n.outcome,
-        'aria-label': describe(n), 'aria-selected': i === active ? 'true' : 'false' },
-      { position: 'absolute', left: `${x0}px`, width: `${x1 - x0}px`,
-        top: `${AXIS_H + i * ROW_H}px`, height: `${ROW_H}px`, cursor: 'pointer' });
-      li.dataset.row = String(i);
-      frag.append(li);
+      li.style.left = `${x0}px`;
+      li.style.width = `${x1 - x0}px`;
+      li.style.top = `${AXIS_H + i * ROW_H}px`;
+      if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
     });
-    list.replaceChildren(frag);
+    for (const [id, li] of bars) {
+      if (!keep.has(id)) {
+        li.remove();
+        bars.delete(id);
+      }
+    }
     if (layout.rows[active]) list.setAttribute('aria-activedescendant', `tl-bar-${layout.rows[active].id}`);
     else list.removeAttribute('aria-activedescendant');
   }
@@ -517,7 +542,7 @@ export function mountTimeline(container, { api, onSelect }) {
     clearTimeout(timer);
     timer = 0;
     if (inFlight || gone) return;
-    if (!onScreen || document.hidden) {
+    if (!settled || !onScreen || document.hidden) {
       stale = true;                    // fetched again when shown
       return;
     }
@@ -583,6 +608,12 @@ export function mountTimeline(container, { api, onSelect }) {
     dprQuery.addEventListener('change', () => { drawLegend(); draw(); watchDpr(); }, { once: true });
   };
   watchDpr();
+
+  setTimeout(() => {
+    const go = () => { settled = true; if (stale) refresh(); };
+    if (window.requestIdleCallback) requestIdleCallback(go, { timeout: 1000 });
+    else go();
+  }, FIRST_FETCH_MS);
 
   drawLegend();
   updateLinks();
