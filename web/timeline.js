@@ -28,15 +28,14 @@
 //
 // Refresh: every few seconds while the section is on screen and the tab is
 // visible, never two fetches at once, and less often when a fetch took long
-// (a big tree's trace is megabytes); the first one waits until the page has
-// rendered its tree.
+// (a big tree's trace is megabytes). The page mounts the timeline only once
+// its tree has loaded (app.js), so the first fetch does not compete with it.
 
 const MAX_NODES = 500;
 const ROW_H = 18;                // CSS px per row
 const AXIS_H = 22;               // the time axis above the rows
 const VIEW_ROWS = 18;            // rows visible before the list scrolls
 const REFRESH_MS = 4000;
-const FIRST_FETCH_MS = 1500;     // the page's own first render goes first
 const LABEL_MAX = 220;           // the name column's width at most, CSS px
 
 // ------------------------------------------------------------------ data
@@ -279,10 +278,6 @@ export function mountTimeline(container, { api, onSelect }) {
   // call says whether it is): a big tree's trace must not compete with the
   // page's first render when nobody looks at the timeline.
   let onScreen = false;
-  // Nor until the page has had its first moments to itself: the tree's first
-  // render pages through the whole tree, and a 10,000-node trace (megabytes
-  // to export, download and parse) slowed it measurably. Then, when idle.
-  let settled = false;
   let p = palette(container);
 
   container.replaceChildren();
@@ -542,7 +537,7 @@ export function mountTimeline(container, { api, onSelect }) {
     clearTimeout(timer);
     timer = 0;
     if (inFlight || gone) return;
-    if (!settled || !onScreen || document.hidden) {
+    if (!onScreen || document.hidden) {
       stale = true;                    // fetched again when shown
       return;
     }
@@ -608,12 +603,6 @@ export function mountTimeline(container, { api, onSelect }) {
     dprQuery.addEventListener('change', () => { drawLegend(); draw(); watchDpr(); }, { once: true });
   };
   watchDpr();
-
-  setTimeout(() => {
-    const go = () => { settled = true; if (stale) refresh(); };
-    if (window.requestIdleCallback) requestIdleCallback(go, { timeout: 1000 });
-    else go();
-  }, FIRST_FETCH_MS);
 
   drawLegend();
   updateLinks();
