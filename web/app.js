@@ -50,12 +50,16 @@ const stream = {
   lastSeq: 0,
   lastEventMs: null,             // time of the newest event applied, for the lag
   reloading: null,
+  again: false,                  // a gap came during a reload: reload once more
 };
 
 function onEvent(ev) {
   stats.received++;
   if (ev.type === 'gap') {
-    reload();
+    // A reload under way may have asked for its snapshot before the events
+    // the gap lost: one more follows it.
+    if (stream.reloading) stream.again = true;
+    else reload();
     return;
   }
   if (ev.type === 'failed') noteFailure(ev.node_id, wallMs(ev.time));
@@ -117,6 +121,10 @@ function reload() {
     firstRender();
     readyAsked = 0;
     updateReady();
+    if (stream.again) {
+      stream.again = false;
+      reload();
+    }
   })();
   return stream.reloading;
 }
