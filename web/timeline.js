@@ -296,7 +296,10 @@ export function mountTimeline(container, { api, onSelect }) {
   const otlp = el('a', { 'data-testid': 'download-otlp', text: 'Download trace (OTLP/JSON)' },
     { whiteSpace: 'nowrap' });
   links.append(chrome, otlp);
-  head.append(title, status, legend, links);
+  // Narrowed to a subtree (focus(id), the detail panel's "timeline"), the way
+  // back to everything is here: nothing else on the page offers it.
+  const all = el('button', { type: 'button', text: 'show all nodes', hidden: true });
+  head.append(title, all, status, legend, links);
 
   const scroller = el('div', {}, { position: 'relative', overflowY: 'auto', overflowX: 'hidden',
     border: '1px solid var(--line, #d0d7de)', borderRadius: '6px',
@@ -608,18 +611,20 @@ export function mountTimeline(container, { api, onSelect }) {
   updateLinks();
   render();
 
-  return {
-    focus(id) {
-      const next = id == null ? null : Number(id);
-      if (next === root) return;
-      root = next;
-      active = -1;
-      scroller.scrollTop = 0;
-      title.textContent = root != null ? `Timeline of node ${root}` : 'Timeline';
-      updateLinks();
-      stale = true;
-      gone = false;
-      refresh();
-    },
-  };
+  function focus(id) {
+    const next = id == null ? null : Number(id);
+    if (next === root) return;
+    root = next;
+    active = -1;
+    scroller.scrollTop = 0;
+    title.textContent = root != null ? `Timeline of node ${root}` : 'Timeline';
+    all.hidden = root == null;
+    updateLinks();
+    stale = true;
+    gone = false;
+    refresh();
+  }
+  all.addEventListener('click', () => focus(null));
+
+  return { focus };
 }
