@@ -22,7 +22,10 @@ const RATE_WINDOW_S = 5;
 
 const model = new TreeModel();
 const treeEl = $('tree');
-const loader = new Loader(model, api, () => view.requestRender());
+const loader = new Loader(model, api, () => {
+  adoptOrphans();
+  view.requestRender();
+}, () => stream.lastSeq);
 const view = new TreeView(treeEl, model, {
   onOpen: (id) => openNode(id),
   onExpand: (id) => loader.prioritize(id),
@@ -71,11 +74,35 @@ function onEvent(ev) {
 }
 
 function apply(ev) {
-  model.applyEvent(ev);
+  if (!model.applyEvent(ev)) keepOrphan(ev);
   detail.onEvent(ev);
   stream.lastSeq = ev.seq;
   stream.lastEventMs = wallMs(ev.time);
   view.requestRender();
+}
+
+// While the loader fills the tree, an event can name a node whose parent
+// is not in the model yet. Such events wait here until the parent comes:
+// the answer that brought it includes every event up to its loadedSeq, so
+// older ones are dropped (applied, a node created and evicted since would
+// come back as a ghost) and newer ones applied. Once the loader is idle,
+// what is left belongs to nodes that are gone.
+const MAX_ORPHANS = 50000;
+let orphans = [];
+
+function keepOrphan(ev) {
+  if (loader.loading && ev.name != null && orphans.length < MAX_ORPHANS) orphans.push(ev);
+}
+
+function adoptOrphans() {
+  if (orphans.length === 0) return;
+  orphans = orphans.filter((ev) => {
+    const parent = model.nodes.get(ev.parent_id);
+    if (!parent) return true;
+    if (ev.seq > parent.loadedSeq) model.applyEvent(ev);
+    return false;
+  });
+  if (!loader.loading) orphans = [];
 }
 
 function onStatus(status) {
@@ -98,6 +125,7 @@ function reload() {
   if (stream.reloading) return stream.reloading;
   stream.ready = false;
   stream.buffer = [];
+  orphans = [];
   setStatus('loading…');
   stream.reloading = (async () => {
     for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {

@@ -94,7 +94,7 @@ export class TreeModel {
     const rec = { id: f.id, parentId: f.parentId, name: f.name || `#${f.id}`, kind: f.kind,
       state: f.state, outcome: 'NONE', error: null, cancelRequested: false, stuck: false,
       restarts: 0, since: f.since, created: f.created ?? null, children: [],
-      serverChildren: 0, loadedOffset: 0, unloaded: 0, version: 0 };
+      serverChildren: 0, loadedOffset: 0, unloaded: 0, loadedSeq: 0, version: 0 };
     this.nodes.set(rec.id, rec);
     this.counts[rec.state]++;
     if (rec.state === 'FINISHED') this.finishedOrder.push(rec.id);
@@ -241,10 +241,14 @@ function insertSorted(list, id) {
 // more than one of the browser's six connections, and an expanded node's
 // request jumps the queue (prioritize).
 export class Loader {
-  constructor(model, api, onProgress) {
+  // seqNow: () => the seq of the newest event the page has applied. Each
+  // record is stamped with its value when the answer that brought it was
+  // asked for (loadedSeq): that answer includes every event up to it.
+  constructor(model, api, onProgress, seqNow = () => 0) {
     this.model = model;
     this.api = api;
     this.onProgress = onProgress;
+    this.seqNow = seqNow;
     this.queue = [];             // ids with children still to load
     this.busy = 0;               // requests in flight
     this.generation = 0;         // a reload makes older answers stale
@@ -256,20 +260,22 @@ export class Loader {
   async reload() {
     const gen = ++this.generation;
     this.queue = [];
+    const seq = this.seqNow();
     const tree = await this.api.get(`/api/v1/tree?depth=64&limit=${PAGE}`);
     if (gen !== this.generation) return false;
     this.rootCreated = tree.root.created;  // the runtime's identity (app.js)
     this.model.clear();
-    this.ingestTree(tree.root);
+    this.ingestTree(tree.root, seq);
     this.pump();
     return true;
   }
 
-  ingestTree(tn) {
+  ingestTree(tn, seq) {
     const stack = [tn];
     while (stack.length) {
       const n = stack.pop();
       const rec = this.model.upsert(n);
+      rec.loadedSeq = Math.max(rec.loadedSeq, seq);
       const got = n.nodes ? n.nodes.length : 0;
       rec.loadedOffset = Math.max(rec.loadedOffset, got);
       rec.unloaded = n.more || 0;
@@ -328,6 +334,7 @@ export class Loader {
   // One request for rec's missing children: its whole subtree when we hold
   // none of them (deep and breadth first in one answer), else the next page.
   async loadChildren(rec, gen) {
+    const seq = this.seqNow();
     if (rec.loadedOffset === 0) {
       let tree;
       try {
@@ -337,7 +344,7 @@ export class Loader {
         else throw e;
         return;
       }
-      if (gen === this.generation) this.ingestTree(tree.root);
+      if (gen === this.generation) this.ingestTree(tree.root, seq);
       return;
     }
     let page;
@@ -351,6 +358,7 @@ export class Loader {
     if (gen !== this.generation) return;
     for (const c of page.children) {
       const cr = this.model.upsert(c);
+      cr.loadedSeq = Math.max(cr.loadedSeq, seq);
       if (c.children > 0 && cr.children.length === 0) {
         cr.unloaded = c.children;
         cr.loadedOffset = 0;
