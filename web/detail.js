@@ -201,13 +201,14 @@ export function mountDetail(panel, { api, onSelect, onClose, onFocusTimeline }) 
       parts.push(el('span', 'wait-what', f.wait));
       if (f.file) parts.push(' at ', el('code', 'loc', `${f.file}:${f.line}`));
       if (since !== null) parts.push(` for ${formatDuration(Date.now() - since)}`);
+    } else if (f.stack_size > 0) {
+      parts.push('not waiting: running, or about to run');
     } else {
-      parts.push('not waiting (running, not started yet, or finished)');
+      parts.push('no fiber: not started yet, or finished');
     }
-    const stack = f.stack_size > 0
-      ? `stack ${kib(f.stack_high_water)} used of ${kib(f.stack_size)}`
-      : 'holds no stack';
-    els.wait.replaceChildren(el('div', '', ''), el('div', 'muted', stack));
+    const lines = [el('div', '', '')];
+    if (f.stack_size > 0) lines.push(el('div', 'muted', `stack ${kib(f.stack_high_water)} used of ${kib(f.stack_size)}`));
+    els.wait.replaceChildren(...lines);
     els.wait.firstChild.append(...parts);
   }
 

@@ -175,13 +175,15 @@ export class TreeView {
     toggle.dataset.toggle = '1';
     const parts = [this.indent(item.depth), toggle,
       text('span', `kind kind-${rec.kind}`, KIND_LABEL[rec.kind] || rec.kind),
-      testid(text('span', 'name', rec.name), 'row-name'),
+      testid(text('span', 'name', rec.name), 'row-name')];
+    // Beside the name, so the columns to its right stay aligned.
+    if (rec.stuck) parts.push(testid(text('span', 'stuck', '⚠ stuck'), 'row-stuck'));
+    parts.push(
       testid(badge(`state state-${rec.state}`, STATE_ICON[rec.state], rec.state), 'row-state'),
       rec.outcome === 'NONE' ? text('span', 'outcome', '')
         : badge(`outcome outcome-${rec.outcome}`, OUTCOME_ICON[rec.outcome], rec.outcome),
       testid(text('span', rec.restarts > 0 ? 'restarts' : 'restarts zero', `↻ ${rec.restarts}`), 'row-restarts'),
-    ];
-    if (rec.stuck) parts.push(testid(text('span', 'stuck', '⚠ stuck'), 'row-stuck'));
+    );
     const time = text('span', 'since', '');
     time.title = 'time in state';
     parts.push(time);
