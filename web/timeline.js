@@ -6,10 +6,10 @@
 //   tl.focus(id);      // only that subtree (&root=ID); null: everything
 //
 // What is drawn. One row per node, in tree order (parents above children,
-// siblings by id, i.e. creation order), for the ~500 nodes that ended last:
-// a parent ends after its children (rule 1), and a running node "ends" at the
-// export, so that set always holds the ancestors of what it holds and the rows
-// form a tree. A bar spans the node's slice (CREATED to FINISHED, or to the
+// siblings by id, i.e. creation order), for the 500 nodes with the latest
+// news: a finished node's is its end, a running node's its start (else the
+// 500 oldest of 10,000 running tasks would hide every recent failure), plus
+// their ancestors, so that the rows form a tree. A bar spans the node's slice (CREATED to FINISHED, or to the
 // export while it runs); its colour says the outcome and so does a second cue,
 // for whoever cannot tell the colours apart: running bars end in an arrow, OK
 // bars are plain, FAILED bars are hatched and end in a cross, CANCELLED bars are
@@ -37,12 +37,21 @@ const AXIS_H = 22;               // the time axis above the rows
 const VIEW_ROWS = 18;            // rows visible before the list scrolls
 const REFRESH_MS = 4000;
 const LABEL_MAX = 220;           // the name column's width at most, CSS px
+const MIN_WINDOW_US = 10e6;      // the time axis spans 10 s at least
 
 // ------------------------------------------------------------------ data
 
 // The trace's slices and marks, the MAX_NODES most recent in tree order.
 // Returns { rows: [{id, name, kind, outcome, unfinished, ts, end, depth,
-// restarts, marks: [{ts, kind: 'restart'|'failure', text}]}], t0, t1, total }.
+// restarts, marks: [{ts, kind: 'restart'|'failure', text}]}], t0, t1, total }:
+// the time axis runs from t0 to t1 (the export).
+//
+// t0 is where the earliest finished row started, not the earliest row: the
+// root and the services run from the daemon's start, and after a week of that
+// an axis from there would squeeze the last hour's failures into a pixel.
+// Rows that started before t0 are cut at the axis's start (drawn so). With
+// nothing finished, or a window under MIN_WINDOW_US, the window grows back
+// towards the earliest row.
 export function layoutTrace(trace, maxNodes = MAX_NODES) {
   const events = (trace && trace.traceEvents) || [];
   const byId = new Map();
@@ -61,10 +70,15 @@ export function layoutTrace(trace, maxNodes = MAX_NODES) {
   const total = byId.size;
   let kept = [...byId.values()];
   if (kept.length > maxNodes) {
-    kept.sort((a, b) => b.end - a.end || a.id - b.id);
+    const news = (n) => (n.unfinished ? n.ts : n.end);
+    kept.sort((a, b) => news(b) - news(a) || b.id - a.id);
     kept = kept.slice(0, maxNodes);
   }
   const keep = new Map(kept.map((n) => [n.id, n]));
+  for (const n of kept) {             // and their ancestors (the trace has them all)
+    for (let a = byId.get(n.parent); a && !keep.has(a.id); a = byId.get(a.parent)) keep.set(a.id, a);
+  }
+  kept = [...keep.values()];
   for (const e of events) {
     if (e.ph !== 'i' || !e.args) continue;
     const n = keep.get(e.args.node);
@@ -97,9 +111,14 @@ export function layoutTrace(trace, maxNodes = MAX_NODES) {
     const kids = (children.get(n.id) || []).sort(byIdOrder);
     for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i], depth + 1]);
   }
-  let t0 = Infinity;
-  for (const n of rows) if (n.ts < t0) t0 = n.ts;
-  return { rows, t0: rows.length ? t0 : 0, t1, total };
+  let first = Infinity, firstEnded = Infinity;
+  for (const n of rows) {
+    if (n.ts < first) first = n.ts;
+    if (!n.unfinished && n.ts < firstEnded) firstEnded = n.ts;
+  }
+  if (!rows.length) return { rows, t0: 0, t1, total };
+  const t0 = firstEnded === Infinity ? first : Math.max(first, Math.min(firstEnded, t1 - MIN_WINDOW_US));
+  return { rows, t0, t1, total };
 }
 
 // A duration in microseconds as people read it.
@@ -163,11 +182,24 @@ function barColour(p, n) {
   return { OK: p.ok, FAILED: p.failed, CANCELLED: p.cancelled }[n.outcome] || p.muted;
 }
 
-// One bar from x0 to x1 on a row whose middle is y, with its outcome's cue.
-function drawBar(ctx, p, n, x0, x1, y) {
+// One bar from x0 to x1 on a row whose middle is y, with its outcome's cue;
+// cut: it started before the axis does (its left end is notched).
+function drawBar(ctx, p, n, x0, x1, y, cut) {
   const h = ROW_H - 6, top = y - h / 2, w = Math.max(2, x1 - x0);
   const c = barColour(p, n);
   ctx.save();
+  if (cut) {
+    // Everything the bar draws skips a '>' notch at its left end: its start
+    // is off the axis. A clip, not paint: the background may be anything.
+    ctx.beginPath();
+    ctx.moveTo(x0, top - 2);
+    ctx.lineTo(x0 + 2e4, top - 2);
+    ctx.lineTo(x0 + 2e4, top + h + 2);
+    ctx.lineTo(x0, top + h + 2);
+    ctx.lineTo(x0 + 5, y);
+    ctx.closePath();
+    ctx.clip();
+  }
   if (n.outcome === 'CANCELLED' && !n.unfinished) {
     ctx.globalAlpha = 0.25;            // hollow: a tint and a dashed outline
     ctx.fillStyle = c;
@@ -342,7 +374,8 @@ export function mountTimeline(container, { api, onSelect }) {
     const labelW = Math.min(LABEL_MAX, Math.max(90, Math.round(w * 0.28)));
     const x0 = labelW + 8, x1 = Math.max(x0 + 40, w - 16);
     const span = Math.max(1, layout.t1 - layout.t0);
-    return { w, labelW, x0, x1, span, x: (t) => x0 + ((t - layout.t0) / span) * (x1 - x0) };
+    const x = (t) => x0 + ((t - layout.t0) / span) * (x1 - x0);
+    return { w, labelW, x0, x1, span, x, xc: (t) => Math.max(x0, x(t)) };
   }
 
   function draw() {
@@ -388,8 +421,8 @@ export function mountTimeline(container, { api, onSelect }) {
       ctx.fillStyle = p.fg;
       ctx.fillText(n.name, 6 + Math.min(n.depth, 12) * 10, y);
       ctx.restore();
-      drawBar(ctx, p, n, g.x(n.ts), g.x(n.end), y);
-      for (const m of n.marks) drawMark(ctx, p, m.kind, g.x(m.ts), y);
+      drawBar(ctx, p, n, g.xc(n.ts), g.xc(n.end), y, n.ts < layout.t0);
+      for (const m of n.marks) if (m.ts >= layout.t0) drawMark(ctx, p, m.kind, g.x(m.ts), y);
     }
     ctx.restore();
     // The axis: time before the export.
@@ -437,7 +470,7 @@ export function mountTimeline(container, { api, onSelect }) {
       set(li, 'aria-label', describe(n));
       set(li, 'aria-selected', i === active ? 'true' : 'false');
       set(li, 'data-row', String(i));
-      const x0 = g.x(n.ts), x1 = Math.max(g.x(n.end), x0 + 8);
+      const x0 = g.xc(n.ts), x1 = Math.max(g.xc(n.end), x0 + 8);
       li.style.left = `${x0}px`;
       li.style.width = `${x1 - x0}px`;
       li.style.top = `${AXIS_H + i * ROW_H}px`;
