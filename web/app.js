@@ -147,6 +147,7 @@ function reload() {
     followEvictions();
     view.requestRender();
     firstRender();
+    updateSummary();             // uptime and failures now, not at the next tick
     readyAsked = 0;
     updateReady();
     if (stream.again) {
@@ -301,17 +302,19 @@ function seedFailures() {
   }
 }
 
-function updateSummary() {
+function updateSummary(tick = false) {
   const now = Date.now();
   for (const [id, t] of failures) if (t < now - FAILURE_WINDOW_MS) failures.delete(id);
   $('failures-1m').textContent = String(failures.size);
   $('failures-1m').parentElement.classList.toggle('alert', failures.size > 0);
 
-  stats.samples.push([now, stats.received]);
-  while (stats.samples.length > RATE_WINDOW_S + 1) stats.samples.shift();
-  const [t0, n0] = stats.samples[0];
-  const rate = now > t0 ? ((stats.received - n0) * 1000) / (now - t0) : 0;
-  $('events-rate').textContent = rate >= 10 ? String(Math.round(rate)) : rate.toFixed(1);
+  if (tick) {                     // one sample a second: the window is RATE_WINDOW_S s
+    stats.samples.push([now, stats.received]);
+    while (stats.samples.length > RATE_WINDOW_S + 1) stats.samples.shift();
+    const [t0, n0] = stats.samples[0];
+    const rate = now > t0 ? ((stats.received - n0) * 1000) / (now - t0) : 0;
+    $('events-rate').textContent = rate >= 10 ? String(Math.round(rate)) : rate.toFixed(1);
+  }
 
   const root = model.nodes.get(model.rootId);
   $('uptime').textContent = root && root.created !== null ? formatDuration(now - root.created) : '–';
@@ -468,13 +471,13 @@ setInterval(() => {
   // into the void (each refused request is a console error).
   const live = $('conn-status').dataset.status === 'live';
   if (live && ++second % 2 === 0) followEvictions();
-  updateSummary();
+  updateSummary(true);
   if (live) updateReady();
   view.tick();
 }, 1000);
 
 api.events(onEvent, onStatus);
-updateSummary();
+updateSummary(true);
 
 // The timeline is optional: the page works without it. It is mounted once
 // the tree has filled (or after TIMELINE_WAIT_MS at most): its first trace
