@@ -35,6 +35,7 @@ export class TreeView {
     new ResizeObserver(() => this.requestRender()).observe(this.el);
     this.frame = 0;
     this.afterRender = null;     // () => void, once per painted frame
+    this.pendingReveal = null;   // {id, center}: to reveal once it is loaded
   }
 
   setFilter(f) {
@@ -99,6 +100,8 @@ export class TreeView {
   }
 
   render() {
+    const p = this.pendingReveal;
+    if (p && p.id === this.selected && this.model.nodes.has(p.id)) this.reveal(p.id, p.center);
     this.ensureFlat();
     const view = this.el.clientHeight || 600;
     const first = Math.max(0, Math.floor(this.el.scrollTop / ROW_H) - OVERSCAN);
@@ -214,11 +217,17 @@ export class TreeView {
   }
 
   // Expands id's ancestors and scrolls its row into view.
+  // A node the loader has not brought yet (a deep link into a big tree) is
+  // revealed when it arrives, unless the cursor moved on meanwhile.
   reveal(id, center = false) {
+    this.pendingReveal = null;
     for (const a of this.model.path(id).slice(0, -1)) if (this.collapsed.delete(a)) this.layout++;
     this.ensureFlat();
     const idx = this.rowIndex.get(id);
-    if (idx === undefined) return;
+    if (idx === undefined) {
+      if (!this.model.nodes.has(id)) this.pendingReveal = { id, center };
+      return;
+    }
     const top = idx * ROW_H;
     const view = this.el.clientHeight;
     const out = top < this.el.scrollTop || top + ROW_H > this.el.scrollTop + view;
