@@ -126,6 +126,9 @@ function reload() {
   stream.ready = false;
   stream.buffer = [];
   orphans = [];
+  // The loader stamps what it brings with this seq; after a server restart
+  // the old runtime's seqs mean nothing (the new one counts from 1 again).
+  stream.lastSeq = 0;
   setStatus('loading…');
   stream.reloading = (async () => {
     for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
