@@ -363,6 +363,10 @@ async function updateReady() {
     if (e.status === 503) {
       const b = e.body || {};
       showReady(false, (b.not_started ? b.not_started.length : 0) + (b.more || 0));
+      // The server sees a waiting node the page does not hold (one the page
+      // dropped, or a race with an event in flight): ask again only after
+      // 15 s, not every few seconds (each 503 is a console error).
+      readyAsked = Date.now() + 15000 - READY_POLL_MS;
     } else {
       showReady(null, 0);
     }
