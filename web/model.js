@@ -15,7 +15,7 @@ const RANK = Object.fromEntries(STATES.map((s, i) => [s, i]));
 
 const PAGE = 1000;               // the API's largest page
 const WORKERS = 4;               // loader requests in flight at once
-const MAX_NODES = 50000;         // the loader stops filling past this
+export const MAX_NODES = 50000;  // the loader stops filling past this
 const MAX_FINISHED = 100000;     // finished nodes the page keeps at most
 
 // Wall-clock ms of an RFC 3339 time (nanoseconds are dropped), or null.

@@ -5,7 +5,7 @@
 // elements is filled from the flattened list, once per animation frame
 // however many changes came in. That keeps 10,000 nodes as cheap as 50.
 
-import { flatten, makeMatcher, formatDuration, STATE_ICON, OUTCOME_ICON, KIND_LABEL } from './model.js';
+import { flatten, makeMatcher, formatDuration, STATE_ICON, OUTCOME_ICON, KIND_LABEL, MAX_NODES } from './model.js';
 
 export const ROW_H = 28;         // px; fixed, so row i sits at i * ROW_H
 const OVERSCAN = 8;              // rows rendered above and below the viewport
@@ -136,13 +136,15 @@ export class TreeView {
   // in state is the only part that moves by itself, and is set on its own.
   fillRow(row, item, idx, now) {
     if (item.more !== undefined) {
-      const key = `more/${item.more}/${item.count}/${idx}`;
+      const full = this.model.size >= MAX_NODES;  // the loader stopped: say so
+      const key = `more/${item.more}/${item.count}/${idx}/${full}`;
       if (row.dataset.key === key) return;
       blank(row);
       row.dataset.key = key;
       row.className = 'row row-more';
       row.style.transform = `translateY(${idx * ROW_H}px)`;
-      row.replaceChildren(this.indent(item.depth), text('span', 'more-text', `… ${item.count} more (loading)`));
+      const why = full ? `not loaded: the page holds ${MAX_NODES} nodes at most` : 'loading';
+      row.replaceChildren(this.indent(item.depth), text('span', 'more-text', `… ${item.count} more (${why})`));
       row.dataset.more = String(item.more);
       // A placeholder in view is a request for those children.
       this.onExpand(item.more);
