@@ -26,8 +26,14 @@ const loader = new Loader(model, api, () => {
   adoptOrphans();
   view.requestRender();
 }, () => stream.lastSeq);
+// Below 760 px the panels stack (app.css): the detail is under the tree,
+// out of sight, so opening a node from the tree scrolls down to it.
+const stacked = window.matchMedia('(max-width: 760px)');
 const view = new TreeView(treeEl, model, {
-  onOpen: (id) => openNode(id),
+  onOpen: (id) => {
+    openNode(id);
+    if (stacked.matches) $('detail').scrollIntoView({ block: 'start', behavior: 'smooth' });
+  },
   onExpand: (id) => loader.prioritize(id),
 });
 let timeline = null;
