@@ -6,7 +6,7 @@
 //   node bench/web_render.mjs [BUILD_DIR]     env: REPS (5), NODES (10000),
 //        WEB_GROUPS (100: the tree is the root, 100 groups of 98 waiting tasks and
 //        the generator's group), WEB_RATE (1000 events/s), WEB_SECONDS (30),
-//        WEB_VIEWPORT (1280x800)
+//        WEB_VIEWPORT (1280x800), WEB_ONLY (render or stream: that part alone)
 //
 // render  Time to first render of the NODES-node tree, REPS times, each in a
 //         fresh browser context (empty cache) on the same server: from the
@@ -41,6 +41,7 @@ const NODES = Number(process.env.NODES || 10000);
 const GROUPS = Number(process.env.WEB_GROUPS || 100);
 const RATE = Number(process.env.WEB_RATE || 1000);
 const SECONDS = Number(process.env.WEB_SECONDS || 30);
+const ONLY = process.env.WEB_ONLY || '';
 const [VW, VH] = (process.env.WEB_VIEWPORT || '1280x800').split('x').map(Number);
 const server = path.join(build, 'bench', 'bench_web_tree');
 const STATES = ['CREATED', 'STARTING', 'STARTED', 'STOPPING', 'STOPPED', 'FINISHED'];
@@ -240,15 +241,17 @@ try {
   browser = await launchBrowser();
   const version = browser.version();
   console.log(`web bench: Chromium ${version}, ${NODES} nodes (${GROUPS} groups), viewport ${VW}x${VH}, REPS=${REPS}, stream ${RATE} events/s for ${SECONDS} s; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  const renders = await renderRuns(browser);
+  const renders = ONLY === 'stream' ? [] : await renderRuns(browser);
   const streams = [];
-  for (let rep = 1; rep <= REPS; rep++) streams.push(await streamRun(browser, rep));
+  if (ONLY !== 'render') for (let rep = 1; rep <= REPS; rep++) streams.push(await streamRun(browser, rep));
   const col = (a, k) => a.map((x) => x[k]).filter((v) => Number.isFinite(v));
   console.log(`\ndashboard, medians of ${REPS} runs (min-max)`);
-  console.log(`first render of ${NODES} nodes (target <= 1000 ms): ${mmm(col(renders, 'render_ms'))} ms; first rows ${mmm(col(renders, 'first_rows_ms'))} ms, summary complete ${mmm(col(renders, 'summary_ms'))} ms, DOMContentLoaded ${mmm(col(renders, 'dcl_ms'))} ms, rows in the DOM ${mmm(col(renders, 'dom_rows'))}`);
-  console.log(`${RATE} events/s for ${SECONDS} s: server recorded ${mmm(col(streams, 'server_events_per_s'))}/s; backlog (events) first third ${mmm(col(streams, 'backlog_first_third'))}, last third ${mmm(col(streams, 'backlog_last_third'))}, max ${mmm(col(streams, 'backlog_max'))}`);
-  console.log(`  handling lag ms p50 ${mmm(col(streams, 'lag_p50_ms'), 1)}, p99 ${mmm(col(streams, 'lag_p99_ms'), 1)}, max ${mmm(col(streams, 'lag_max_ms'), 1)}; summary FINISHED behind max ${mmm(col(streams, 'finished_behind_max'))}; caught up ${mmm(col(streams, 'catchup_ms'))} ms after the stop`);
-  console.log(`  frames/s ${mmm(col(streams, 'fps'), 1)}, long tasks ${mmm(col(streams, 'long_tasks'))} (${mmm(col(streams, 'long_ms'))} ms); keeps up in ${streams.filter((x) => x.keeps_up).length} of ${streams.length} runs`);
+  if (renders.length) console.log(`first render of ${NODES} nodes (target <= 1000 ms): ${mmm(col(renders, 'render_ms'))} ms; first rows ${mmm(col(renders, 'first_rows_ms'))} ms, summary complete ${mmm(col(renders, 'summary_ms'))} ms, DOMContentLoaded ${mmm(col(renders, 'dcl_ms'))} ms, rows in the DOM ${mmm(col(renders, 'dom_rows'))}`);
+  if (streams.length) {
+    console.log(`${RATE} events/s for ${SECONDS} s: server recorded ${mmm(col(streams, 'server_events_per_s'))}/s; backlog (events) first third ${mmm(col(streams, 'backlog_first_third'))}, last third ${mmm(col(streams, 'backlog_last_third'))}, max ${mmm(col(streams, 'backlog_max'))}`);
+    console.log(`  handling lag ms p50 ${mmm(col(streams, 'lag_p50_ms'), 1)}, p99 ${mmm(col(streams, 'lag_p99_ms'), 1)}, max ${mmm(col(streams, 'lag_max_ms'), 1)}; summary FINISHED behind max ${mmm(col(streams, 'finished_behind_max'))}; caught up ${mmm(col(streams, 'catchup_ms'))} ms after the stop`);
+    console.log(`  frames/s ${mmm(col(streams, 'fps'), 1)}, long tasks ${mmm(col(streams, 'long_tasks'))} (${mmm(col(streams, 'long_ms'))} ms); keeps up in ${streams.filter((x) => x.keeps_up).length} of ${streams.length} runs`);
+  }
 } catch (e) {
   if (e instanceof Skip) {
     console.log(`SKIPPED: web bench: ${e.message}`);
