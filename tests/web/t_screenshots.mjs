@@ -31,6 +31,10 @@ await test('web_screenshots_of_main_views', async (t) => {
   const crasher = await waitUntil('the crasher service', () => findNode(t.base, 'crasher', 'service'));
   const failed = await waitUntil('a failed crasher run', async () => (await treeNodes(t.base))
     .find((n) => n.parent_id === crasher.id && n.outcome === 'FAILED' && n.error), { timeoutMs: 15000, everyMs: 200 });
+  // A picture worth showing has a few failures in it (the demo's come every
+  // second or two); without them within 15 s it is taken all the same.
+  await waitUntil('three failed runs', async () => (await treeNodes(t.base)).filter((n) => n.outcome === 'FAILED').length >= 3,
+    { timeoutMs: 15000, everyMs: 250 }).catch(() => log('fewer than three failed runs after 15 s: the pictures show what there is'));
 
   const { page } = await t.page({ width: 1280, height: 800 });
   await loadDashboard(page, t.base);
