@@ -6,11 +6,12 @@
 // 3", no source place), the crasher service, whose restart history keeps its
 // runs' chains, and, when the retry service gives up within the test's time
 // (at random, about every 15 s), its run: two links ("gave up after 5 tries",
-// with its file:line, caused by the last try's error).
+// with its file:line, caused by the last try's error). Beside the chains: the
+// crasher's log tail and a sleeping fiber's wait site.
 //
 // The panel's text is checked too for what a rendering slip shows instead of
 // a value: "undefined", "NaN", "[object Object]", a function's source.
-import { test, assert, log, loadDashboard, selectNode, findNode, apiGet, treeNodes, waitUntil } from './lib.mjs';
+import { test, assert, log, loadDashboard, selectNode, findNode, apiGet, treeNodes, waitUntil, waitForText } from './lib.mjs';
 
 // The errors of a chain in the order the API nests them: each, then its
 // errors[] (an error group's members) and its cause.
@@ -77,6 +78,15 @@ await test('web_detail_shows_error_chain', async (t) => {
   assert(h0.length === 0 || text.includes(h0[0].name), `the newest history entry shows ${h0[0]?.name}`);
   assert(await first.getByTestId('error-link').count() >= 1, 'a history entry renders its chain as error-link(s)');
   await checkNoSlips(page, `service ${crasher.id}`);
+
+  // The process service's log tail has its runs' output (the crasher's stderr),
+  // and a sleeping fiber's wait site names its call and place in the source.
+  await waitForText(detail.getByTestId('log-tail'), /fatal: simulated crash/);
+  const hb1 = await findNode(t.base, 'heartbeat#1');
+  await selectNode(page, hb1.id);
+  const wait = await waitForText(detail.getByTestId('wait-site'), /heartbeat\.c:\d+/);
+  log(`wait-site of ${hb1.name}: ${JSON.stringify(wait.replace(/\s+/g, ' ').trim())}`);
+  await checkNoSlips(page, `node ${hb1.id}`);
 
   // A chain of two with a source place: the retry service's run that gave up.
   const retry = await findNode(t.base, 'retry', 'service');
