@@ -856,6 +856,17 @@ typedef struct {
                                     newline to this fd (s6's notification-fd); with
                                     min_uptime_ms too, once both happened; 0: none */
   size_t log_size;               /* bytes of stdout + stderr kept; 0: 64 KiB */
+  /* Besides the ring, stdout + stderr (one stream, in arrival order) can go to a
+   * file, rotated by size as supervisord's stdout_logfile does. Written from
+   * libuv's thread pool, never from the loop; what cannot be queued (at most 1
+   * MiB waits per file) or written is dropped and counted, never blocks
+   * (arbor_service_log_file_info). */
+  const char *log_file;          /* NULL or "": none; relative: to arbor's cwd at add */
+  uint64_t log_file_max_bytes;   /* a file never grows past this; it rotates first;
+                                    0: 10 MiB; at least 64 */
+  unsigned log_file_backups;     /* rotated files kept: FILE.1 (newest) .. FILE.N;
+                                    0: none (the file is truncated); at most 1000 */
+  int log_timestamps;            /* each line starts "2026-11-24T22:40:01.123Z " (UTC) */
 } arbor_service_spec_t;
 
 /* Adds a service under parent: a supervisor (supervised: restarted per its type,
@@ -864,7 +875,8 @@ typedef struct {
  * still restarts it). Exactly one of fiber and argv must be set. A process
  * service makes arbor the child subreaper of its process (Linux). Errors:
  * ARBOR_EINVAL (NULL, no body or both, empty argv or argv[0], bad restart type,
- * stop_signal out of range, notify_fd 1..2, negative or above 1023), then as
+ * stop_signal out of range, notify_fd 1..2, negative or above 1023,
+ * log_file_max_bytes 1..63, log_file_backups above 1000), then as
  * arbor_supervisor_new. Nothing changes on error. */
 ARBOR_EXTERN int arbor_service_add(arbor_node_t *parent, const arbor_service_spec_t *spec,
                                    arbor_node_t **out);
@@ -946,6 +958,22 @@ ARBOR_EXTERN int arbor_service_failure(const arbor_node_t *node, size_t i,
  * ARBOR_EKIND (not a process service). */
 ARBOR_EXTERN int arbor_service_log_read(const arbor_node_t *svc, uint64_t *offset, char *buf,
                                         size_t size, uint64_t *missed);
+
+/* A process service's log file (arbor_service_spec_t.log_file), as the loop last
+ * heard from the thread that writes it. Counters cover the service's life; a
+ * spec update to another file keeps counting. */
+typedef struct {
+  int enabled;                   /* 0: no log file (the rest is 0) */
+  int error;                     /* the last open/write/rename failure still in force
+                                    (-EACCES, -ENOENT, -ENOSPC ...); 0: writing */
+  uint64_t bytes_written;        /* to the file, timestamps included */
+  uint64_t bytes_dropped;        /* output that never reached it (queue full, error) */
+  uint64_t rotations;
+} arbor_log_file_info_t;
+
+/* Errors: ARBOR_EINVAL, ARBOR_EKIND (not a process service). */
+ARBOR_EXTERN int arbor_service_log_file_info(const arbor_node_t *svc,
+                                             arbor_log_file_info_t *info);
 
 /* -- the service manager inside a body (async_service's ServiceAPI) --
  *

@@ -144,6 +144,7 @@ struct arbor__logring {          /* bytes of output, a ring; offsets are absolut
 
 struct arbor__proc_spec;         /* procsvc.c: argv, env, cwd ... copied */
 struct arbor__proc;              /* procsvc.c: the running program */
+struct arbor__logfile;           /* logfile.c: a log file and its writer */
 
 struct arbor__svc {
   struct arbor__child c;
@@ -157,6 +158,7 @@ struct arbor__svc {
   struct arbor__proc_spec *next_proc;   /* arbor_service_update's, from the next run on */
   struct arbor__proc *running;   /* process service: the live program, or NULL */
   struct arbor__logring log;     /* process service: stdout + stderr */
+  struct arbor__logfile *logfile;   /* process service: its log file, or NULL */
 };
 
 struct arbor__sup {
@@ -511,6 +513,23 @@ int arbor__process_pid(const arbor_node_t *svc); /* the live program's, or 0 */
 int arbor__logring_init(struct arbor__logring *r, size_t cap);
 void arbor__logring_free(struct arbor__logring *r);
 void arbor__logring_write(struct arbor__logring *r, const char *p, size_t n);
+/* logfile.c: a process service's log file, written from the thread pool (the
+ * comment at the top of logfile.c). _new: ARBOR_ENOMEM; opens nothing yet.
+ * _write never blocks or fails (drops and counts). _same: the settings match.
+ * _on_error: a line for the owner when writing fails (once) or works again.
+ * _retry: a new run; a broken file is tried again. _close: the owner lets go
+ * (flushed and freed later). */
+int arbor__logfile_new(arbor_runtime_t *rt, const char *path, uint64_t max_bytes,
+                       unsigned backups, int timestamps, struct arbor__logfile **out);
+int arbor__logfile_same(const struct arbor__logfile *lf, const char *path, uint64_t max_bytes,
+                        unsigned backups, int timestamps);
+void arbor__logfile_on_error(struct arbor__logfile *lf,
+                             void (*cb)(void *arg, const char *line, size_t len), void *arg);
+void arbor__logfile_write(struct arbor__logfile *lf, const char *b, size_t n);
+void arbor__logfile_retry(struct arbor__logfile *lf);
+void arbor__logfile_take_counts(struct arbor__logfile *lf, const struct arbor__logfile *old);
+void arbor__logfile_info(const struct arbor__logfile *lf, arbor_log_file_info_t *info);
+void arbor__logfile_close(struct arbor__logfile *lf);
 int arbor__reaper_start(arbor_runtime_t *rt);    /* idempotent */
 void arbor__reaper_close(arbor_runtime_t *rt);   /* from the runtime's close */
 

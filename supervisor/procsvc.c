@@ -44,6 +44,7 @@
  * quoted with C escapes (newlines as \n): `; stderr: "loading\nfatal: no config"`.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <signal.h>
 #include <string.h>
@@ -58,6 +59,8 @@
 #define TAIL_SIZE 2048           /* stderr bytes of the current run kept */
 #define TAIL_SHOWN 1024          /* ... of which the error shows at most this */
 #define TAIL_LINES 5             /* ... and at most this many lines */
+#define LOG_FILE_MIN_BYTES 64    /* a smaller max would rotate every line */
+#define LOG_FILE_MAX_BACKUPS 1000
 
 /* ------------------------------------------------------------------ specs */
 
@@ -69,6 +72,10 @@ struct arbor__proc_spec {
   int notify_fd;                 /* 0: none */
   uint64_t min_uptime_ms;
   size_t log_size;
+  char *log_file;                /* absolute; NULL: none */
+  uint64_t log_file_max_bytes;
+  unsigned log_file_backups;
+  int log_timestamps;
 };
 
 static void strv_free(char **v) {
@@ -97,15 +104,38 @@ static int strv_dup(char *const *v, char ***out) {
   return 0;
 }
 
+/* log_file made absolute against arbor's cwd now, so that a later chdir (or the
+ * program's cwd) does not move it. NULL when out of memory or too long. */
+static char *abs_path(const char *path) {
+  if (path[0] == '/')
+    return strlen(path) < PATH_MAX ? strdup(path) : NULL;
+  char cwd[PATH_MAX];
+  if (getcwd(cwd, sizeof cwd) == NULL)
+    return NULL;
+  size_t c = strlen(cwd), l = strlen(path);
+  char *p = c + 1 + l < PATH_MAX ? malloc(c + 1 + l + 1) : NULL;
+  if (p != NULL) {
+    memcpy(p, cwd, c);
+    p[c] = '/';
+    memcpy(p + c + 1, path, l + 1);
+  }
+  return p;
+}
+
 /* Validates the process part of a service spec and copies it (the caller's
  * strings may go away once arbor_service_add returns). Errors: ARBOR_EINVAL (no
  * argv, an empty one or an empty argv[0], stop_signal < 0 or >= NSIG, notify_fd
- * negative, 1, 2 or above NOTIFY_FD_MAX), ARBOR_ENOMEM. *out is the caller's. */
+ * negative, 1, 2 or above NOTIFY_FD_MAX, log_file_max_bytes 1..63,
+ * log_file_backups above 1000, a log_file path too long), ARBOR_ENOMEM. *out is
+ * the caller's. */
 int arbor__proc_spec_new(const arbor_service_spec_t *spec, struct arbor__proc_spec **out) {
   if (spec == NULL || out == NULL || spec->argv == NULL || spec->argv[0] == NULL ||
       spec->argv[0][0] == '\0' || spec->stop_signal < 0 || spec->stop_signal >= NSIG ||
       spec->notify_fd < 0 || (spec->notify_fd > 0 && spec->notify_fd <= 2) ||
-      spec->notify_fd > NOTIFY_FD_MAX)
+      spec->notify_fd > NOTIFY_FD_MAX ||
+      (spec->log_file_max_bytes > 0 && spec->log_file_max_bytes < LOG_FILE_MIN_BYTES) ||
+      spec->log_file_backups > LOG_FILE_MAX_BACKUPS ||
+      (spec->log_file != NULL && strlen(spec->log_file) >= PATH_MAX))
     return ARBOR_EINVAL;
   struct arbor__proc_spec *ps = calloc(1, sizeof *ps);
   if (ps == NULL)
@@ -120,6 +150,17 @@ int arbor__proc_spec_new(const arbor_service_spec_t *spec, struct arbor__proc_sp
   ps->notify_fd = spec->notify_fd;
   ps->min_uptime_ms = spec->min_uptime_ms;
   ps->log_size = spec->log_size;
+  if (spec->log_file != NULL && spec->log_file[0] != '\0') {
+    errno = 0;
+    if ((ps->log_file = abs_path(spec->log_file)) == NULL) {
+      int rc = errno == ENOMEM ? ARBOR_ENOMEM : ARBOR_EINVAL;
+      arbor__proc_spec_free(ps);
+      return rc;
+    }
+    ps->log_file_max_bytes = spec->log_file_max_bytes;
+    ps->log_file_backups = spec->log_file_backups;
+    ps->log_timestamps = spec->log_timestamps;
+  }
   *out = ps;
   return 0;
 }
@@ -130,6 +171,7 @@ void arbor__proc_spec_free(struct arbor__proc_spec *ps) {
   strv_free(ps->argv);
   strv_free(ps->env);
   free(ps->cwd);
+  free(ps->log_file);
   free(ps);
 }
 
@@ -286,6 +328,7 @@ static void tail_write(struct arbor__proc *p, const char *b, size_t n) {
 
 static void capture(struct arbor__proc *p, int is_err, const char *b, size_t n) {
   arbor__logring_write(&svc_of(p)->log, b, n);
+  arbor__logfile_write(svc_of(p)->logfile, b, n);
   if (is_err)
     tail_write(p, b, n);
 }
@@ -569,6 +612,41 @@ static int spawn_failed(arbor_ctx_t *cx, arbor_node_t *svc, const char *file, in
                                                        svc->name, file, uv_strerror(rc)));
 }
 
+/* The log file's trouble, told once: into the ring, where the API, the
+ * dashboard's log tail and `arbor ctl log` show it beside the output it lost. */
+static void logfile_error(void *svc_node, const char *line, size_t len) {
+  arbor_node_t *svc = svc_node;
+  arbor__logring_write(&svc->u.svc->log, line, len);
+}
+
+/* At a run's start: the service's log file as the spec wants it. The same
+ * settings keep the open file (a broken one is tried again: a restart is a
+ * retry); others replace it, counters carried over. Out of memory: no log file
+ * for this run, said in the ring; the run itself goes on. */
+static void logfile_prepare(arbor_node_t *svc, const struct arbor__proc_spec *ps) {
+  struct arbor__svc *s = svc->u.svc;
+  struct arbor__logfile *old = s->logfile, *lf = NULL;
+  if (old != NULL && ps->log_file != NULL &&
+      arbor__logfile_same(old, ps->log_file, ps->log_file_max_bytes, ps->log_file_backups,
+                          ps->log_timestamps)) {
+    arbor__logfile_retry(old);
+    return;
+  }
+  if (ps->log_file != NULL) {
+    if (arbor__logfile_new(svc->rt, ps->log_file, ps->log_file_max_bytes, ps->log_file_backups,
+                           ps->log_timestamps, &lf) < 0) {
+      static const char oom[] = "arbor: log file: out of memory; not written this run\n";
+      arbor__logring_write(&s->log, oom, sizeof oom - 1);
+    } else {
+      arbor__logfile_on_error(lf, logfile_error, svc);
+      if (old != NULL)
+        arbor__logfile_take_counts(lf, old);
+    }
+  }
+  arbor__logfile_close(old);
+  s->logfile = lf;
+}
+
 /* An incarnation of a process service (arg: the SERVICE node). */
 int arbor__process_body(arbor_ctx_t *cx, void *svc_node) {
   arbor_node_t *svc = svc_node;
@@ -576,6 +654,7 @@ int arbor__process_body(arbor_ctx_t *cx, void *svc_node) {
   int rc = arbor__checkpoint(cx);
   if (rc < 0)
     return rc;
+  logfile_prepare(svc, ps);
   struct arbor__proc *p;
   if ((rc = proc_new(svc, ps, &p)) < 0)
     return rc;

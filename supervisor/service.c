@@ -128,6 +128,10 @@ void arbor__child_node_finished(arbor_node_t *n) {
     arbor__htimer_close(c->timer);
     c->timer = NULL;
   }
+  if (n->kind == ARBOR_KIND_SERVICE && n->u.svc->logfile != NULL) {
+    arbor__logfile_close(n->u.svc->logfile);   /* it never runs again: flush, close */
+    n->u.svc->logfile = NULL;
+  }
   wake_start_waiters(c);
 }
 
@@ -146,6 +150,7 @@ void arbor__child_free(arbor_node_t *n) {
       arbor__proc_spec_free(s->proc);
       arbor__proc_spec_free(s->next_proc);
       arbor__logring_free(&s->log);
+      arbor__logfile_close(s->logfile);
     }
     free(s);
   } else {
