@@ -313,7 +313,36 @@ static int get_env(struct ctx *cx, const cJSON *obj, const char *path, char ***o
 
 static const char *const service_keys[] = {
     "service", "argv", "env", "cwd", "restart", "stop_signal", "shutdown_timeout_ms",
-    "min_uptime_ms", "notify_fd", "log_size", NULL};
+    "min_uptime_ms", "notify_fd", "log_size", "log_file", "log_file_max_bytes",
+    "log_file_backups", "log_timestamps", NULL};
+
+/* The log file keys (docs/config.md). The sizes mean nothing without a file, so
+ * they are refused alone rather than ignored: a typo'd or forgotten log_file
+ * would otherwise pass unnoticed. */
+static int parse_log_file(struct ctx *cx, const cJSON *obj, struct config_node *n) {
+  const char *path = n->path;
+  uint64_t u;
+  if (get_string(cx, obj, path, "log_file", 1, &n->log_file) < 0 ||
+      absolutize(cx, &n->log_file) < 0 ||
+      get_uint(cx, obj, path, "log_file_max_bytes", 64, 1ull << 40, 0,
+               &n->log_file_max_bytes) < 0 ||
+      get_uint(cx, obj, path, "log_file_backups", 0, 1000, 0, &u) < 0 ||
+      get_bool(cx, obj, path, "log_timestamps", 0, &n->log_timestamps) < 0)
+    return -1;
+  n->log_file_backups = (unsigned)u;
+  if (n->log_file == NULL) {
+    static const char *const needs[] = {"log_file_max_bytes", "log_file_backups",
+                                        "log_timestamps", NULL};
+    for (size_t i = 0; needs[i] != NULL; i++) {
+      if (cJSON_GetObjectItemCaseSensitive(obj, needs[i]) != NULL) {
+        char p[PATH_MAX_LEN];
+        path_key(p, path, needs[i]);
+        return errorf(cx, p, "needs \"log_file\" (the file to write the output to)");
+      }
+    }
+  }
+  return 0;
+}
 
 static int parse_service(struct ctx *cx, const cJSON *obj, struct config_node *n) {
   const char *path = n->path;
@@ -338,7 +367,7 @@ static int parse_service(struct ctx *cx, const cJSON *obj, struct config_node *n
   if (get_uint(cx, obj, path, "log_size", 1024, 256u << 20, 65536, &u) < 0)
     return -1;
   n->log_size = (size_t)u;
-  return 0;
+  return parse_log_file(cx, obj, n);
 }
 
 /* ---------------------------------------------------------- supervisors */
@@ -627,6 +656,7 @@ static void node_free(struct config_node *n) {
   strv_free(n->argv);
   strv_free(n->env);
   free(n->cwd);
+  free(n->log_file);
 }
 
 void config_free(struct config *cfg) {
@@ -664,7 +694,9 @@ int config_service_equal(const struct config_node *a, const struct config_node *
          strv_eq(a->env, b->env) && str_eq(a->cwd, b->cwd) && a->restart == b->restart &&
          a->stop_signal == b->stop_signal && a->shutdown_timeout_ms == b->shutdown_timeout_ms &&
          a->min_uptime_ms == b->min_uptime_ms && a->notify_fd == b->notify_fd &&
-         a->log_size == b->log_size;
+         a->log_size == b->log_size && str_eq(a->log_file, b->log_file) &&
+         a->log_file_max_bytes == b->log_file_max_bytes &&
+         a->log_file_backups == b->log_file_backups && a->log_timestamps == b->log_timestamps;
 }
 
 int config_supervisor_equal(const struct config_node *a, const struct config_node *b) {

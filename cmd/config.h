@@ -53,6 +53,10 @@ struct config_node {
   uint64_t min_uptime_ms;
   int notify_fd;
   size_t log_size;
+  char *log_file;                /* absolute (made so from the config's directory); NULL */
+  uint64_t log_file_max_bytes;
+  unsigned log_file_backups;
+  int log_timestamps;
 
   uint64_t id;                   /* config_apply: the live node's id; 0: none */
 };
@@ -89,7 +93,7 @@ void config_free(struct config *cfg);
 int config_json_syntax(const char *text, size_t len, int *line, int *col, const char **what);
 
 /* 1 when the two services would run the same way (argv, env, cwd, restart type,
- * stop signal, timeouts, notify fd, log size). */
+ * stop signal, timeouts, notify fd, log size, log file settings). */
 int config_service_equal(const struct config_node *a, const struct config_node *b);
 /* 1 when two supervisors have the same options (children not compared). */
 int config_supervisor_equal(const struct config_node *a, const struct config_node *b);

@@ -64,6 +64,10 @@ static int service_spec(const struct config_node *n, arbor_service_spec_t *spec,
   spec->min_uptime_ms = n->min_uptime_ms;
   spec->notify_fd = n->notify_fd;
   spec->log_size = n->log_size;
+  spec->log_file = n->log_file;
+  spec->log_file_max_bytes = n->log_file_max_bytes;
+  spec->log_file_backups = n->log_file_backups;
+  spec->log_timestamps = n->log_timestamps;
   return 0;
 }
 

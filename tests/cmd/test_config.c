@@ -4,6 +4,9 @@
  * path (meaning), arbor exits 2, and nothing was started. */
 #include "harness.h"
 
+#include <signal.h>
+#include <sys/stat.h>
+
 #include "arbor_proc.h"
 
 /* The first service of every bad config would create DIR/started: it must not. */
@@ -65,7 +68,8 @@ static void config_unknown_key_is_an_error(void **state) {
                "\"restrat\": \"temporary\"}]}",
                "arbor: bad.json: tree[1]: unknown key \"restrat\" (expected one of: service, "
                "argv, env, cwd, restart, stop_signal, shutdown_timeout_ms, min_uptime_ms, "
-               "notify_fd, log_size)\n");
+               "notify_fd, log_size, log_file, log_file_max_bytes, log_file_backups, "
+               "log_timestamps)\n");
   expect_error("{\"tree\": [" STAMP "], \"admn\": {}}",
                "arbor: bad.json: unknown key \"admn\" (expected one of: admin, "
                "shutdown_timeout_ms, event_capacity, service_name, trace_out, trace_format, "
@@ -112,6 +116,62 @@ static void config_bad_values_are_errors(void **state) {
                      "supervisors to run\n");
 }
 
+/* Each log file key's error names the key and what it wants. */
+static void config_log_file_errors_name_the_key(void **state) {
+#define SVC "{\"service\": \"a\", \"argv\": [\"true\"], "
+  expect_error("{\"tree\": [" STAMP ", " SVC "\"log_file\": \"\"}]}",
+               "arbor: bad.json: tree[1].log_file: expected a non-empty string or null, not "
+               "\"\"\n");
+  expect_error("{\"tree\": [" STAMP ", " SVC "\"log_file\": 3}]}",
+               "arbor: bad.json: tree[1].log_file: expected a non-empty string or null, not a "
+               "number\n");
+  expect_error("{\"tree\": [" STAMP ", " SVC "\"log_file\": \"a.log\", "
+               "\"log_file_max_bytes\": 10}]}",
+               "arbor: bad.json: tree[1].log_file_max_bytes: expected an integer from 64 to "
+               "1099511627776, not this number\n");
+  expect_error("{\"tree\": [" STAMP ", " SVC "\"log_file\": \"a.log\", "
+               "\"log_file_backups\": 1001}]}",
+               "arbor: bad.json: tree[1].log_file_backups: expected an integer from 0 to 1000, "
+               "not this number\n");
+  expect_error("{\"tree\": [" STAMP ", " SVC "\"log_file\": \"a.log\", "
+               "\"log_timestamps\": \"yes\"}]}",
+               "arbor: bad.json: tree[1].log_timestamps: expected true or false, not a "
+               "string\n");
+  expect_error("{\"tree\": [" STAMP ", " SVC "\"log_file_backups\": 3}]}",
+               "arbor: bad.json: tree[1].log_file_backups: needs \"log_file\" (the file to "
+               "write the output to)\n");
+#undef SVC
+}
+
+/* A relative log_file is the config's directory's, not arbor's cwd; the
+ * program's output lands there, each line stamped. */
+static void config_log_file_relative_to_config_dir(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  assert_int_eq(mkdir(arbor_proc_path(&p, "conf"), 0755), 0);
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"tree\": [{\"service\": \"talker\", \"argv\": [\"/bin/sh\", \"-c\", "
+           "\"echo hello; while [ ! -e %s ]; do sleep 0.05; done\"], "
+           "\"log_file\": \"svc.log\", \"log_file_max_bytes\": 4096, "
+           "\"log_file_backups\": 2, \"log_timestamps\": true}]}",
+           arbor_proc_path(&p, "stop"));
+  arbor_proc_write(&p, "conf/cfg.json", json);
+  char *argv[] = {"arbor", "run", "conf/cfg.json", "--port", "0", NULL};
+  arbor_proc_start(&p, argv, NULL);
+  assert_int_eq(arbor_proc_read_url(&p), 0);
+  arbor_proc_wait_text(&p, "conf/svc.log", "Z hello\n");
+  char *log = arbor_proc_read(&p, "conf/svc.log");
+  assert_non_null(log);
+  assert_int_eq((int)strlen(log), 25 + 6);   /* "2026-11-24T22:40:01.123Z hello\n" */
+  assert_int_eq(log[10], 'T');
+  free(log);
+  assert_null(arbor_proc_read(&p, "svc.log"));
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  arbor_proc_cleanup(&p);
+}
+
 static void config_missing_file_is_an_error(void **state) {
   struct arbor_proc p;
   arbor_proc_init(&p);
@@ -137,7 +197,9 @@ static void config_check_accepts_a_good_config(void **state) {
                    "    {\"service\": \"a\", \"argv\": [\"true\", \"\"], \"env\": {\"K\": \"V\"},"
                    "     \"cwd\": \".\", \"restart\": \"temporary\", \"stop_signal\": 2,"
                    "     \"shutdown_timeout_ms\": 100, \"min_uptime_ms\": 10, \"notify_fd\": 3,"
-                   "     \"log_size\": 4096}]}]}\n");
+                   "     \"log_size\": 4096, \"log_file\": \"a.log\","
+                   "     \"log_file_max_bytes\": 65536, \"log_file_backups\": 3,"
+                   "     \"log_timestamps\": false}]}]}\n");
   char *out = NULL, *err = NULL;
   char *argv[] = {"arbor", "run", "--check", "good.json", NULL};
   int rc = arbor_proc_run(&p, argv, &out, &err);
@@ -161,6 +223,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(config_duplicate_name_is_an_error),
     cmocka_unit_test(config_bad_strategy_is_an_error),
     cmocka_unit_test(config_bad_values_are_errors),
+    cmocka_unit_test(config_log_file_errors_name_the_key),
+    cmocka_unit_test(config_log_file_relative_to_config_dir),
     cmocka_unit_test(config_missing_file_is_an_error),
     cmocka_unit_test(config_check_accepts_a_good_config),
 };
