@@ -2,8 +2,8 @@
  * (a page), POST .../cancel and POST .../restart.
  *
  * The detail is the node's own fields (json.c) plus what only some kinds have:
- * a fiber's wait site and stack, a service's or supervisor's phase and counters,
- * and its failure history. Mutations map arbor's codes onto HTTP statuses once,
+ * a fiber's wait site and stack, a service's or supervisor's phase and counters
+ * (a process service's log file among them), and its failure history. Mutations map arbor's codes onto HTTP statuses once,
  * here: a finished node is a 409, a node of the wrong kind a 400, an unknown id
  * a 404, so clients can tell "you asked wrongly" from "too late".
  */
@@ -49,6 +49,16 @@ static void add_service(struct http_jcx *cx, cJSON *o, arbor_node_t *node) {
   http_jadd_u64(cx, s, "tasks_total", si.tasks_total);
   http_jadd_u64(cx, s, "tasks_finished", si.tasks_finished);
   http_jadd_i64(cx, s, "pid", si.pid);
+  arbor_log_file_info_t lf;
+  if (si.is_process && arbor_service_log_file_info(node, &lf) == 0 && lf.enabled) {
+    cJSON *l = http_jadd(cx, s, "log_file", cJSON_CreateObject());
+    if (l != NULL) {             /* "error": the failure in force, by name; null: writing */
+      http_jadd_str(cx, l, "error", lf.error != 0 ? arbor_err_name(lf.error) : NULL);
+      http_jadd_u64(cx, l, "bytes_written", lf.bytes_written);
+      http_jadd_u64(cx, l, "bytes_dropped", lf.bytes_dropped);
+      http_jadd_u64(cx, l, "rotations", lf.rotations);
+    }
+  }
   if (arbor_node_kind(node) == ARBOR_KIND_SUPERVISOR) {
     http_jadd_str(cx, s, "strategy", arbor_strategy_name(si.strategy));
     http_jadd_i64(cx, s, "intensity", si.intensity);

@@ -500,6 +500,7 @@ static arbor_node_t *service(arbor_node_t *parent, const arbor_service_spec_t *s
  */
 struct tree {
   arbor_node_t *sup, *web, *proc, *failing, *writer, *batch, *inner;
+  char proc_log[64];             /* proc's log file (service.log_file in its detail) */
 };
 
 static char *proc_argv[] = {"/bin/sh", "-c", "echo hi; echo err >&2; sleep 100", NULL};
@@ -508,7 +509,9 @@ static void tree_build(struct world *w, struct tree *t) {
   arbor_node_t *root = arbor_root(w->rt);
   assert_code(arbor_supervisor_new(root, &(arbor_sup_opts_t){.name = "sup"}, &t->sup), 0);
   t->web = service(t->sup, &(arbor_service_spec_t){.name = "web", .fiber = sleeper});
-  t->proc = service(t->sup, &(arbor_service_spec_t){.name = "proc", .argv = proc_argv});
+  snprintf(t->proc_log, sizeof t->proc_log, "/tmp/arbor-test-api-%d.log", (int)getpid());
+  t->proc = service(t->sup, &(arbor_service_spec_t){.name = "proc", .argv = proc_argv,
+                                                     .log_file = t->proc_log});
   t->failing = arbor_test_group(root, "failing");
   t->writer = spawn_fn(t->failing, "writer", fail_chain_start, NULL);
   arbor_node_ref(t->failing);
@@ -526,13 +529,17 @@ static void tree_build(struct world *w, struct tree *t) {
   /* Everything up: services STARTED, the process has written both lines. */
   char buf[64];
   uint64_t off;
+  arbor_log_file_info_t lf;
   run_ticking_until(&w->loop, arbor_node_state(t->sup) == ARBOR_STATE_STARTED &&
                                   arbor_node_is_finished(t->failing) &&
                                   (off = 0, arbor_service_log_read(t->proc, &off, buf, sizeof buf,
-                                                                   NULL) == 7));
+                                                                   NULL) == 7) &&
+                                  arbor_service_log_file_info(t->proc, &lf) == 0 &&
+                                  lf.bytes_written == 7);
 }
 
 static void tree_release(struct tree *t) {
+  unlink(t->proc_log);           /* written and open: nothing creates it again */
   arbor_node_unref(t->failing);
   arbor_node_unref(t->writer);
   arbor_node_unref(t->batch);
@@ -637,6 +644,11 @@ static void api_node_detail(void **state) {
   o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(t.proc));
   assert_true(bool_field(field(o, "service"), "is_process"));
   assert_true(num_field(field(o, "service"), "pid") > 0);
+  cJSON *lf = field(field(o, "service"), "log_file");
+  assert_true(cJSON_IsNull(field(lf, "error")));
+  assert_int_eq(num_field(lf, "bytes_written"), 7);
+  assert_int_eq(num_field(lf, "bytes_dropped"), 0);
+  assert_int_eq(num_field(lf, "rotations"), 0);
   cJSON_Delete(o);
 
   o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(t.writer));
