@@ -975,6 +975,51 @@ typedef struct {
 ARBOR_EXTERN int arbor_service_log_file_info(const arbor_node_t *svc,
                                              arbor_log_file_info_t *info);
 
+/* What a process service's running program and its descendants use, read from
+ * /proc (Linux) when asked: nothing samples on a timer, so an idle arbor stays
+ * asleep. "Descendants" are the processes found by parent links from the program,
+ * plus the orphans of its session that the kernel re-parented to arbor (the child
+ * subreaper); a process that left the session and lost its parent (the classic
+ * fork, setsid, fork daemon) is not counted. Sums over processes: rss_bytes
+ * counts a page shared by two of them twice, as ps and top do. */
+typedef struct {
+  int pid;                       /* the program's */
+  uint32_t processes;            /* the program and the descendants found */
+  uint32_t threads;              /* summed over them */
+  uint32_t fds;                  /* open fds, summed (those of a process arbor may
+                                    not read, another user's, count 0) */
+  uint64_t rss_bytes;            /* resident memory, summed */
+  uint64_t cpu_ns;               /* user + system CPU time of the processes, and of
+                                    the children they have waited for (so a child's
+                                    work still counts once it exited); 0 at spawn */
+  double cpu_percent;            /* 100 = one core busy: over the time since this
+                                    run's previous sample at least 1 s before, or,
+                                    at a run's first sample, since its program
+                                    started (as ps shows %CPU) */
+  uint64_t sampled_ns;           /* monotonic (arbor's clock), when it was read */
+  int partial;                   /* 1: /proc held more processes than one sample
+                                    reads (ARBOR_USAGE_SCAN_MAX): some descendants
+                                    may be missing */
+} arbor_process_usage_t;
+
+#define ARBOR_USAGE_SCAN_MAX 4096  /* processes of /proc one sample reads at most */
+
+/* Samples a process service's program and its descendants into *out. Costs one
+ * read of /proc (up to ARBOR_USAGE_SCAN_MAX processes) on the loop thread: about
+ * a millisecond for a few hundred processes. The service keeps the sample that
+ * cpu_percent is measured from, so every caller (the node endpoint, a scrape)
+ * shares one series. Errors: ARBOR_EINVAL (NULL), ARBOR_EKIND (not a process
+ * service), ARBOR_ENOENT (no program running: not started yet, between runs, or it
+ * exited while being read; or no /proc to read), ARBOR_ENOMEM. */
+ARBOR_EXTERN int arbor_service_usage(arbor_node_t *svc, arbor_process_usage_t *out);
+
+/* The same for n services with one read of /proc (what a /metrics scrape uses):
+ * rcs[i] gets service i's result, 0 or an error as above, out[i] its figures.
+ * Returns how many were sampled, or ARBOR_EINVAL (NULL with n > 0), ARBOR_ENOENT
+ * (no /proc), ARBOR_ENOMEM (then nothing was sampled). */
+ARBOR_EXTERN int arbor_service_usage_many(arbor_node_t *const *svcs, size_t n,
+                                          arbor_process_usage_t *out, int *rcs);
+
 /* -- the service manager inside a body (async_service's ServiceAPI) --
  *
  * cx is any fiber of a service's incarnation: its body or a task it runs. New

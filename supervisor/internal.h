@@ -146,6 +146,14 @@ struct arbor__proc_spec;         /* procsvc.c: argv, env, cwd ... copied */
 struct arbor__proc;              /* procsvc.c: the running program */
 struct arbor__logfile;           /* logfile.c: a log file and its writer */
 
+/* procstat.c: the sample a process service's cpu_percent is measured from. */
+struct arbor__usage_ref {
+  uint64_t inc_id;               /* the run it was taken in; 0: none yet */
+  int pid;
+  uint64_t cpu_ns, at_ns;        /* the reference: CPU used, when (arbor__now) */
+  double percent;                /* the latest figure, for samples under 1 s apart */
+};
+
 struct arbor__svc {
   struct arbor__child c;
   arbor_fiber_fn fiber;          /* NULL for a process service */
@@ -159,6 +167,7 @@ struct arbor__svc {
   struct arbor__proc *running;   /* process service: the live program, or NULL */
   struct arbor__logring log;     /* process service: stdout + stderr */
   struct arbor__logfile *logfile;   /* process service: its log file, or NULL */
+  struct arbor__usage_ref usage; /* process service: cpu_percent's reference */
 };
 
 struct arbor__sup {
@@ -531,6 +540,15 @@ void arbor__logfile_take_counts(struct arbor__logfile *lf, const struct arbor__l
 void arbor__logfile_info(const struct arbor__logfile *lf, arbor_log_file_info_t *info);
 void arbor__logfile_close(struct arbor__logfile *lf);
 int arbor__reaper_start(arbor_runtime_t *rt);    /* idempotent */
+
+/* procstat.c: a program's and its descendants' figures from one read of /proc
+ * (arbor_service_usage is built on these; a memory limit can be too). */
+struct arbor__pstable;
+#define ARBOR__PROCSTAT_NO_FDS 1         /* skip counting fds (a directory read each) */
+int arbor__procstat_scan(struct arbor__pstable **out);
+void arbor__procstat_free(struct arbor__pstable *t);
+int arbor__procstat_tree(const struct arbor__pstable *t, int pid, int flags,
+                         arbor_process_usage_t *out, double *life_percent);
 void arbor__reaper_close(arbor_runtime_t *rt);   /* from the runtime's close */
 
 static inline int arbor__is_finished(const arbor_node_t *n) {
