@@ -3,9 +3,10 @@
  *
  * The detail is the node's own fields (json.c) plus what only some kinds have:
  * a fiber's wait site and stack, a service's or supervisor's phase and counters
- * (a process service's log file among them), and its failure history. Mutations map arbor's codes onto HTTP statuses once,
- * here: a finished node is a 409, a node of the wrong kind a 400, an unknown id
- * a 404, so clients can tell "you asked wrongly" from "too late".
+ * (a process service's log file and resource usage among them), and its failure
+ * history. Mutations map arbor's codes onto HTTP statuses once, here: a finished
+ * node is a 409, a node of the wrong kind a 400, an unknown id a 404, so clients
+ * can tell "you asked wrongly" from "too late".
  */
 #include <inttypes.h>
 
@@ -29,6 +30,29 @@ static void add_fiber(struct http_jcx *cx, cJSON *o, arbor_node_t *node) {
     http_jadd_time(cx, f, arbor_node_runtime(node), "since", fi.wait_since_ns);
   http_jadd_u64(cx, f, "stack_size", fi.stack_size);
   http_jadd_u64(cx, f, "stack_high_water", fi.stack_high_water);
+}
+
+/* "usage": what a process service's running program and its descendants use,
+ * sampled now (arbor_service_usage reads /proc; nothing samples on a timer).
+ * null for anything else, or when no program runs. */
+static void add_usage(struct http_jcx *cx, cJSON *s, arbor_node_t *node) {
+  arbor_process_usage_t u;
+  if (arbor_service_usage(node, &u) != 0) {
+    http_jadd(cx, s, "usage", cJSON_CreateNull());
+    return;
+  }
+  cJSON *o = http_jadd(cx, s, "usage", cJSON_CreateObject());
+  if (o == NULL)
+    return;
+  /* Whole microseconds of CPU and hundredths of a percent: /proc counts in
+   * clock ticks, so more digits would be noise. */
+  http_jadd(cx, o, "cpu_seconds", cJSON_CreateNumber((double)(u.cpu_ns / 1000u) / 1e6));
+  http_jadd(cx, o, "cpu_percent", cJSON_CreateNumber((double)(int64_t)(u.cpu_percent * 100.0 + 0.5) / 100.0));
+  http_jadd_u64(cx, o, "rss_bytes", u.rss_bytes);
+  http_jadd_u64(cx, o, "open_fds", u.fds);
+  http_jadd_u64(cx, o, "threads", u.threads);
+  http_jadd_u64(cx, o, "processes", u.processes);
+  http_jadd_bool(cx, o, "partial", u.partial);
 }
 
 /* "service" and "history" for services and supervisors. */
@@ -59,6 +83,7 @@ static void add_service(struct http_jcx *cx, cJSON *o, arbor_node_t *node) {
       http_jadd_u64(cx, l, "rotations", lf.rotations);
     }
   }
+  add_usage(cx, s, node);
   if (arbor_node_kind(node) == ARBOR_KIND_SUPERVISOR) {
     http_jadd_str(cx, s, "strategy", arbor_strategy_name(si.strategy));
     http_jadd_i64(cx, s, "intensity", si.intensity);

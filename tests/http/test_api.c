@@ -628,6 +628,7 @@ static void api_node_detail(void **state) {
   assert_string_equal(str_field(svc, "restart"), "permanent");
   assert_false(bool_field(svc, "is_process"));
   assert_null(cJSON_GetObjectItem(svc, "strategy"));
+  assert_true(cJSON_IsNull(cJSON_GetObjectItem(svc, "usage")));   /* no program */
   uint64_t inc = (uint64_t)num_field(svc, "incarnation_id");
   cJSON_Delete(o);
 
@@ -649,6 +650,15 @@ static void api_node_detail(void **state) {
   assert_int_eq(num_field(lf, "bytes_written"), 7);
   assert_int_eq(num_field(lf, "bytes_dropped"), 0);
   assert_int_eq(num_field(lf, "rotations"), 0);
+  /* the figures of the running program (sh, and its sleep once forked) */
+  cJSON *usage = field(field(o, "service"), "usage");
+  assert_true(num_field(usage, "processes") >= 1);
+  assert_true(num_field(usage, "threads") >= num_field(usage, "processes"));
+  assert_true(num_field(usage, "rss_bytes") > 0);
+  assert_true(num_field(usage, "open_fds") >= 3);
+  assert_true(num_field(usage, "cpu_seconds") >= 0);
+  assert_true(num_field(usage, "cpu_percent") >= 0);
+  assert_false(bool_field(usage, "partial"));
   cJSON_Delete(o);
 
   o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(t.writer));
