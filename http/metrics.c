@@ -7,7 +7,8 @@
  * plain increments where the tree changes, so a scrape never walks the tree for
  * them. Only the per-service series need a walk, and it skips every FINISHED
  * subtree (rule 1: all of it has finished too), so it costs the live nodes, not
- * the retained history. The admin server's responses by status come from
+ * the retained history. The process services' resource series read /proc once
+ * per scrape for all of them (arbor_service_usage_many). The admin server's responses by status come from
  * server.c (http_responses_sent), the OTLP push exporter's from arbor_otlp_stats
  * (only while the runtime has one), the process_* family from /proc/self, the way
  * the Prometheus client libraries do it ("Writing client libraries", "Process
@@ -378,7 +379,60 @@ static int service_up(arbor_runtime_t *rt, arbor_node_t *svc) {
   return inc != NULL && arbor_node_state(inc) == ARBOR_STATE_STARTED;
 }
 
-/* Both per-service families, from one walk (their samples must not interleave,
+/* The resource families of the live process services with a running program,
+ * from one read of /proc for all of them (arbor_service_usage_many), sampled
+ * now: nothing samples between scrapes. Returns -1 when out of memory. */
+static int usage_families(struct mbuf *b, const struct services *s) {
+  /* Declared even with no sample, as the other per-service families are. */
+  size_t n = s->n > 0 ? s->n : 1;
+  arbor_process_usage_t *u = calloc(n, sizeof *u);
+  int *rcs = calloc(n, sizeof *rcs);
+  if (u == NULL || rcs == NULL || arbor_service_usage_many(s->v, s->n, u, rcs) == ARBOR_ENOMEM) {
+    free(u);
+    free(rcs);
+    return -1;
+  }
+  static const struct {
+    const char *name, *type, *help;
+  } fam[] = {
+      {"arbor_service_cpu_seconds_total", "counter",
+       "User and system CPU time of a process service's program and its descendants, in "
+       "seconds (from 0 at each run)."},
+      {"arbor_service_resident_memory_bytes", "gauge",
+       "Resident memory of a process service's program and its descendants, summed."},
+      {"arbor_service_open_fds", "gauge",
+       "Open file descriptors of a process service's program and its descendants."},
+      {"arbor_service_threads", "gauge",
+       "Threads of a process service's program and its descendants."},
+      {"arbor_service_processes", "gauge",
+       "Processes of a process service: its program and the descendants found."},
+  };
+  char id[24], text[32];
+  for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+    family(b, fam[f].name, fam[f].type, fam[f].help);
+    for (size_t i = 0; i < s->n; i++) {
+      if (rcs[i] != 0)
+        continue;                /* not a process service, or no program now */
+      snprintf(id, sizeof id, "%" PRIu64, arbor_node_id(s->v[i]));
+      const char *const labels[] = {"service", arbor_node_name(s->v[i]), "id", id, NULL};
+      switch (f) {
+      case 0:
+        fmt_seconds(u[i].cpu_ns, text);
+        sample(b, fam[f].name, labels, text);
+        break;
+      case 1: sample_u64(b, fam[f].name, labels, u[i].rss_bytes); break;
+      case 2: sample_u64(b, fam[f].name, labels, u[i].fds); break;
+      case 3: sample_u64(b, fam[f].name, labels, u[i].threads); break;
+      default: sample_u64(b, fam[f].name, labels, u[i].processes); break;
+      }
+    }
+  }
+  free(u);
+  free(rcs);
+  return 0;
+}
+
+/* The per-service families, from one walk (their samples must not interleave,
  * hence the list). Returns -1 when out of memory. */
 static int service_families(struct mbuf *b, arbor_runtime_t *rt) {
   struct services s = {0};
@@ -406,8 +460,9 @@ static int service_families(struct mbuf *b, arbor_runtime_t *rt) {
            (const char *const[]){"service", arbor_node_name(s.v[i]), "id", id, NULL},
            service_up(rt, s.v[i]) ? "1" : "0");
   }
+  int rc = usage_families(b, &s);
   free(s.v);
-  return 0;
+  return rc;
 }
 
 /* ------------------------------------------------------- admin server */

@@ -564,6 +564,11 @@ static void metrics_every_family_declared_with_help_and_type(void **state) {
       {"arbor_task_lifetime_seconds", "histogram"},
       {"arbor_service_restarts_total", "counter"},
       {"arbor_service_up", "gauge"},
+      {"arbor_service_cpu_seconds_total", "counter"},
+      {"arbor_service_resident_memory_bytes", "gauge"},
+      {"arbor_service_open_fds", "gauge"},
+      {"arbor_service_threads", "gauge"},
+      {"arbor_service_processes", "gauge"},
       {"arbor_admin_http_requests_total", "counter"},
       {"process_cpu_seconds_total", "counter"},
       {"process_resident_memory_bytes", "gauge"},
@@ -920,6 +925,42 @@ static void metrics_service_up_zero_in_backoff(void **state) {
   world_close(&w);
 }
 
+/* The resource families: a sample for each process service with a running
+ * program, plausible against /proc (a shell and its one sleep: two processes,
+ * two threads, at least stdin, stdout and stderr each), none for a fiber
+ * service; and the same figures in the node's JSON (tests/http/test_api.c). */
+static void metrics_service_usage_of_process_services(void **state) {
+  struct world w;
+  struct expo e;
+  world_open(&w, NULL);
+  char *argv[] = {"/bin/sh", "-c", "sleep 30 & echo >&3; wait", NULL};
+  arbor_node_t *proc = service(arbor_root(w.rt), &(arbor_service_spec_t){
+                                                     .name = "worker", .argv = argv,
+                                                     .notify_fd = 3});
+  arbor_node_t *fib = service(arbor_root(w.rt), &(arbor_service_spec_t){.name = "fiber",
+                                                                        .fiber = sleeper});
+  run_ticking_until(&w.loop, arbor_node_state(proc) == ARBOR_STATE_STARTED && body_parked(fib));
+  scrape(&w, &e);
+  const char *id = id_of(0, proc);
+  assert_int_eq(value(&e, "arbor_service_processes", "service", "worker", "id", id, NULL), 2);
+  assert_int_eq(value(&e, "arbor_service_threads", "service", "worker", "id", id, NULL), 2);
+  assert_true(value(&e, "arbor_service_open_fds", "service", "worker", "id", id, NULL) >= 6);
+  assert_true(value(&e, "arbor_service_resident_memory_bytes", "service", "worker", "id", id,
+                    NULL) > 0);
+  assert_true(value(&e, "arbor_service_cpu_seconds_total", "service", "worker", "id", id,
+                    NULL) >= 0);
+  static const char *const fams[] = {"arbor_service_cpu_seconds_total",
+                                     "arbor_service_resident_memory_bytes",
+                                     "arbor_service_open_fds", "arbor_service_threads",
+                                     "arbor_service_processes"};
+  for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
+    assert_int_eq(family(&e, fams[i])->nsamples, 1);   /* the fiber service has none */
+    assert_null(find(&e, fams[i], "service", "fiber", "id", id_of(1, fib), NULL));
+  }
+  expo_free(&e);
+  world_close(&w);
+}
+
 /* A port nobody listens on: bound, then closed. */
 static int closed_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1000,6 +1041,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(metrics_head_no_body_post_not_allowed),
     cmocka_unit_test(metrics_process_metrics_of_this_process),
     cmocka_unit_test(metrics_service_up_zero_in_backoff),
+    cmocka_unit_test(metrics_service_usage_of_process_services),
     cmocka_unit_test(metrics_otlp_families_while_exporter_runs),
 };
 
