@@ -1,6 +1,7 @@
 // detail.js - the node detail panel: every field of GET /api/v1/nodes/{id},
 // the error chain as nested causes, a fiber's wait site, a service's restart
-// history with each past chain, a process service's log tail (followed live),
+// history with each past chain, a process service's log tail (followed live)
+// and resource usage (sampled by the server at each refresh),
 // links to the subtree's trace, and the cancel / restart controls.
 //
 // The panel's skeleton is in index.html; this module fills it. Sections are
@@ -224,6 +225,7 @@ export function mountDetail(panel, { api, onSelect, onClose, onFocusTimeline }) 
       ['last backoff', `${s.last_backoff_ms} ms`],
       ['tasks', `${s.tasks_finished} of ${s.tasks_total} finished`],
     ];
+    if (s.is_process) rows.push(['usage', { testid: 'usage', text: usageText(s.usage) }]);
     if (s.strategy) rows.push(['strategy', `${s.strategy}, at most ${s.intensity} restarts in ${s.period_ms} ms`]);
     els.service.replaceChildren(...definitions(rows, onSelect));
   }
@@ -430,12 +432,16 @@ export function ask(dialog, message) {
   });
 }
 
-// <dt>/<dd> pairs of [label, value] rows; a value {link: id} is a node link.
+// <dt>/<dd> pairs of [label, value] rows; a value {link: id} is a node link,
+// {testid, text} text the tests find by its data-testid.
 // (Not `v.link`: every string has a link() method, the old HTML helper.)
 function definitions(rows, onSelect) {
   return rows.flatMap(([k, v]) => {
     const dd = document.createElement('dd');
-    if (typeof v === 'object' && v !== null) dd.append(nodeLink(v.link, onSelect));
+    if (typeof v === 'object' && v !== null && v.testid) {
+      dd.setAttribute('data-testid', v.testid);
+      dd.textContent = v.text;
+    } else if (typeof v === 'object' && v !== null) dd.append(nodeLink(v.link, onSelect));
     else dd.textContent = String(v);
     return [el('dt', '', k), dd];
   });
@@ -461,6 +467,22 @@ function when(text) {
 function localTime(text) {
   const ms = wallMs(text);
   return ms === null ? '' : new Date(ms).toLocaleTimeString();
+}
+
+// A process service's figures (GET /api/v1/nodes/{id}, service.usage),
+// sampled by the server at each refresh of the panel: "2 processes, 3 threads ·
+// CPU 1.25 s, 0.4 % · 24.1 MiB resident · 12 fds".
+export function usageText(u) {
+  if (!u) return 'no program running';
+  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 'es'}`;
+  return `${plural(u.processes, 'process')}, ${u.threads} thread${u.threads === 1 ? '' : 's'}`
+    + ` · CPU ${u.cpu_seconds.toFixed(2)} s, ${u.cpu_percent.toFixed(1)} %`
+    + ` · ${mib(u.rss_bytes)} resident · ${u.open_fds} fd${u.open_fds === 1 ? '' : 's'}`
+    + (u.partial ? ' · partial: too many processes to read them all' : '');
+}
+
+function mib(n) {
+  return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : kib(n);
 }
 
 function kib(n) {

@@ -7,7 +7,7 @@
 // runs' chains, and, when the retry service gives up within the test's time
 // (at random, about every 15 s), its run: two links ("gave up after 5 tries",
 // with its file:line, caused by the last try's error). Beside the chains: the
-// crasher's log tail and a sleeping fiber's wait site.
+// crasher's log tail and resource usage, and a sleeping fiber's wait site.
 //
 // The panel's text is checked too for what a rendering slip shows instead of
 // a value: "undefined", "NaN", "[object Object]", a function's source.
@@ -82,6 +82,10 @@ await test('web_detail_shows_error_chain', async (t) => {
   // The process service's log tail has its runs' output (the crasher's stderr),
   // and a sleeping fiber's wait site names its call and place in the source.
   await waitForText(detail.getByTestId('log-tail'), /fatal: simulated crash/);
+  // Its resource figures while a run is up (each run lasts 1-4 s; the panel
+  // refreshes every 2 s), or "no program running" between runs.
+  const usage = await waitForText(detail.getByTestId('usage'), /\d+ process(es)?, \d+ threads? · CPU [\d.]+ s, [\d.]+ % · [\d.]+ (MiB|KiB|B) resident · \d+ fds?/, 20000);
+  log(`usage of the crasher: ${JSON.stringify(usage.trim())}`);
   const hb1 = await findNode(t.base, 'heartbeat#1');
   await selectNode(page, hb1.id);
   const wait = await waitForText(detail.getByTestId('wait-site'), /heartbeat\.c:\d+/);
