@@ -314,7 +314,7 @@ static int get_env(struct ctx *cx, const cJSON *obj, const char *path, char ***o
 static const char *const service_keys[] = {
     "service", "argv", "env", "cwd", "restart", "stop_signal", "shutdown_timeout_ms",
     "min_uptime_ms", "notify_fd", "log_size", "log_file", "log_file_max_bytes",
-    "log_file_backups", "log_timestamps", NULL};
+    "log_file_backups", "log_timestamps", "requires", "after", NULL};
 
 /* The log file keys (docs/config.md). The sizes mean nothing without a file, so
  * they are refused alone rather than ignored: a typo'd or forgotten log_file
@@ -374,10 +374,11 @@ static int parse_service(struct ctx *cx, const cJSON *obj, struct config_node *n
 
 static const char *const supervisor_keys[] = {
     "supervisor", "strategy", "intensity", "period_ms", "backoff_ms", "backoff_max_ms",
-    "restart",    "parallel_stop", "children", NULL};
+    "restart",    "parallel_stop", "children", "requires", "after", NULL};
 
 static int parse_children(struct ctx *cx, const cJSON *arr, const char *path,
                           struct config_node *parent);
+static int resolve_parallel_stop(struct ctx *cx, struct config_node *n);
 
 static int parse_supervisor(struct ctx *cx, const cJSON *obj, struct config_node *n) {
   const char *path = n->path;
@@ -391,7 +392,7 @@ static int parse_supervisor(struct ctx *cx, const cJSON *obj, struct config_node
       get_uint(cx, obj, path, "backoff_ms", 0, 86400000, 100, &n->backoff_ms) < 0 ||
       get_uint(cx, obj, path, "backoff_max_ms", 1, 86400000, 30000, &n->backoff_max_ms) < 0 ||
       get_restart(cx, obj, path, &n->restart) < 0 ||
-      get_bool(cx, obj, path, "parallel_stop", 1, &n->parallel_stop) < 0)
+      get_bool(cx, obj, path, "parallel_stop", -1, &n->parallel_stop) < 0)
     return -1;
   if (n->backoff_ms > 0 && n->backoff_max_ms < n->backoff_ms) {
     char p[PATH_MAX_LEN];
@@ -399,11 +400,11 @@ static int parse_supervisor(struct ctx *cx, const cJSON *obj, struct config_node
     return errorf(cx, p, "expected at least backoff_ms (%llu)", (unsigned long long)n->backoff_ms);
   }
   const cJSON *kids = cJSON_GetObjectItemCaseSensitive(obj, "children");
-  if (kids == NULL)
-    return 0;
   char p[PATH_MAX_LEN];
   path_key(p, path, "children");
-  return parse_children(cx, kids, p, n);
+  if (kids != NULL && parse_children(cx, kids, p, n) < 0)
+    return -1;
+  return resolve_parallel_stop(cx, n);
 }
 
 /* Letters, digits, '_', '-', '.': a name is part of a path, of URLs and of log
@@ -416,6 +417,38 @@ static int name_ok(const char *s) {
     if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
       return 0;
   return 1;
+}
+
+/* requires / after: an array of names (NULL when absent; [] is none too). Whether
+ * they name siblings is checked once every sibling is parsed (check_deps). */
+static int get_names(struct ctx *cx, const cJSON *obj, const char *path, const char *key,
+                     char ***out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  *out = NULL;
+  if (v == NULL)
+    return 0;
+  char p[PATH_MAX_LEN];
+  path_key(p, path, key);
+  if (!cJSON_IsArray(v))
+    return errorf(cx, p, "expected an array of names (of this node's siblings), not %s",
+                  type_name(v));
+  size_t n = (size_t)cJSON_GetArraySize(v);
+  if (n == 0)
+    return 0;
+  if ((*out = calloc(n + 1, sizeof **out)) == NULL)
+    return oom(cx);
+  size_t i = 0;
+  for (const cJSON *e = v->child; e != NULL; e = e->next, i++) {
+    if (!cJSON_IsString(e) || !name_ok(e->valuestring)) {
+      char q[PATH_MAX_LEN];
+      path_index(q, p, i);
+      return errorf(cx, q, "expected a name: 1 to %d characters from A-Z a-z 0-9 _ - .",
+                    CONFIG_NAME_MAX);
+    }
+    if (((*out)[i] = strdup(e->valuestring)) == NULL)
+      return oom(cx);
+  }
+  return 0;
 }
 
 static int parse_node(struct ctx *cx, const cJSON *obj, struct config_node *n) {
@@ -439,7 +472,171 @@ static int parse_node(struct ctx *cx, const cJSON *obj, struct config_node *n) {
   if ((n->name = strdup(name->valuestring)) == NULL)
     return oom(cx);
   n->is_supervisor = sup != NULL;
+  if (get_names(cx, obj, n->path, "requires", &n->requires) < 0 ||
+      get_names(cx, obj, n->path, "after", &n->after) < 0)
+    return -1;
   return n->is_supervisor ? parse_supervisor(cx, obj, n) : parse_service(cx, obj, n);
+}
+
+/* --------------------------------------------------------- dependencies */
+
+/* requires and after name siblings only: the supervisor's own in-order start
+ * (each child STARTED before the next) and reverse-order stop then give the
+ * dependency order once the siblings are sorted, with nothing new at run time.
+ * A dependency elsewhere in the tree would need a service held in a waiting
+ * state across supervisors: refused with a clear error instead. */
+
+static long sibling_index(const struct config_node *parent, const char *name) {
+  for (size_t i = 0; i < parent->nchildren; i++)
+    if (strcmp(parent->children[i].name, name) == 0)
+      return (long)i;
+  return -1;
+}
+
+static char **deps_of(const struct config_node *n, int which) {
+  return which == 0 ? n->requires : n->after;
+}
+static const char *dep_key(int which) { return which == 0 ? "requires" : "after"; }
+
+static int has_deps(const struct config_node *parent) {
+  for (size_t i = 0; i < parent->nchildren; i++)
+    if (parent->children[i].requires != NULL || parent->children[i].after != NULL)
+      return 1;
+  return 0;
+}
+
+/* Depth-first from i; a sibling met again while still on the stack closes a
+ * cycle, reported from that sibling round to itself, at the key of its edge. */
+struct dfs {
+  struct ctx *cx;
+  const struct config_node *parent;
+  unsigned char *color;          /* 0 new, 1 on the stack, 2 done */
+  size_t *stack;
+  int *via;                      /* via[d]: the key (0 requires, 1 after) from stack[d] */
+  size_t depth;
+};
+
+static int dfs_visit(struct dfs *d, size_t i) {
+  const struct config_node *n = &d->parent->children[i];
+  d->color[i] = 1;
+  d->stack[d->depth++] = i;
+  for (int which = 0; which < 2; which++) {
+    char **names = deps_of(n, which);
+    for (size_t k = 0; names != NULL && names[k] != NULL; k++) {
+      size_t j = (size_t)sibling_index(d->parent, names[k]);
+      d->via[d->depth - 1] = which;
+      if (d->color[j] == 2)
+        continue;
+      if (d->color[j] == 0) {
+        if (dfs_visit(d, j) < 0)
+          return -1;
+        continue;
+      }
+      size_t from = 0;
+      while (d->stack[from] != j)
+        from++;
+      char cycle[CONFIG_ERR_MAX / 2];
+      size_t used = 0;
+      for (size_t s = from; s < d->depth && used < sizeof cycle; s++)
+        used += (size_t)snprintf(cycle + used, sizeof cycle - used, "%s -> ",
+                                 d->parent->children[d->stack[s]].name);
+      if (used < sizeof cycle)
+        snprintf(cycle + used, sizeof cycle - used, "%s", d->parent->children[j].name);
+      char p[PATH_MAX_LEN];
+      path_key(p, d->parent->children[j].path, dep_key(d->via[from]));
+      return errorf(d->cx, p, "dependency cycle: %s", cycle);
+    }
+  }
+  d->depth--;
+  d->color[i] = 2;
+  return 0;
+}
+
+/* Every name known, no cycle; then the siblings sorted so that each comes after
+ * what it names, otherwise in file order (the first ready one each time). */
+static int check_deps(struct ctx *cx, struct config_node *parent) {
+  size_t n = parent->nchildren;
+  for (size_t i = 0; i < n; i++) {
+    struct config_node *c = &parent->children[i];
+    c->order = i;
+    for (int which = 0; which < 2; which++) {
+      char **names = deps_of(c, which);
+      for (size_t k = 0; names != NULL && names[k] != NULL; k++) {
+        long j = sibling_index(parent, names[k]);
+        const struct config_node *dep = j >= 0 ? &parent->children[j] : NULL;
+        if (dep != NULL && (which == 1 || dep->restart == ARBOR_PERMANENT))
+          continue;
+        char p[PATH_MAX_LEN], q[PATH_MAX_LEN];
+        path_key(p, c->path, dep_key(which));
+        path_index(q, p, k);
+        if (dep != NULL)         /* it could finish for good, leaving c without it */
+          return errorf(cx, q, "\"%s\" is %s: what a node requires must be permanent "
+                               "(\"after\" only orders)", names[k],
+                        arbor_restart_name(dep->restart));
+        return errorf(cx, q, "no sibling named \"%s\" (requires and after name nodes of "
+                             "the same supervisor)", names[k]);
+      }
+    }
+  }
+  if (!has_deps(parent))
+    return 0;
+  struct dfs d = {.cx = cx, .parent = parent};
+  struct config_node *sorted = calloc(n, sizeof *sorted);
+  d.color = calloc(n, 1);
+  d.stack = calloc(n, sizeof *d.stack);
+  d.via = calloc(n, sizeof *d.via);
+  int rc = -1;
+  if (sorted == NULL || d.color == NULL || d.stack == NULL || d.via == NULL) {
+    oom(cx);
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (d.color[i] == 0 && dfs_visit(&d, i) < 0)
+      goto out;
+  unsigned char *placed = d.color;   /* reused: 2 everywhere after the search */
+  memset(placed, 0, n);
+  for (size_t out_i = 0; out_i < n; out_i++) {
+    for (size_t i = 0; i < n; i++) {
+      if (placed[i])
+        continue;
+      int ready = 1;
+      for (int which = 0; which < 2 && ready; which++) {
+        char **names = deps_of(&parent->children[i], which);
+        for (size_t k = 0; names != NULL && names[k] != NULL && ready; k++)
+          ready = placed[sibling_index(parent, names[k])];
+      }
+      if (ready) {
+        placed[i] = 1;
+        sorted[out_i] = parent->children[i];
+        break;
+      }
+    }
+  }
+  memcpy(parent->children, sorted, n * sizeof *sorted);
+  rc = 0;
+out:
+  free(sorted);
+  free(d.color);
+  free(d.stack);
+  free(d.via);
+  return rc;
+}
+
+/* parallel_stop stops every child at once, which would not stop a node before
+ * what it depends on: off by default under dependencies, refused if asked for. */
+static int resolve_parallel_stop(struct ctx *cx, struct config_node *n) {
+  int deps = has_deps(n);
+  if (n->parallel_stop < 0) {
+    n->parallel_stop = !deps;
+    return 0;
+  }
+  if (n->parallel_stop && deps) {
+    char p[PATH_MAX_LEN];
+    path_key(p, n->path, "parallel_stop");
+    return errorf(cx, p, "true would stop every child at once, not each before what it "
+                         "requires or comes after: leave it out or set it to false");
+  }
+  return 0;
 }
 
 static int parse_children(struct ctx *cx, const cJSON *arr, const char *path,
@@ -467,7 +664,7 @@ static int parse_children(struct ctx *cx, const cJSON *arr, const char *path,
         return errorf(cx, p, "duplicate name \"%s\" (also %s): names must be unique among "
                              "siblings", c->name, parent->children[k].path);
   }
-  return 0;
+  return check_deps(cx, parent);
 }
 
 /* ---------------------------------------------------------------- admin */
@@ -551,7 +748,10 @@ static int parse_top(struct ctx *cx, const cJSON *root, struct config *cfg) {
   if (tree == NULL)
     return errorf(cx, NULL, "expected a \"tree\" key: the array of services and supervisors "
                             "to run");
-  return parse_children(cx, tree, "tree", &cfg->top);
+  if (parse_children(cx, tree, "tree", &cfg->top) < 0)
+    return -1;
+  cfg->top.parallel_stop = !has_deps(&cfg->top);   /* as resolve_parallel_stop's default */
+  return 0;
 }
 
 /* The whole file into a NUL-terminated buffer, at most CONFIG_FILE_MAX bytes. */
@@ -657,6 +857,8 @@ static void node_free(struct config_node *n) {
   strv_free(n->env);
   free(n->cwd);
   free(n->log_file);
+  strv_free(n->requires);
+  strv_free(n->after);
 }
 
 void config_free(struct config *cfg) {
@@ -697,6 +899,30 @@ int config_service_equal(const struct config_node *a, const struct config_node *
          a->log_size == b->log_size && str_eq(a->log_file, b->log_file) &&
          a->log_file_max_bytes == b->log_file_max_bytes &&
          a->log_file_backups == b->log_file_backups && a->log_timestamps == b->log_timestamps;
+}
+
+/* Same names, in any order (a set). */
+static int names_same(char *const *a, char *const *b) {
+  size_t na = 0, nb = 0;
+  for (; a != NULL && a[na] != NULL; na++) {
+    size_t k = 0;
+    while (b != NULL && b[k] != NULL && strcmp(b[k], a[na]) != 0)
+      k++;
+    if (b == NULL || b[k] == NULL)
+      return 0;
+  }
+  for (; b != NULL && b[nb] != NULL; nb++) {
+    size_t k = 0;
+    while (a != NULL && a[k] != NULL && strcmp(a[k], b[nb]) != 0)
+      k++;
+    if (a == NULL || a[k] == NULL)
+      return 0;
+  }
+  return 1;
+}
+
+int config_deps_equal(const struct config_node *a, const struct config_node *b) {
+  return names_same(a->requires, b->requires) && names_same(a->after, b->after);
 }
 
 int config_supervisor_equal(const struct config_node *a, const struct config_node *b) {

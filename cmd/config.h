@@ -36,12 +36,18 @@ struct config_node {
   uint64_t period_ms;
   uint64_t backoff_ms;           /* 0: restart at once (no backoff) */
   uint64_t backoff_max_ms;
-  int parallel_stop;
-  struct config_node *children;
+  int parallel_stop;             /* false when a child has requires or after */
+  struct config_node *children;  /* in start order: sorted by requires/after */
   size_t nchildren;
 
   /* both: as a supervisor's child */
   arbor_restart_t restart;
+  /* Start dependencies (docs/config.md, "Start order"): names of siblings,
+   * NULL-terminated; NULL: none. config.c checks them (known, no cycle) and sorts
+   * the siblings so that each comes after what it names. */
+  char **requires;               /* must be STARTED first, and must keep running */
+  char **after;                  /* ordering only */
+  size_t order;                  /* its index in the file among its siblings */
 
   /* service (a program) */
   char **argv;                   /* NULL-terminated */
@@ -95,6 +101,8 @@ int config_json_syntax(const char *text, size_t len, int *line, int *col, const 
 /* 1 when the two services would run the same way (argv, env, cwd, restart type,
  * stop signal, timeouts, notify fd, log size, log file settings). */
 int config_service_equal(const struct config_node *a, const struct config_node *b);
+/* 1 when the two nodes name the same requires and after (in any order). */
+int config_deps_equal(const struct config_node *a, const struct config_node *b);
 /* 1 when two supervisors have the same options (children not compared). */
 int config_supervisor_equal(const struct config_node *a, const struct config_node *b);
 

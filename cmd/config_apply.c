@@ -11,6 +11,13 @@
  * longer named is cancelled; a new one is added after its siblings; the rest is
  * not touched at all. The core cannot change a live supervisor's options, so
  * those changes are reported and wait for a restart of arbor.
+ *
+ * requires and after (config.c sorted the siblings by them) are kept on each
+ * node as attributes, so the tree and the dashboard say what a node waits for.
+ * They do not change how a service runs, so changing them alone restarts
+ * nothing. The core cannot move a running child either: a reload after which a
+ * node would start before something it names (an existing node that now names a
+ * new or later sibling) says so and keeps the order until arbor restarts.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +78,30 @@ static int service_spec(const struct config_node *n, arbor_service_spec_t *spec,
   return 0;
 }
 
+/* "db, api" under key on node, cut with "..." at the attribute limit; removed
+ * (set to "") when names is NULL. Only for the operator's eyes, so a failure
+ * (out of memory) is not one of the config's. */
+static void deps_attr(arbor_node_t *node, const char *key, char *const *names) {
+  char buf[256];
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; names != NULL && names[i] != NULL; i++) {
+    int w = snprintf(buf + used, sizeof buf - used, "%s%s", i > 0 ? ", " : "", names[i]);
+    if (w < 0 || (size_t)w >= sizeof buf - used) {
+      memcpy(buf + sizeof buf - 4, "...", 4);
+      break;
+    }
+    used += (size_t)w;
+  }
+  if (names != NULL || arbor_node_attr_get(node, key) != NULL)
+    (void)arbor_node_attr_set(node, key, buf);
+}
+
+static void set_deps_attrs(arbor_node_t *node, const struct config_node *n) {
+  deps_attr(node, "requires", n->requires);
+  deps_attr(node, "after", n->after);
+}
+
 static int fail(char *err, size_t errlen, const struct config_node *n, const char *what, int rc) {
   snprintf(err, errlen, "%s %s (%s): %s: %s", n->is_supervisor ? "supervisor" : "service",
            n->name, n->path, what, arbor_strerror(rc));
@@ -109,6 +140,7 @@ static int build_node(struct config_node *n, arbor_node_t *parent, unsigned *cou
       return fail(err, errlen, n, "cannot create it", rc);
   }
   n->id = arbor_node_id(node);
+  set_deps_attrs(node, n);
   (*count)++;
   return n->is_supervisor ? build_children(n, node, count, err, errlen) : 0;
 }
@@ -166,6 +198,7 @@ static int reconcile_one(struct reload *r, struct config_node *old, struct confi
     return rc;
   }
   n->id = old->id;
+  set_deps_attrs(node, n);
   if (n->is_supervisor) {
     if (!config_supervisor_equal(old, n)) {
       fprintf(stderr, "arbor: supervisor %s (%s, id %llu): restart needed for supervisor "
@@ -202,6 +235,28 @@ static int reconcile_one(struct reload *r, struct config_node *old, struct confi
   return 0;
 }
 
+
+/* Siblings start in the order they were made (ids grow), which a reload cannot
+ * change: say where that order now disagrees with requires/after. */
+static void check_live_order(struct reload *r, struct config_node *next) {
+  for (size_t i = 0; i < next->nchildren; i++) {
+    struct config_node *n = &next->children[i];
+    for (int which = 0; which < 2; which++) {
+      char *const *names = which == 0 ? n->requires : n->after;
+      for (size_t k = 0; names != NULL && names[k] != NULL; k++) {
+        struct config_node *dep = find_child(next, names[k]);
+        if (dep == NULL || n->id == 0 || dep->id == 0 || dep->id < n->id)
+          continue;
+        fprintf(stderr, "arbor: %s %s (%s, id %llu) started before %s, which it %s: restart "
+                        "needed for the new start order\n",
+                n->is_supervisor ? "supervisor" : "service", n->name, n->path,
+                (unsigned long long)n->id, dep->name, which == 0 ? "requires" : "comes after");
+        r->diff->sup_changed++;
+      }
+    }
+  }
+}
+
 static void reconcile(struct reload *r, struct config_node *cur, struct config_node *next,
                       arbor_node_t *parent) {
   /* Removed first, so that a name that changed kind is free before it is added. */
@@ -228,6 +283,7 @@ static void reconcile(struct reload *r, struct config_node *cur, struct config_n
         r->rc = rc;
     }
   }
+  check_live_order(r, next);
 }
 
 static int str_same(const char *a, const char *b) {
@@ -261,6 +317,13 @@ int config_reload(struct config *cur, struct config *next, arbor_runtime_t *rt,
     return ARBOR_EFINISHED;
   }
   next->top.id = cur->top.id;
+  if (next->top.parallel_stop != cur->top.parallel_stop) {
+    fprintf(stderr, "arbor: supervisor config (tree, id %llu): restart needed for the stop "
+                    "order of requires/after (parallel_stop is now %s)\n",
+            (unsigned long long)cur->top.id, cur->top.parallel_stop ? "true" : "false");
+    diff->sup_changed++;
+    next->top.parallel_stop = cur->top.parallel_stop;   /* what runs, as reconcile_one */
+  }
   reconcile(&r, &cur->top, &next->top, top);
   return r.rc;
 }

@@ -69,7 +69,7 @@ static void config_unknown_key_is_an_error(void **state) {
                "arbor: bad.json: tree[1]: unknown key \"restrat\" (expected one of: service, "
                "argv, env, cwd, restart, stop_signal, shutdown_timeout_ms, min_uptime_ms, "
                "notify_fd, log_size, log_file, log_file_max_bytes, log_file_backups, "
-               "log_timestamps)\n");
+               "log_timestamps, requires, after)\n");
   expect_error("{\"tree\": [" STAMP "], \"admn\": {}}",
                "arbor: bad.json: unknown key \"admn\" (expected one of: admin, "
                "shutdown_timeout_ms, event_capacity, service_name, trace_out, trace_format, "
@@ -172,6 +172,64 @@ static void config_log_file_relative_to_config_dir(void **state) {
   arbor_proc_cleanup(&p);
 }
 
+/* requires / after: cycles of length 1, 2 and 3 are refused, each named in
+ * order from the node that closes it, at the key of its edge. */
+#define DEP(name, key, deps) \
+  "{\"service\": \"" name "\", \"argv\": [\"true\"], \"" key "\": [" deps "]}"
+static void config_dependency_cycle_is_named(void **state) {
+  expect_error("{\"tree\": [" STAMP ", " DEP("web", "requires", "\"web\"") "]}",
+               "arbor: bad.json: tree[1].requires: dependency cycle: web -> web\n");
+  expect_error("{\"tree\": [" STAMP ", " DEP("web", "requires", "\"api\"") ", "
+               DEP("api", "after", "\"web\"") "]}",
+               "arbor: bad.json: tree[1].requires: dependency cycle: web -> api -> web\n");
+  expect_error("{\"tree\": [" STAMP ", {\"supervisor\": \"s\", \"children\": ["
+               DEP("web", "requires", "\"api\"") ", " DEP("api", "requires", "\"db\"") ", "
+               DEP("db", "requires", "\"web\"") "]}]}",
+               "arbor: bad.json: tree[1].children[0].requires: dependency cycle: web -> api -> "
+               "db -> web\n");
+  /* A cycle further down a chain is named from where it closes. */
+  expect_error("{\"tree\": [" STAMP ", " DEP("web", "requires", "\"api\"") ", "
+               DEP("api", "requires", "\"db\"") ", " DEP("db", "after", "\"api\"") "]}",
+               "arbor: bad.json: tree[2].requires: dependency cycle: api -> db -> api\n");
+}
+
+/* Unknown names, names of non-siblings and non-permanent requirements. */
+static void config_dependency_on_unknown_name_is_an_error(void **state) {
+  expect_error("{\"tree\": [" STAMP ", " DEP("db", "after", "") ", "
+               DEP("web", "requires", "\"db\", \"dbb\"") "]}",
+               "arbor: bad.json: tree[2].requires[1]: no sibling named \"dbb\" (requires and "
+               "after name nodes of the same supervisor)\n");
+  /* stamp is in the tree, but not beside web. */
+  expect_error("{\"tree\": [" STAMP ", {\"supervisor\": \"s\", \"children\": ["
+               DEP("web", "after", "\"stamp\"") "]}]}",
+               "arbor: bad.json: tree[1].children[0].after[0]: no sibling named \"stamp\" "
+               "(requires and after name nodes of the same supervisor)\n");
+  expect_error("{\"tree\": [" STAMP ", " DEP("web", "requires", "3") "]}",
+               "arbor: bad.json: tree[1].requires[0]: expected a name: 1 to 64 characters from "
+               "A-Z a-z 0-9 _ - .\n");
+  expect_error("{\"tree\": [" STAMP ", " DEP("web", "requires", "") ", "
+               DEP("api", "after", "") "], \"x\": 1}",
+               "arbor: bad.json: unknown key \"x\" (expected one of: admin, "
+               "shutdown_timeout_ms, event_capacity, service_name, trace_out, trace_format, "
+               "otlp_endpoint, tree)\n");
+  expect_error("{\"tree\": [" STAMP ", {\"service\": \"web\", \"argv\": [\"true\"], "
+               "\"requires\": \"db\"}]}",
+               "arbor: bad.json: tree[1].requires: expected an array of names (of this node's "
+               "siblings), not a string\n");
+  expect_error("{\"tree\": [" STAMP ", {\"service\": \"migrate\", \"argv\": [\"true\"], "
+               "\"restart\": \"temporary\"}, " DEP("web", "requires", "\"migrate\"") "]}",
+               "arbor: bad.json: tree[2].requires[0]: \"migrate\" is temporary: what a node "
+               "requires must be permanent (\"after\" only orders)\n");
+  /* parallel_stop would stop web and db at once. */
+  expect_error("{\"tree\": [" STAMP ", {\"supervisor\": \"s\", \"parallel_stop\": true, "
+               "\"children\": [" DEP("web", "requires", "\"db\"") ", " DEP("db", "after", "")
+               "]}]}",
+               "arbor: bad.json: tree[1].parallel_stop: true would stop every child at once, "
+               "not each before what it requires or comes after: leave it out or set it to "
+               "false\n");
+}
+#undef DEP
+
 static void config_missing_file_is_an_error(void **state) {
   struct arbor_proc p;
   arbor_proc_init(&p);
@@ -225,6 +283,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(config_bad_values_are_errors),
     cmocka_unit_test(config_log_file_errors_name_the_key),
     cmocka_unit_test(config_log_file_relative_to_config_dir),
+    cmocka_unit_test(config_dependency_cycle_is_named),
+    cmocka_unit_test(config_dependency_on_unknown_name_is_an_error),
     cmocka_unit_test(config_missing_file_is_an_error),
     cmocka_unit_test(config_check_accepts_a_good_config),
 };

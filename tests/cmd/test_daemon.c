@@ -436,6 +436,76 @@ static void daemon_sighup_reload_restarts_changed_keeps_others(void **state) {
   free(order);
 }
 
+/* ------------------------------------------------------ start dependencies */
+
+/* A service that appends its name to DIR/started when it starts and to
+ * DIR/order when SIGTERM stops it. */
+static void dep_service(FILE *f, struct arbor_proc *p, const char *name, const char *more) {
+  const char *d = p->dir;
+  fprintf(f, "{\"service\": \"%s\", \"argv\": [\"sh\", \"-c\", \"echo %s >> %s/started; "
+             "trap 'echo %s >> %s/order; exit 0' TERM; "
+             "while [ ! -e %s/stop ]; do sleep 0.05; done\"]%s}",
+          name, name, d, name, d, d, more);
+}
+
+/* The config lists web before api before db; web requires api, api requires db,
+ * and db takes 1.5 s to count as started. They start db, api, web (each once
+ * the one before is STARTED: api not while db is STARTING), solo last (file
+ * order otherwise), and stop in reverse: solo, web, api, db. */
+static void daemon_requires_orders_start_and_stop(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  char *json = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&json, &len);
+  fprintf(f, "{\"admin\": {\"port\": 0}, \"tree\": [");
+  dep_service(f, &p, "web", ", \"requires\": [\"api\"]");
+  fprintf(f, ", ");
+  dep_service(f, &p, "api", ", \"requires\": [\"db\"]");
+  fprintf(f, ", ");
+  dep_service(f, &p, "db", ", \"min_uptime_ms\": 1500");
+  fprintf(f, ", ");
+  dep_service(f, &p, "solo", ", \"after\": []");
+  fprintf(f, "]}\n");
+  fclose(f);
+  start_config(&p, json, NULL);
+  free(json);
+
+  arbor_proc_wait_text(&p, "started", "db\n");
+  if (api_available(&p)) {
+    /* While db is STARTING, api has not started, and says what it waits for. */
+    cJSON *tree = get_json(&p, "/api/v1/tree?depth=8");
+    const cJSON *root = cJSON_GetObjectItemCaseSensitive(tree, "root");
+    const cJSON *db = find_node(root, "service", "db");
+    const cJSON *api = find_node(root, "service", "api");
+    assert_non_null(db);
+    assert_non_null(api);
+    const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(api, "attributes");
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(attrs, "requires");
+    assert_true(cJSON_IsString(req));
+    assert_string_equal(req->valuestring, "db");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(db, "state");
+    if (strcmp(st->valuestring, "STARTING") == 0) {
+      char *started = arbor_proc_read(&p, "started");
+      assert_string_equal(started, "db\n");
+      free(started);
+      assert_string_equal(cJSON_GetObjectItemCaseSensitive(api, "state")->valuestring,
+                          "CREATED");
+    }
+    cJSON_Delete(tree);
+  }
+  arbor_proc_wait_text(&p, "stderr", "arbor: ready");
+  char *started = arbor_proc_read(&p, "started");
+  assert_string_equal(started, "db\napi\nweb\nsolo\n");
+  free(started);
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  char *order = arbor_proc_read(&p, "order");
+  arbor_proc_cleanup(&p);
+  assert_string_equal(order, "solo\nweb\napi\ndb\n");
+  free(order);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_version_and_help),
     cmocka_unit_test(daemon_run_serves_the_admin_api_on_a_free_port),
@@ -447,6 +517,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_token_file_is_relative_to_the_config),
     cmocka_unit_test(daemon_notify_socket_ready_and_stopping),
     cmocka_unit_test(daemon_sighup_reload_restarts_changed_keeps_others),
+    cmocka_unit_test(daemon_requires_orders_start_and_stop),
 };
 
 ARBOR_TEST_MAIN(tests)
