@@ -506,6 +506,51 @@ static void daemon_requires_orders_start_and_stop(void **state) {
   free(order);
 }
 
+/* requires only orders: a reload that changes it restarts nothing, and one that
+ * makes a running node depend on a new sibling (added after it) says that the
+ * order needs a restart of arbor. */
+static void daemon_reload_of_requires_restarts_nothing(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  for (int v = 1; v <= 2; v++) {
+    char *json = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&json, &len);
+    fprintf(f, "{\"admin\": {\"port\": 0}, \"tree\": [");
+    dep_service(f, &p, "db", "");
+    fprintf(f, ", ");
+    dep_service(f, &p, "web", v == 1 ? ", \"requires\": [\"db\"]"
+                                     : ", \"requires\": [\"db\", \"cache\"]");
+    if (v == 2) {
+      fprintf(f, ", ");
+      dep_service(f, &p, "cache", "");
+    }
+    fprintf(f, "]}\n");
+    fclose(f);
+    if (v == 1) {
+      start_config(&p, json, NULL);
+      arbor_proc_wait_text(&p, "stderr", "arbor: ready");
+    } else {
+      arbor_proc_write(&p, "arbor.json", json);
+      arbor_proc_kill(&p, SIGHUP);
+      arbor_proc_wait_text(&p, "stderr", "arbor: reloaded: 0 restarted, 1 added, 0 removed");
+    }
+    free(json);
+  }
+  arbor_proc_wait_text(&p, "started", "cache\n");
+  char *err = arbor_proc_read(&p, "stderr");
+  assert_non_null(strstr(err, "(tree[1], id "));
+  assert_non_null(strstr(err, ") started before cache, which it requires: restart needed for "
+                              "the new start order\n"));
+  free(err);
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  char *started = arbor_proc_read(&p, "started");
+  arbor_proc_cleanup(&p);
+  assert_string_equal(started, "db\nweb\ncache\n");   /* web never restarted */
+  free(started);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_version_and_help),
     cmocka_unit_test(daemon_run_serves_the_admin_api_on_a_free_port),
@@ -518,6 +563,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_notify_socket_ready_and_stopping),
     cmocka_unit_test(daemon_sighup_reload_restarts_changed_keeps_others),
     cmocka_unit_test(daemon_requires_orders_start_and_stop),
+    cmocka_unit_test(daemon_reload_of_requires_restarts_nothing),
 };
 
 ARBOR_TEST_MAIN(tests)
