@@ -439,17 +439,19 @@ static void daemon_sighup_reload_restarts_changed_keeps_others(void **state) {
 /* ------------------------------------------------------ start dependencies */
 
 /* A service that appends its name to DIR/started when it starts and to
- * DIR/order when SIGTERM stops it. */
+ * DIR/order when SIGTERM stops it (the trap set first, so that a stop right
+ * after the start is seen). */
 static void dep_service(FILE *f, struct arbor_proc *p, const char *name, const char *more) {
   const char *d = p->dir;
-  fprintf(f, "{\"service\": \"%s\", \"argv\": [\"sh\", \"-c\", \"echo %s >> %s/started; "
-             "trap 'echo %s >> %s/order; exit 0' TERM; "
+  fprintf(f, "{\"service\": \"%s\", \"argv\": [\"sh\", \"-c\", "
+             "\"trap 'echo %s >> %s/order; exit 0' TERM; echo %s >> %s/started; "
              "while [ ! -e %s/stop ]; do sleep 0.05; done\"]%s}",
           name, name, d, name, d, d, more);
 }
 
 /* The config lists web before api before db; web requires api, api requires db,
- * and db takes 1.5 s to count as started. They start db, api, web (each once
+ * db takes 1.5 s to count as started and api 0.3 s (so that its line is written
+ * before web is spawned: a program is STARTED at its spawn otherwise). They start db, api, web (each once
  * the one before is STARTED: api not while db is STARTING), solo last (file
  * order otherwise), and stop in reverse: solo, web, api, db. */
 static void daemon_requires_orders_start_and_stop(void **state) {
@@ -461,7 +463,7 @@ static void daemon_requires_orders_start_and_stop(void **state) {
   fprintf(f, "{\"admin\": {\"port\": 0}, \"tree\": [");
   dep_service(f, &p, "web", ", \"requires\": [\"api\"]");
   fprintf(f, ", ");
-  dep_service(f, &p, "api", ", \"requires\": [\"db\"]");
+  dep_service(f, &p, "api", ", \"requires\": [\"db\"], \"min_uptime_ms\": 300");
   fprintf(f, ", ");
   dep_service(f, &p, "db", ", \"min_uptime_ms\": 1500");
   fprintf(f, ", ");
@@ -494,7 +496,8 @@ static void daemon_requires_orders_start_and_stop(void **state) {
     }
     cJSON_Delete(tree);
   }
-  arbor_proc_wait_text(&p, "stderr", "arbor: ready");
+  /* STARTED (what "ready" says) is at the spawn for solo: wait for its line. */
+  arbor_proc_wait_text(&p, "started", "solo\n");
   char *started = arbor_proc_read(&p, "started");
   assert_string_equal(started, "db\napi\nweb\nsolo\n");
   free(started);
@@ -517,7 +520,7 @@ static void daemon_reload_of_requires_restarts_nothing(void **state) {
     size_t len = 0;
     FILE *f = open_memstream(&json, &len);
     fprintf(f, "{\"admin\": {\"port\": 0}, \"tree\": [");
-    dep_service(f, &p, "db", "");
+    dep_service(f, &p, "db", ", \"min_uptime_ms\": 300");   /* its line before web's */
     fprintf(f, ", ");
     dep_service(f, &p, "web", v == 1 ? ", \"requires\": [\"db\"]"
                                      : ", \"requires\": [\"db\", \"cache\"]");
