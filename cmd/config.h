@@ -63,6 +63,7 @@ struct config_node {
   uint64_t log_file_max_bytes;
   unsigned log_file_backups;
   int log_timestamps;
+  int log_file_told;             /* daemon.c: the log file error last logged; 0: none */
 
   uint64_t id;                   /* config_apply: the live node's id; 0: none */
 };

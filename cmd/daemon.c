@@ -188,10 +188,36 @@ static void log_events(struct daemon *d) {
   }
 }
 
+/* A log file's trouble gets one line when it starts and one when it ends (the
+ * library says the same in the service's log ring), not one per write. Polled
+ * on the tick that already runs; only services with a log_file are looked at. */
+static void log_file_errors(struct daemon *d, struct config_node *n) {
+  for (size_t i = 0; i < n->nchildren; i++)
+    log_file_errors(d, &n->children[i]);
+  if (n->is_supervisor || n->log_file == NULL || n->id == 0)
+    return;
+  arbor_node_t *node = arbor_node_find(d->rt, n->id);
+  arbor_log_file_info_t lf;
+  if (node == NULL || arbor_service_log_file_info(node, &lf) < 0 || !lf.enabled ||
+      lf.error == n->log_file_told)
+    return;
+  if (lf.error != 0)
+    logf_("service %s (id %llu): log file %s: %s; output dropped until it can be written "
+          "(tried again at the service's next start)",
+          n->name, (unsigned long long)n->id, n->log_file, uv_strerror(lf.error));
+  else
+    logf_("service %s (id %llu): log file %s: writing again (%llu bytes dropped in all)",
+          n->name, (unsigned long long)n->id, n->log_file,
+          (unsigned long long)lf.bytes_dropped);
+  n->log_file_told = lf.error;
+}
+
 static void on_tick(uv_timer_t *t) {
   struct daemon *d = t->data;
   log_events(d);
   check_ready(d);
+  if (d->have_cfg)
+    log_file_errors(d, &d->cfg.top);
 }
 
 /* ---------------------------------------------------------------- reload */

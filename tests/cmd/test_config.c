@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "arbor_proc.h"
 
@@ -229,6 +230,40 @@ static void config_dependency_on_unknown_name_is_an_error(void **state) {
                "false\n");
 }
 #undef DEP
+static int occurrences(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+    n++;
+  return n;
+}
+
+/* A log file that cannot be opened: the service runs on, arbor's stderr says
+ * so once (not once per write), and so does the service's log. */
+static void config_log_file_error_logged_once_service_runs(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"tree\": [{\"service\": \"talker\", \"argv\": [\"/bin/sh\", \"-c\", "
+           "\"while [ ! -e %s ]; do echo tick; sleep 0.05; done\"], "
+           "\"log_file\": \"missing/svc.log\"}]}",
+           arbor_proc_path(&p, "stop"));
+  arbor_proc_write(&p, "cfg.json", json);
+  char *argv[] = {"arbor", "run", "cfg.json", "--port", "0", NULL};
+  arbor_proc_start(&p, argv, NULL);
+  assert_int_eq(arbor_proc_read_url(&p), 0);
+  arbor_proc_wait_text(&p, "stderr", "missing/svc.log: no such file or directory; output "
+                                     "dropped until it can be written");
+  usleep(500 * 1000);            /* ten more writes and five daemon ticks */
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  char *err = arbor_proc_read(&p, "stderr");
+  assert_non_null(err);
+  assert_int_eq(occurrences(err, "log file"), 1);
+  assert_non_null(strstr(err, "service talker (id "));
+  free(err);
+  arbor_proc_cleanup(&p);
+}
 
 static void config_missing_file_is_an_error(void **state) {
   struct arbor_proc p;
@@ -285,6 +320,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(config_log_file_relative_to_config_dir),
     cmocka_unit_test(config_dependency_cycle_is_named),
     cmocka_unit_test(config_dependency_on_unknown_name_is_an_error),
+    cmocka_unit_test(config_log_file_error_logged_once_service_runs),
     cmocka_unit_test(config_missing_file_is_an_error),
     cmocka_unit_test(config_check_accepts_a_good_config),
 };
