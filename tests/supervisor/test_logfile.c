@@ -65,6 +65,16 @@ static long slurp(tmp_t *t, const char *name, char *buf, size_t size) {
   return (long)n;
 }
 
+/* The file at path, NUL-terminated, into buf (which it returns). */
+static const char *f_read_file(const char *path, char *buf, size_t size) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  size_t n = fread(buf, 1, size - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return buf;
+}
+
 static int exists(tmp_t *t, const char *name) {
   struct stat st;
   return stat(tmp_file(t, name), &st) == 0;
@@ -355,6 +365,87 @@ static void logfile_unwritable_path_reported_once_service_runs(void **state) {
   tmp_close(&t);
 }
 
+/* A broken log file is tried again when the service runs again: once its
+ * directory exists, a restart writes, and the ring says so. */
+static void logfile_unwritable_path_retried_at_restart(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  tmp_t t;
+  char script[512], path[200], sub[128], buf[64];
+  tmp_open(&t);
+  snprintf(script, sizeof script, "echo run; while [ ! -e %s/go ]; do sleep 0.01; done", t.dir);
+  char *argv[] = {"/bin/sh", "-c", script, NULL};
+  snprintf(sub, sizeof sub, "%s/later", t.dir);
+  snprintf(path, sizeof path, "%s/svc.log", sub);
+  arbor_test_open(&loop, &rt, NULL);
+  arbor_node_t *svc = add_service(arbor_root(rt), &(arbor_service_spec_t){
+                                                      .name = "later", .argv = argv,
+                                                      .log_file = path});
+  arbor_test_run_ticking_until(&loop, file_info(svc).error != 0);
+  assert_code(file_info(svc).error, -ENOENT);
+  assert_int_eq(mkdir(sub, 0755), 0);
+  assert_code(arbor_service_restart(svc), 0);
+  arbor_test_run_ticking_until(&loop, file_info(svc).bytes_written == 4);
+  arbor_log_file_info_t info = file_info(svc);
+  assert_int_eq(info.error, 0);
+  assert_uint_eq(info.bytes_dropped, 4);
+  arbor_test_run_ticking_until(&loop, ring_has(svc, "writing again (4 bytes dropped)\n"));
+  assert_string_equal(f_read_file(path, buf, sizeof buf), "run\n");
+  tmp_touch(&t, "go");
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_close(rt, &loop);
+  unlink(path);
+  rmdir(sub);
+  tmp_close(&t);
+}
+
+/* While the service runs on, a broken log file is tried again once a
+ * rotation's worth of output (max bytes) was dropped, not at every write. */
+static void logfile_unwritable_path_retried_after_max_bytes_dropped(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  tmp_t t;
+  char script[768], path[200], sub[128], buf[256];
+  tmp_open(&t);
+  snprintf(script, sizeof script,
+           "echo a; while [ ! -e %s/go ]; do sleep 0.01; done; "
+           "printf 'line xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\\n%%.0s' 1 2 3; "
+           "while [ ! -e %s/go2 ]; do sleep 0.01; done; echo after; "
+           "while [ ! -e %s/go3 ]; do sleep 0.01; done",
+           t.dir, t.dir, t.dir);
+  char *argv[] = {"/bin/sh", "-c", script, NULL};
+  snprintf(sub, sizeof sub, "%s/later", t.dir);
+  snprintf(path, sizeof path, "%s/svc.log", sub);
+  arbor_test_open(&loop, &rt, NULL);
+  arbor_node_t *svc = add_service(arbor_root(rt), &(arbor_service_spec_t){
+                                                      .name = "patient", .argv = argv,
+                                                      .restart = ARBOR_TEMPORARY,
+                                                      .log_file = path,
+                                                      .log_file_max_bytes = 100});
+  arbor_test_run_ticking_until(&loop, file_info(svc).error != 0);
+  assert_int_eq(mkdir(sub, 0755), 0);
+  tmp_touch(&t, "go");           /* 150 bytes: at least 100 dropped, then a retry is due */
+  arbor_log_file_info_t info;
+  arbor_test_run_ticking_until(
+      &loop, (info = file_info(svc), info.bytes_dropped + info.bytes_written == 2 + 150));
+  assert_true(info.bytes_dropped >= 2 + 100);
+  uint64_t before = info.bytes_written;   /* 0, or the line read after the retry */
+  tmp_touch(&t, "go2");
+  arbor_test_run_ticking_until(&loop, file_info(svc).bytes_written == before + 6);
+  assert_int_eq(file_info(svc).error, 0);
+  size_t n = strlen(f_read_file(path, buf, sizeof buf));
+  assert_uint_eq(n, before + 6);
+  assert_string_equal(buf + n - 6, "after\n");
+  tmp_touch(&t, "go3");
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
+  arbor_test_close(rt, &loop);
+  unlink(path);
+  rmdir(sub);
+  tmp_close(&t);
+}
+
 /* The queue waiting for the disk is bounded: what does not fit while a write
  * is in flight is dropped and counted, and written + dropped adds up. */
 static void logfile_queue_bounded_drops_and_counts(void **state) {
@@ -425,6 +516,8 @@ static const struct CMUnitTest logfile_tests[] = {
     cmocka_unit_test(logfile_existing_file_appended_then_rotated),
     cmocka_unit_test(logfile_timestamps_prefix_each_line_once),
     cmocka_unit_test(logfile_unwritable_path_reported_once_service_runs),
+    cmocka_unit_test(logfile_unwritable_path_retried_at_restart),
+    cmocka_unit_test(logfile_unwritable_path_retried_after_max_bytes_dropped),
     cmocka_unit_test(logfile_queue_bounded_drops_and_counts),
     cmocka_unit_test(logfile_bad_specs_refused),
 };
