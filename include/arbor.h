@@ -894,7 +894,9 @@ ARBOR_EXTERN int arbor_service_restart(arbor_node_t *node);
  * spec; the next one runs the new body or program. Restart type, shutdown
  * timeout, handshake, stack size, finish and arg are taken too; name and
  * log_size are not (the name is the service's identity, the log ring keeps its
- * size). A service that has not started yet just starts with the new spec.
+ * size); the log file settings apply from the next run on, the same file kept
+ * open when they did not change. A service that has not started yet just starts
+ * with the new spec.
  * Errors: ARBOR_EINVAL (NULL, a bad spec as arbor_service_add says, or a switch
  * between a fiber and a program), ARBOR_EKIND (not a service), ARBOR_EFINISHED,
  * ARBOR_ESTATE (stopping for good), ARBOR_ENOMEM. Nothing changes on error. */
