@@ -302,7 +302,7 @@ static void print_status_service(struct ctl *c, const cJSON *svc) {
   static const char *const known[] = {"restart", "phase", "is_process", "daemon",
                                       "incarnation_id", "next_restart_ns", "last_backoff_ms",
                                       "tasks_total", "tasks_finished", "pid", "strategy",
-                                      "intensity", "period_ms", NULL};
+                                      "intensity", "period_ms", "waiting_for", NULL};
   fputs("service:\n", c->out);
   status_label(c, 2, "restart:");
   ctl_put_safe(c->out, ctl_jstr(svc, "restart"));
@@ -310,6 +310,14 @@ static void print_status_service(struct ctl *c, const cJSON *svc) {
   status_label(c, 2, "phase:");
   ctl_put_safe(c->out, ctl_jstr(svc, "phase"));
   fputc('\n', c->out);
+  const cJSON *wf = ctl_jget(svc, "waiting_for");
+  if (cJSON_IsObject(wf)) {      /* held back by an earlier sibling: "db: STARTING" */
+    status_label(c, 2, "waiting for:");
+    ctl_put_safe(c->out, ctl_jstr(wf, "name") ? ctl_jstr(wf, "name") : "?");
+    fputs(": ", c->out);
+    ctl_put_safe(c->out, ctl_jstr(wf, "state") ? ctl_jstr(wf, "state") : "?");
+    fprintf(c->out, " (id %llu)\n", ctl_ju64(wf, "id"));
+  }
   status_label(c, 2, "process:");
   fprintf(c->out, "%s", yes_no(ctl_jtrue(svc, "is_process")));
   if (ctl_ju64(svc, "pid") != 0)

@@ -929,6 +929,11 @@ typedef struct {
   uint64_t tasks_finished;
   uint32_t history;              /* failures kept: arbor_service_failure(0 .. n-1) */
   int pid;                       /* process service: the running program's; 0: none */
+  uint64_t waiting_for;          /* the id of the earlier sibling it waits for before
+                                    it starts (children start in order, each STARTED
+                                    before the next): one STARTING or due to start, or
+                                    in its backoff delay under one_for_all /
+                                    rest_for_one; 0: not waiting for a sibling */
   /* supervisors only */
   arbor_strategy_t strategy;
   int intensity;

@@ -492,6 +492,7 @@ void arbor__sup_child_added(arbor_node_t *sup, arbor_node_t *child);
 void arbor__sup_child_ready(arbor_node_t *sup, arbor_node_t *child);
 void arbor__sup_child_ended(arbor_node_t *sup, arbor_node_t *child, int failed, int requested);
 void arbor__sup_pump(arbor_node_t *sup);
+arbor_node_t *arbor__sup_waiting_for(arbor_node_t *sup, const arbor_node_t *child);
 int arbor__sup_restart(arbor_node_t *sup);
 uint64_t arbor__backoff_delay(struct arbor__sup *s, struct arbor__child *c, uint64_t now);
 void arbor__child_first_ready(arbor_node_t *n);

@@ -710,6 +710,10 @@ int arbor_service_info(const arbor_node_t *cn, arbor_service_info_t *info) {
     info->intensity = s->intensity;
     info->period_ms = s->period_ms;
   }
+  arbor_node_t *w = n->parent != NULL && n->parent->kind == ARBOR_KIND_SUPERVISOR
+                        ? arbor__sup_waiting_for(n->parent, n)
+                        : NULL;
+  info->waiting_for = w != NULL ? w->id : 0;
   return 0;
 }
 

@@ -348,6 +348,37 @@ static void pump_once(arbor_node_t *g) {
     ready(g);
 }
 
+/* Why c has not started: the earlier sibling the start loop of pump_once stops
+ * at before reaching it (one STARTING, or, for the strategies that keep their
+ * order, one in its backoff delay or due to start). NULL when c is not waiting
+ * for a sibling: running, stopping, in its own backoff, not wanted, or its
+ * supervisor not running. This reads what pump_once decides; keep them alike. */
+arbor_node_t *arbor__sup_waiting_for(arbor_node_t *g, const arbor_node_t *c) {
+  struct arbor__sup *s = sup_of(g);
+  const struct arbor__child *cc = arbor__child_of((arbor_node_t *)c);
+  if (arbor__is_finished(g) || arbor__is_finished(c) || s->c.final || s->stopping_run ||
+      s->c.phase == ARBOR_PHASE_IDLE || s->c.phase == ARBOR_PHASE_STOPPING ||
+      cc->phase != ARBOR_PHASE_IDLE || !cc->want_run)
+    return NULL;
+  uint64_t now = uv_now(g->rt->loop);
+  arbor_node_t *first = g->first_child;
+  for (arbor_node_t *x = first; x != NULL && x != c; x = x->next != first ? x->next : NULL) {
+    if (arbor__is_finished(x))
+      continue;
+    struct arbor__child *xc = arbor__child_of(x);
+    if (xc->phase == ARBOR_PHASE_DONE || xc->phase == ARBOR_PHASE_RUNNING)
+      continue;
+    if (xc->phase == ARBOR_PHASE_STARTING)
+      return x;
+    if (!xc->want_run)
+      continue;
+    if (xc->not_before > now && s->strategy == ARBOR_ONE_FOR_ONE)
+      continue;                  /* one_for_one starts past a child in backoff */
+    return x;
+  }
+  return NULL;
+}
+
 /* Re-entrant calls (a child that finishes inside a cancel we make, say) only ask
  * for another round. */
 static void pump(arbor_node_t *g) {

@@ -225,6 +225,10 @@ export function mountDetail(panel, { api, onSelect, onClose, onFocusTimeline }) 
       ['last backoff', `${s.last_backoff_ms} ms`],
       ['tasks', `${s.tasks_finished} of ${s.tasks_total} finished`],
     ];
+    // Children start in order, each STARTED before the next: say which sibling
+    // holds this one back ("db: STARTING"); docs/config.md, "Start order".
+    const w = s.waiting_for;
+    if (w) rows.splice(2, 0, ['waiting for', { testid: 'waiting-for', text: `${w.name}: ${w.state} (#${w.id})` }]);
     if (s.is_process) rows.push(['usage', { testid: 'usage', text: usageText(s.usage) }]);
     if (s.strategy) rows.push(['strategy', `${s.strategy}, at most ${s.intensity} restarts in ${s.period_ms} ms`]);
     els.service.replaceChildren(...definitions(rows, onSelect));

@@ -677,6 +677,36 @@ static void api_node_detail(void **state) {
   world_close(&w);
 }
 
+/* service.waiting_for: a supervisor's child held back by an earlier sibling
+ * that is not STARTED names it, with its state (the dashboard's "waiting for
+ * db: STARTING"); null for the sibling itself and once everything runs. */
+static void api_node_waiting_for_names_the_sibling(void **state) {
+  struct world w;
+  world_open(&w, NULL, NULL);
+  arbor_node_t *sup = NULL;
+  assert_code(arbor_supervisor_new(arbor_root(w.rt), &(arbor_sup_opts_t){.name = "deps"}, &sup),
+              0);
+  arbor_node_t *db = service(sup, &(arbor_service_spec_t){.name = "db", .fiber = never_ready,
+                                                          .handshake = 1});
+  arbor_node_t *app = service(sup, &(arbor_service_spec_t){.name = "app", .fiber = sleeper});
+  run_ticking_until(&w.loop, body_parked(db));
+
+  cJSON *o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(app));
+  cJSON *svc = field(o, "service");
+  assert_string_equal(str_field(svc, "phase"), "idle");
+  cJSON *wf = field(svc, "waiting_for");
+  assert_uint_eq(num_field(wf, "id"), arbor_node_id(db));
+  assert_string_equal(str_field(wf, "name"), "db");
+  assert_string_equal(str_field(wf, "state"), "STARTING");
+  assert_string_equal(str_field(wf, "phase"), "starting");
+  cJSON_Delete(o);
+
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(db));
+  assert_true(cJSON_IsNull(field(field(o, "service"), "waiting_for")));
+  cJSON_Delete(o);
+  world_close(&w);
+}
+
 /* GET /api/v1/nodes/{id}/children: pages in creation order. */
 static void api_children_paging(void **state) {
   struct world w;
@@ -1094,6 +1124,7 @@ static void api_events_heartbeat_when_idle(void **state) {
 static void api_dump_responses(void **state) {
   api_tree_depth_limit_root(state);
   api_node_detail(state);
+  api_node_waiting_for_names_the_sibling(state);
   api_children_paging(state);
   api_cancel_group_cancels_every_descendant(state);
   api_restart_service_same_id_count_plus_one(state);
@@ -1110,6 +1141,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(json_error_chain_bounded),
     cmocka_unit_test(api_tree_depth_limit_root),
     cmocka_unit_test(api_node_detail),
+    cmocka_unit_test(api_node_waiting_for_names_the_sibling),
     cmocka_unit_test(api_children_paging),
     cmocka_unit_test(api_cancel_group_cancels_every_descendant),
     cmocka_unit_test(api_restart_service_same_id_count_plus_one),

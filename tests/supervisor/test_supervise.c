@@ -233,6 +233,31 @@ static void sup_children_start_in_order_each_started_before_next(void **state) {
   arbor_test_close(rt, &loop);
 }
 
+/* While a child is STARTING, the later ones are idle and say it is what they
+ * wait for (what the tree and the dashboard show: "waiting for A: STARTING");
+ * once all run, nothing waits. */
+static void sup_waiting_child_names_the_sibling_it_waits_for(void **state) {
+  OPEN(loop, rt);
+  body_t a = {.name = "A", .plan = P_SLOW_READY}, b = {.name = "B", .plan = P_FOREVER}, c = {.name = "C", .plan = P_FOREVER};
+  arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 0);
+  arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
+  arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
+  arbor_node_t *nc = add(g, &c, ARBOR_PERMANENT);
+  /* Before the first start (the supervisor starts on the loop), A is due first. */
+  assert_uint_eq(sinfo(nb).waiting_for, arbor_node_id(na));
+  arbor_test_run_once_until(&loop, a.runs == 1);
+  assert_true(phase_is(na, ARBOR_PHASE_STARTING));
+  assert_uint_eq(sinfo(na).waiting_for, 0);
+  assert_true(phase_is(nb, ARBOR_PHASE_IDLE));
+  assert_uint_eq(sinfo(nb).waiting_for, arbor_node_id(na));
+  assert_uint_eq(sinfo(nc).waiting_for, arbor_node_id(na));
+  assert_uint_eq(sinfo(g).waiting_for, 0);    /* not a supervisor's child */
+  arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
+  assert_uint_eq(sinfo(nb).waiting_for, 0);
+  assert_uint_eq(sinfo(nc).waiting_for, 0);
+  arbor_test_close(rt, &loop);
+}
+
 /* Cancelling a supervisor stops its children newest first, each FINISHED
  * before the previous one is cancelled; the supervisor ends CANCELLED. */
 static void sup_children_stop_in_reverse_order(void **state) {
@@ -878,6 +903,7 @@ static void unsupervised_service_failure_reaches_its_group(void **state) {
 
 static const struct CMUnitTest supervise_tests[] = {
     cmocka_unit_test(sup_children_start_in_order_each_started_before_next),
+    cmocka_unit_test(sup_waiting_child_names_the_sibling_it_waits_for),
     cmocka_unit_test(sup_children_stop_in_reverse_order),
     cmocka_unit_test(sup_parallel_stop_cancels_all_children_at_once),
     cmocka_unit_test(strategy_one_for_one_restarts_only_failed_child),
