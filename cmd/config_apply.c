@@ -145,10 +145,38 @@ static int build_node(struct config_node *n, arbor_node_t *parent, unsigned *cou
   return n->is_supervisor ? build_children(n, node, count, err, errlen) : 0;
 }
 
+static struct config_node *find_child(struct config_node *parent, const char *name);
+
+/* Tells the core what n starts after (its requires and its after alike), so
+ * that a one_for_one supervisor, which starts later children while an earlier
+ * one waits out its restart delay, still holds n until they are STARTED. Only
+ * siblings made before n count (the core's order; check_live_order reports the
+ * others). Replaces what the node was told before. */
+static int apply_deps(struct config_node *parent, struct config_node *n, arbor_node_t *node) {
+  arbor_runtime_t *rt = arbor_node_runtime(node);
+  int rc = arbor_service_start_after(node, NULL);
+  for (int which = 0; which < 2 && rc == 0; which++) {
+    char *const *names = which == 0 ? n->requires : n->after;
+    for (size_t k = 0; names != NULL && names[k] != NULL && rc == 0; k++) {
+      struct config_node *dep = find_child(parent, names[k]);
+      arbor_node_t *d = dep != NULL && dep->id != 0 && dep->id < n->id
+                            ? arbor_node_find(rt, dep->id)
+                            : NULL;
+      if (d != NULL && !arbor_node_is_finished(d))
+        rc = arbor_service_start_after(node, d);
+    }
+  }
+  return rc;
+}
+
 static int build_children(struct config_node *n, arbor_node_t *parent, unsigned *count,
                           char *err, size_t errlen) {
   for (size_t i = 0; i < n->nchildren; i++) {
-    int rc = build_node(&n->children[i], parent, count, err, errlen);
+    struct config_node *c = &n->children[i];
+    int rc = build_node(c, parent, count, err, errlen);
+    arbor_node_t *node = rc == 0 ? arbor_node_find(arbor_node_runtime(parent), c->id) : NULL;
+    if (rc == 0 && node != NULL && (rc = apply_deps(n, c, node)) < 0)
+      return fail(err, errlen, c, "cannot order it after what it names", rc);
     if (rc < 0)
       return rc;
   }
@@ -282,6 +310,14 @@ static void reconcile(struct reload *r, struct config_node *cur, struct config_n
       if (r->rc == 0)
         r->rc = rc;
     }
+  }
+  for (size_t i = 0; i < next->nchildren; i++) {
+    struct config_node *n = &next->children[i];
+    arbor_node_t *node = live_node(r->rt, n);
+    if (node != NULL && apply_deps(next, n, node) < 0)
+      fprintf(stderr, "arbor: reload: %s %s (%s): cannot order it after what it names: out "
+                      "of memory\n", n->is_supervisor ? "supervisor" : "service", n->name,
+              n->path);
   }
   check_live_order(r, next);
 }

@@ -888,6 +888,19 @@ ARBOR_EXTERN int arbor_service_add(arbor_node_t *parent, const arbor_service_spe
  * ARBOR_EFINISHED, ARBOR_ESTATE (it is stopping for good, or not started yet). */
 ARBOR_EXTERN int arbor_service_restart(arbor_node_t *node);
 
+/* Start dependencies among a supervisor's children: child (a service or a
+ * supervisor) starts, each time it starts, only once earlier (a sibling added
+ * before it) is STARTED (phase running) or gone for good (phase done, or
+ * finished). Children already start in order, each STARTED before the next; this
+ * matters where a supervisor goes past a sibling: one_for_one starts later
+ * children while an earlier one waits for its restart delay, but not those that
+ * start after it. Several calls add up; earlier NULL forgets them all. It holds
+ * from the next start on (a running child is not stopped); arbor_service_info's
+ * waiting_for names what holds a child back. Errors: ARBOR_EINVAL (NULL child,
+ * earlier not an earlier sibling), ARBOR_EKIND (child not a supervisor's child),
+ * ARBOR_ENOMEM. */
+ARBOR_EXTERN int arbor_service_start_after(arbor_node_t *child, arbor_node_t *earlier);
+
 /* Gives a service a new spec and restarts it (as arbor_service_restart), keeping
  * its id, its restart count and its history: what a config reload does for a
  * service whose spec changed. The running incarnation is stopped with the old
@@ -933,7 +946,8 @@ typedef struct {
                                     it starts (children start in order, each STARTED
                                     before the next): one STARTING or due to start, or
                                     in its backoff delay under one_for_all /
-                                    rest_for_one; 0: not waiting for a sibling */
+                                    rest_for_one or when it starts after it
+                                    (arbor_service_start_after); 0: not waiting */
   /* supervisors only */
   arbor_strategy_t strategy;
   int intensity;

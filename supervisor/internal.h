@@ -134,6 +134,9 @@ struct arbor__child {
   uint64_t last_inc_id;          /* service: its last incarnation's id */
   uint64_t last_end_ns;          /* service: when its last incarnation FINISHED */
   struct arbor__waiter *start_waiters;   /* fibers in arbor_service_wait_started */
+  uint64_t *after;               /* ids of earlier siblings it starts only after
+                                    (arbor_service_start_after); malloc'd */
+  uint32_t nafter;
 };
 
 struct arbor__logring {          /* bytes of output, a ring; offsets are absolute */

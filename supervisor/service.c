@@ -142,6 +142,7 @@ void arbor__child_free(arbor_node_t *n) {
   for (uint32_t i = 0; i < ARBOR_SERVICE_HISTORY; i++)
     arbor_error_unref(c->hist[i].error);
   arbor_error_unref(c->run_error);
+  free(c->after);
   if (c->timer != NULL)          /* the runtime is being freed: never finished */
     arbor__htimer_close(c->timer);
   if (n->kind == ARBOR_KIND_SERVICE) {

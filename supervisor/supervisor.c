@@ -261,6 +261,30 @@ static void ended(arbor_node_t *g) {
   arbor__maybe_finish(g);
 }
 
+/* The first sibling c was told to start after (arbor_service_start_after) that
+ * is neither STARTED (phase running) nor gone for good (done, finished): c must
+ * not start yet. NULL: nothing holds it. */
+static arbor_node_t *held_by(arbor_node_t *g, const arbor_node_t *c) {
+  const struct arbor__child *cc = arbor__child_of((arbor_node_t *)c);
+  for (uint32_t i = 0; i < cc->nafter; i++) {
+    arbor_node_t *x = arbor_node_find(g->rt, cc->after[i]);
+    if (x == NULL || x->parent != g || arbor__is_finished(x))
+      continue;
+    uint8_t phase = arbor__child_of(x)->phase;
+    if (phase != ARBOR_PHASE_RUNNING && phase != ARBOR_PHASE_DONE)
+      return x;
+  }
+  return NULL;
+}
+
+static int starts_after(const arbor_node_t *c, const arbor_node_t *x) {
+  const struct arbor__child *cc = arbor__child_of((arbor_node_t *)c);
+  for (uint32_t i = 0; i < cc->nafter; i++)
+    if (cc->after[i] == x->id)
+      return 1;
+  return 0;
+}
+
 static void pump_once(arbor_node_t *g) {
   struct arbor__sup *s = sup_of(g);
   if (arbor__is_finished(g) || s->pending_pump)
@@ -337,6 +361,9 @@ static void pump_once(arbor_node_t *g) {
         continue;                /* independent children: the next may start */
       break;
     }
+    if (held_by(g, c) != NULL)
+      continue;                  /* what it starts after is not STARTED (one_for_one
+                                    went past it in its backoff): later ones may start */
     child_start(g, c);
     break;                       /* pump runs again when it is ready */
   }
@@ -372,11 +399,38 @@ arbor_node_t *arbor__sup_waiting_for(arbor_node_t *g, const arbor_node_t *c) {
       return x;
     if (!xc->want_run)
       continue;
-    if (xc->not_before > now && s->strategy == ARBOR_ONE_FOR_ONE)
+    if (xc->not_before > now && s->strategy == ARBOR_ONE_FOR_ONE && !starts_after(c, x))
       continue;                  /* one_for_one starts past a child in backoff */
+    if (xc->not_before <= now && held_by(g, x) != NULL)
+      continue;                  /* held itself: the start loop goes past it */
     return x;
   }
-  return NULL;
+  return held_by(g, c);
+}
+
+int arbor_service_start_after(arbor_node_t *child, arbor_node_t *earlier) {
+  if (child == NULL)
+    return ARBOR_EINVAL;
+  struct arbor__child *cc = arbor__child_of(child);
+  if (cc == NULL || child->parent == NULL || child->parent->kind != ARBOR_KIND_SUPERVISOR)
+    return ARBOR_EKIND;
+  if (earlier == NULL) {
+    free(cc->after);
+    cc->after = NULL;
+    cc->nafter = 0;
+    arbor__sup_pump(child->parent);   /* it may be free to start now */
+    return 0;
+  }
+  if (earlier->parent != child->parent || earlier->id >= child->id)
+    return ARBOR_EINVAL;         /* siblings start in the order they were added */
+  if (starts_after(child, earlier))
+    return 0;
+  uint64_t *a = realloc(cc->after, (cc->nafter + 1) * sizeof *a);
+  if (a == NULL)
+    return ARBOR_ENOMEM;
+  a[cc->nafter++] = earlier->id;
+  cc->after = a;
+  return 0;
 }
 
 /* Re-entrant calls (a child that finishes inside a cancel we make, say) only ask

@@ -554,6 +554,44 @@ static void daemon_reload_of_requires_restarts_nothing(void **state) {
   free(started);
 }
 
+/* The top level is one_for_one: when db's first run fails, the supervisor
+ * starts the next children while db waits out its restart delay, but not api,
+ * which requires db: api starts after db's second run is STARTED, and says it
+ * waits for db meanwhile. */
+static void daemon_requires_holds_dependent_while_dependency_restarts(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  char *json = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&json, &len);
+  const char *d = p.dir;
+  fprintf(f, "{\"admin\": {\"port\": 0}, \"tree\": [");
+  dep_service(f, &p, "api", ", \"requires\": [\"db\"]");
+  fprintf(f, ", {\"service\": \"db\", \"min_uptime_ms\": 300, \"argv\": [\"sh\", \"-c\", "
+             "\"echo db >> %s/started; if [ ! -e %s/db.once ]; then touch %s/db.once; exit 1; fi; "
+             "trap 'exit 0' TERM; while [ ! -e %s/stop ]; do sleep 0.05; done\"]}, ",
+          d, d, d, d);
+  dep_service(f, &p, "solo", "");
+  fprintf(f, "]}\n");
+  fclose(f);
+  start_config(&p, json, NULL);
+  free(json);
+  arbor_proc_wait_text(&p, "started", "solo\n");
+  arbor_proc_wait_text(&p, "started", "api\n");
+  char *started = arbor_proc_read(&p, "started");
+  /* api's line after db's second one, whatever solo did meanwhile. */
+  const char *second = strstr(started, "db\n");
+  second = second != NULL ? strstr(second + 3, "db\n") : NULL;
+  if (second == NULL || strstr(second, "api\n") == NULL)
+    print_error("started:\n%s", started);
+  assert_non_null(second);
+  assert_non_null(strstr(second, "api\n"));
+  free(started);
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  arbor_proc_cleanup(&p);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_version_and_help),
     cmocka_unit_test(daemon_run_serves_the_admin_api_on_a_free_port),
@@ -567,6 +605,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_sighup_reload_restarts_changed_keeps_others),
     cmocka_unit_test(daemon_requires_orders_start_and_stop),
     cmocka_unit_test(daemon_reload_of_requires_restarts_nothing),
+    cmocka_unit_test(daemon_requires_holds_dependent_while_dependency_restarts),
 };
 
 ARBOR_TEST_MAIN(tests)

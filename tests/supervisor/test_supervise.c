@@ -258,6 +258,87 @@ static void sup_waiting_child_names_the_sibling_it_waits_for(void **state) {
   arbor_test_close(rt, &loop);
 }
 
+/* A handshake body whose first run fails before it is ready; later runs report
+ * ready and live until cancelled. */
+static int fails_before_ready_once(arbor_ctx_t *cx, void *arg) {
+  body_t *b = arg;
+  int run = ++b->runs;
+  logf_("start", b->name);
+  if (run == 1) {
+    arbor_yield(cx);
+    return -EIO;
+  }
+  arbor_sleep(cx, 5);
+  logf_("ready", b->name);
+  arbor_fiber_started(cx, NULL);
+  return sleep_forever(cx, b);
+}
+
+/* one_for_one goes past a child in its restart delay and starts the next ones,
+ * but not one told to start after it (arbor_service_start_after): B waits,
+ * naming A, until A's second run is STARTED; C, independent, starts at once. */
+static void sup_start_after_holds_child_while_dependency_backs_off(void **state) {
+  OPEN(loop, rt);
+  body_t a = {.name = "A"}, b = {.name = "B", .plan = P_FOREVER}, c = {.name = "C", .plan = P_FOREVER};
+  arbor_node_t *g = NULL;
+  assert_code(arbor_supervisor_new(arbor_root(rt),
+                                   &(arbor_sup_opts_t){.name = "sup", .intensity = 5,
+                                                       .period_ms = 60000, .backoff_ms = 50,
+                                                       .no_jitter = 1},
+                                   &g),
+              0);
+  arbor_node_t *na = NULL;
+  assert_code(arbor_service_add(g, &(arbor_service_spec_t){.name = "A", .fiber = fails_before_ready_once,
+                                                           .arg = &a, .handshake = 1},
+                                &na),
+              0);
+  arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
+  arbor_node_t *nc = add(g, &c, ARBOR_PERMANENT);
+  assert_code(arbor_service_start_after(nb, na), 0);
+  assert_code(arbor_service_start_after(nb, na), 0);          /* twice: the same */
+  assert_code(arbor_service_start_after(na, nb), ARBOR_EINVAL);   /* not an earlier one */
+  assert_code(arbor_service_start_after(nb, nb), ARBOR_EINVAL);
+  assert_code(arbor_service_start_after(g, na), ARBOR_EKIND);     /* not supervised */
+  assert_code(arbor_service_start_after(NULL, na), ARBOR_EINVAL);
+
+  arbor_test_run_once_until(&loop, c.runs == 1);
+  assert_true(phase_is(na, ARBOR_PHASE_BACKOFF));
+  assert_int_eq(b.runs, 0);
+  assert_state(nb, CREATED);
+  assert_uint_eq(sinfo(nb).waiting_for, arbor_node_id(na));
+  assert_uint_eq(sinfo(nc).waiting_for, 0);
+  arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
+  assert_string_equal(logbuf, "start A, start C, start A, ready A, start B");
+  assert_uint_eq(sinfo(nb).waiting_for, 0);
+  arbor_test_close(rt, &loop);
+}
+
+/* Forgetting the dependencies (earlier NULL) lets a held child start. */
+static void sup_start_after_null_releases_held_child(void **state) {
+  OPEN(loop, rt);
+  body_t a = {.name = "A"}, b = {.name = "B", .plan = P_FOREVER};
+  arbor_node_t *g = NULL;
+  assert_code(arbor_supervisor_new(arbor_root(rt),
+                                   &(arbor_sup_opts_t){.name = "sup", .intensity = 5,
+                                                       .period_ms = 60000, .backoff_ms = 3600000},
+                                   &g),
+              0);
+  arbor_node_t *na = NULL;
+  assert_code(arbor_service_add(g, &(arbor_service_spec_t){.name = "A", .fiber = fails_before_ready_once,
+                                                           .arg = &a, .handshake = 1},
+                                &na),
+              0);
+  arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
+  assert_code(arbor_service_start_after(nb, na), 0);
+  arbor_test_run_once_until(&loop, phase_is(na, ARBOR_PHASE_BACKOFF));
+  arbor_test_spin(&loop, 5);
+  assert_int_eq(b.runs, 0);
+  assert_code(arbor_service_start_after(nb, NULL), 0);
+  arbor_test_run_once_until(&loop, b.runs == 1);
+  assert_uint_eq(sinfo(nb).waiting_for, 0);
+  arbor_test_close(rt, &loop);
+}
+
 /* Cancelling a supervisor stops its children newest first, each FINISHED
  * before the previous one is cancelled; the supervisor ends CANCELLED. */
 static void sup_children_stop_in_reverse_order(void **state) {
@@ -904,6 +985,8 @@ static void unsupervised_service_failure_reaches_its_group(void **state) {
 static const struct CMUnitTest supervise_tests[] = {
     cmocka_unit_test(sup_children_start_in_order_each_started_before_next),
     cmocka_unit_test(sup_waiting_child_names_the_sibling_it_waits_for),
+    cmocka_unit_test(sup_start_after_holds_child_while_dependency_backs_off),
+    cmocka_unit_test(sup_start_after_null_releases_held_child),
     cmocka_unit_test(sup_children_stop_in_reverse_order),
     cmocka_unit_test(sup_parallel_stop_cancels_all_children_at_once),
     cmocka_unit_test(strategy_one_for_one_restarts_only_failed_child),
