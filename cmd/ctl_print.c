@@ -164,6 +164,13 @@ static void print_node_line(struct ctl *c, const cJSON *node) {
     fputc(' ', c->out);
     ctl_paint(c, C_BOLD_RED, "STUCK");
   }
+  const cJSON *wf = ctl_jget(node, "waiting_for");
+  if (cJSON_IsObject(wf)) {      /* not started: an earlier sibling is not STARTED */
+    fputs(" waiting for ", c->out);
+    ctl_put_safe(c->out, ctl_jstr(wf, "name") ? ctl_jstr(wf, "name") : "?");
+    fputs(": ", c->out);
+    ctl_put_safe(c->out, ctl_jstr(wf, "state") ? ctl_jstr(wf, "state") : "?");
+  }
   if (cJSON_IsObject(err)) {
     const char *ename = ctl_jstr(err, "name");
     if (c->color)

@@ -330,11 +330,33 @@ cJSON *http_jnode(struct http_jcx *cx, arbor_node_t *node) {
     http_jadd_str(cx, attrs, k, v);
 
   http_jadd(cx, o, "error", http_jerror(cx, arbor_node_error(node)));
+  arbor_phase_t wphase;
+  arbor_node_t *w = http_waiting_for(node, &wphase);
+  cJSON *wo = w != NULL ? http_jadd(cx, o, "waiting_for", cJSON_CreateObject()) : NULL;
+  if (wo != NULL) {
+    http_jadd_u64(cx, wo, "id", arbor_node_id(w));
+    http_jadd_str(cx, wo, "name", arbor_node_name(w));
+    http_jadd_str(cx, wo, "state", arbor_state_name(arbor_node_state(w)));
+    http_jadd_str(cx, wo, "phase", arbor_phase_name(wphase));
+  }
   if (cx->oom) {
     cJSON_Delete(o);
     return NULL;
   }
   return o;
+}
+
+arbor_node_t *http_waiting_for(arbor_node_t *node, arbor_phase_t *phase) {
+  arbor_service_info_t si, wi;
+  arbor_kind_t kind = arbor_node_kind(node);
+  if ((kind != ARBOR_KIND_SERVICE && kind != ARBOR_KIND_SUPERVISOR) ||
+      arbor_service_info(node, &si) != 0 || si.waiting_for == 0)
+    return NULL;
+  arbor_node_t *w = arbor_node_find(arbor_node_runtime(node), si.waiting_for);
+  if (w == NULL || arbor_service_info(w, &wi) != 0)
+    return NULL;
+  *phase = wi.phase;
+  return w;
 }
 
 cJSON *http_json_node(arbor_node_t *node) {

@@ -123,4 +123,19 @@ void jw_node_fields(struct jw *w, struct http_jcx *cx, arbor_node_t *node) {
   jw_obj_end(w);
   jw_key(w, "error");
   jw_error(w, cx, arbor_node_error(node));
+  arbor_phase_t wphase;
+  arbor_node_t *wn = http_waiting_for(node, &wphase);
+  if (wn != NULL) {              /* as http_jnode: only while it waits */
+    jw_key(w, "waiting_for");
+    jw_obj_begin(w);
+    jw_key(w, "id");
+    jw_u64(w, arbor_node_id(wn));
+    jw_key(w, "name");
+    jw_str(w, arbor_node_name(wn));
+    jw_key(w, "state");
+    jw_str(w, arbor_state_name(arbor_node_state(wn)));
+    jw_key(w, "phase");
+    jw_str(w, arbor_phase_name(wphase));
+    jw_obj_end(w);
+  }
 }

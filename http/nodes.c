@@ -55,23 +55,22 @@ static void add_usage(struct http_jcx *cx, cJSON *s, arbor_node_t *node) {
   http_jadd_bool(cx, o, "partial", u.partial);
 }
 
-/* "waiting_for": the earlier sibling it waits for before it starts, with that
- * sibling's state and phase, so that a reader can say "waiting for db:
- * STARTING" without another request; null when not waiting. */
-static void add_waiting_for(struct http_jcx *cx, cJSON *s, arbor_node_t *node, uint64_t id) {
-  arbor_node_t *w = id != 0 ? arbor_node_find(arbor_node_runtime(node), id) : NULL;
-  arbor_service_info_t wi;
-  if (w == NULL || arbor_service_info(w, &wi) != 0) {
+/* service.waiting_for: what http_jnode puts at the top too, and null when it
+ * waits for nothing, so that the service object always has the key. */
+static void add_waiting_for(struct http_jcx *cx, cJSON *s, arbor_node_t *node) {
+  arbor_phase_t phase;
+  arbor_node_t *w = http_waiting_for(node, &phase);
+  if (w == NULL) {
     http_jadd(cx, s, "waiting_for", cJSON_CreateNull());
     return;
   }
   cJSON *o = http_jadd(cx, s, "waiting_for", cJSON_CreateObject());
   if (o == NULL)
     return;
-  http_jadd_u64(cx, o, "id", id);
+  http_jadd_u64(cx, o, "id", arbor_node_id(w));
   http_jadd_str(cx, o, "name", arbor_node_name(w));
   http_jadd_str(cx, o, "state", arbor_state_name(arbor_node_state(w)));
-  http_jadd_str(cx, o, "phase", arbor_phase_name(wi.phase));
+  http_jadd_str(cx, o, "phase", arbor_phase_name(phase));
 }
 
 /* "service" and "history" for services and supervisors. */
@@ -92,7 +91,7 @@ static void add_service(struct http_jcx *cx, cJSON *o, arbor_node_t *node) {
   http_jadd_u64(cx, s, "tasks_total", si.tasks_total);
   http_jadd_u64(cx, s, "tasks_finished", si.tasks_finished);
   http_jadd_i64(cx, s, "pid", si.pid);
-  add_waiting_for(cx, s, node, si.waiting_for);
+  add_waiting_for(cx, s, node);
   arbor_log_file_info_t lf;
   if (si.is_process && arbor_service_log_file_info(node, &lf) == 0 && lf.enabled) {
     cJSON *l = http_jadd(cx, s, "log_file", cJSON_CreateObject());

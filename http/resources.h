@@ -60,6 +60,10 @@ void http_format_time(int64_t wall_ns, char *buf);
 
 /* The builders behind http_json_node / http_json_error, with a context. */
 cJSON *http_jnode(struct http_jcx *cx, arbor_node_t *node);
+/* The earlier sibling a supervised child waits for before it starts
+ * (arbor_service_info's waiting_for), with its phase; NULL when it waits for
+ * none (or is no supervised child). Node shapes carry it as "waiting_for". */
+arbor_node_t *http_waiting_for(arbor_node_t *node, arbor_phase_t *phase);
 cJSON *http_jerror(struct http_jcx *cx, const arbor_error_t *err);
 
 /* Appends s[0..len) to out as the inside of a JSON string (no quotes): control

@@ -83,6 +83,9 @@ export class TreeModel {
     rec.cancelRequested ||= n.cancel_requested;
     rec.stuck ||= n.stuck;
     rec.restarts = Math.max(rec.restarts, n.restarts || 0);
+    // The earlier sibling that holds a supervised child's start back (only
+    // while it waits); every node shape of the API carries it.
+    rec.waitingFor = n.waiting_for || null;
     rec.serverChildren = n.children;
     rec.version++;
     this.changed++;
@@ -93,7 +96,7 @@ export class TreeModel {
   add(f) {
     const rec = { id: f.id, parentId: f.parentId, name: f.name || `#${f.id}`, kind: f.kind,
       state: f.state, outcome: 'NONE', error: null, cancelRequested: false, stuck: false,
-      restarts: 0, since: f.since, created: f.created ?? null, children: [],
+      restarts: 0, waitingFor: null, since: f.since, created: f.created ?? null, children: [],
       serverChildren: 0, loadedOffset: 0, unloaded: 0, loadedSeq: 0, version: 0 };
     this.nodes.set(rec.id, rec);
     this.counts[rec.state]++;
@@ -111,6 +114,7 @@ export class TreeModel {
     this.counts[rec.state]--;
     this.counts[state]++;
     rec.state = state;
+    rec.waitingFor = null;       // it started (or ended): not waiting any more
     if (since !== null && since !== undefined) rec.since = since;
     if (state === 'FINISHED') {
       this.finishedOrder.push(rec.id);

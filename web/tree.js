@@ -183,6 +183,7 @@ export class TreeView {
       testid(text('span', 'name', rec.name), 'row-name')];
     // Beside the name, so the columns to its right stay aligned.
     if (rec.stuck) parts.push(testid(text('span', 'stuck', '⚠ stuck'), 'row-stuck'));
+    if (rec.waitingFor) parts.push(testid(text('span', 'waiting', `waiting for ${rec.waitingFor.name}`), 'row-waiting'));
     parts.push(
       testid(badge(`state state-${rec.state}`, STATE_ICON[rec.state], rec.state), 'row-state'),
       rec.outcome === 'NONE' ? text('span', 'outcome', '')

@@ -241,6 +241,10 @@ static const char tree_json[] =
                   ",\"children\":1,\"restarts\":2,\"error\":null,\"nodes\":["
                   NODE(17, 3, "web", "process", "STARTED", "NONE",
                        ",\"children\":0,\"restarts\":0,\"error\":null,\"nodes\":[]") "]") ","
+             NODE(7, 2, "cache", "service", "CREATED", "NONE",
+                  ",\"children\":0,\"restarts\":0,\"error\":null,\"nodes\":[],"
+                  "\"waiting_for\":{\"id\":3,\"name\":\"web\",\"state\":\"STARTING\","
+                  "\"phase\":\"starting\"}") ","
              NODE(4, 2, "db", "service", "STOPPING", "NONE",
                   ",\"children\":4,\"more\":4,\"restarts\":5,\"stuck\":true,\"error\":" ERR_EIO) "]") ","
         NODE(5, 1, "clean\\u001b[31mup", "task", "FINISHED", "FAILED",
@@ -253,6 +257,7 @@ static const char tree_text[] =
     "├─ supervisor app #2 STARTED restarts=0\n"
     "│  ├─ service web #3 STARTED restarts=2\n"
     "│  │  └─ process web #17 STARTED\n"
+    "│  ├─ service cache #7 CREATED restarts=0 waiting for web: STARTING\n"
     "│  └─ service db #4 STOPPING restarts=5 STUCK error: EIO: write failed\n"
     "│     └─ … 4 children below --depth\n"
     "├─ task clean?[31mup #5 FINISHED FAILED error: EIO: write failed\n"

@@ -699,6 +699,17 @@ static void api_node_waiting_for_names_the_sibling(void **state) {
   assert_string_equal(str_field(wf, "name"), "db");
   assert_string_equal(str_field(wf, "state"), "STARTING");
   assert_string_equal(str_field(wf, "phase"), "starting");
+  assert_string_equal(str_field(field(o, "waiting_for"), "name"), "db");   /* top too */
+  cJSON_Delete(o);
+
+  /* The tree's nodes carry it only while they wait. */
+  o = api(&w, "GET", 200, "/api/v1/tree?root=%llu", (unsigned long long)arbor_node_id(sup));
+  cJSON *kids = field(field(o, "root"), "nodes");
+  assert_int_eq(cJSON_GetArraySize(kids), 2);
+  assert_null(cJSON_GetObjectItem(cJSON_GetArrayItem(kids, 0), "waiting_for"));
+  wf = field(cJSON_GetArrayItem(kids, 1), "waiting_for");
+  assert_string_equal(str_field(wf, "name"), "db");
+  assert_string_equal(str_field(wf, "state"), "STARTING");
   cJSON_Delete(o);
 
   o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(db));
