@@ -845,6 +845,49 @@ out:
   return rc;
 }
 
+/* ---------------------------------------------------- one service alone */
+
+static void node_free(struct config_node *n);
+
+int config_service_parse(const char *text, size_t len, const char *config_file,
+                         struct config_node *n, char *err, size_t errlen) {
+  struct ctx cx = {.file = "body", .err = err, .errlen = errlen};
+  memset(n, 0, sizeof *n);
+  cJSON *root = NULL;
+  int rc = -1;
+  int line, col;
+  const char *what;
+  if (config_json_syntax(text, len, &line, &col, &what) < 0) {
+    snprintf(err, errlen, "body:%d:%d: %s", line, col, what);
+    return -1;
+  }
+  /* Relative cwd and log_file mean what they mean in the file. */
+  if ((cx.dir = dir_of(config_file)) == NULL || (n->path = strdup("")) == NULL) {
+    oom(&cx);
+    goto out;
+  }
+  if ((root = cJSON_ParseWithLength(text, len)) == NULL) {
+    oom(&cx);
+    goto out;
+  }
+  if (!cJSON_IsObject(root) || cJSON_GetObjectItemCaseSensitive(root, "supervisor") != NULL ||
+      cJSON_GetObjectItemCaseSensitive(root, "service") == NULL) {
+    errorf(&cx, NULL, "expected one service object, as in the config's tree ({\"service\": "
+                      "\"NAME\", \"argv\": [...]}), not %s",
+           cJSON_IsObject(root) ? "an object without \"service\"" : type_name(root));
+    goto out;
+  }
+  rc = parse_node(&cx, root, n);
+out:
+  cJSON_Delete(root);
+  free(cx.dir);
+  if (rc < 0) {
+    node_free(n);
+    memset(n, 0, sizeof *n);
+  }
+  return rc;
+}
+
 /* --------------------------------------------------------------- freeing */
 
 static void node_free(struct config_node *n) {
@@ -859,6 +902,13 @@ static void node_free(struct config_node *n) {
   free(n->log_file);
   strv_free(n->requires);
   strv_free(n->after);
+}
+
+void config_node_free(struct config_node *n) {
+  if (n == NULL)
+    return;
+  node_free(n);
+  memset(n, 0, sizeof *n);
 }
 
 void config_free(struct config *cfg) {

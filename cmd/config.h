@@ -94,6 +94,17 @@ struct config {
 int config_load(const char *file, struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
+/* One service object of a tree, alone (the admin API's live changes): text is
+ * its JSON, checked by the same rules as in a file, relative paths taken from
+ * config_file's directory. Errors read "body: argv: expected ..." or
+ * "body:1:7: ...". requires and after are read, not checked against siblings
+ * (the caller knows them). Returns 0 with *n filled (free it with
+ * config_node_free), or -1 with err filled and *n zeroed. */
+int config_service_parse(const char *text, size_t len, const char *config_file,
+                         struct config_node *n, char *err, size_t errlen);
+/* Frees what n holds (its subtree too) and zeroes it. */
+void config_node_free(struct config_node *n);
+
 /* Where text (len bytes) stops being JSON: returns 0 when it is one well-formed
  * JSON value, else -1 with *line and *col (1-based; col counts bytes) and what
  * was expected there in what (a static string). */
@@ -132,5 +143,30 @@ int config_build(struct config *cfg, arbor_node_t *parent, char *err, size_t err
  * the first ARBOR_E* code with err filled. */
 int config_reload(struct config *cur, struct config *next, arbor_runtime_t *rt,
                   struct config_diff *diff, char *err, size_t errlen);
+
+/* A node made after the tree was built (a live add): n and its subtree under
+ * parent, its id recorded. Returns 0 or an ARBOR_E* code with err filled. */
+int config_build_one(struct config_node *n, arbor_node_t *parent, char *err, size_t errlen);
+/* Gives the live service old was built as n's spec (arbor_service_update: same id,
+ * restarted) and records the id in n. Returns 0, or an ARBOR_E* code with err
+ * filled (ARBOR_EFINISHED when the service has finished). */
+int config_update_one(arbor_runtime_t *rt, const struct config_node *old,
+                      struct config_node *n, char *err, size_t errlen);
+
+/* Sets the requires / after attributes of n's live node (nothing if it finished). */
+void config_set_deps_attrs(arbor_runtime_t *rt, const struct config_node *n);
+
+/* ------------------------------------------------------- config_live.c */
+
+/* The admin API's live service changes on the running config (docs/config.md,
+ * "Live changes"): add, update and remove services directly under the config's
+ * supervisor, cfg kept in step so that a reload diffs against what runs (the
+ * file wins). cfg and rt must outlive the admin server. */
+struct config_live {
+  struct config *cfg;
+  arbor_runtime_t *rt;
+};
+/* The callbacks for arbor_admin_opts_t.services; arg is a struct config_live. */
+void config_live_callbacks(struct config_live *live, arbor_admin_services_t *out);
 
 #endif /* ARBOR_CMD_CONFIG_H */

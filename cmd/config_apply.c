@@ -188,6 +188,11 @@ int config_build(struct config *cfg, arbor_node_t *parent, char *err, size_t err
   return build_node(&cfg->top, parent, &count, err, errlen);
 }
 
+int config_build_one(struct config_node *n, arbor_node_t *parent, char *err, size_t errlen) {
+  unsigned count = 0;
+  return build_node(n, parent, &count, err, errlen);
+}
+
 /* --------------------------------------------------------------- reload */
 
 static struct config_node *find_child(struct config_node *parent, const char *name) {
@@ -362,4 +367,33 @@ int config_reload(struct config *cur, struct config *next, arbor_runtime_t *rt,
   }
   reconcile(&r, &cur->top, &next->top, top);
   return r.rc;
+}
+
+/* ------------------------------------------------------------ live update */
+
+int config_update_one(arbor_runtime_t *rt, const struct config_node *old,
+                      struct config_node *n, char *err, size_t errlen) {
+  arbor_node_t *node = live_node(rt, old);
+  if (node == NULL) {
+    snprintf(err, errlen, "service %s (id %llu) has finished", old->name,
+             (unsigned long long)old->id);
+    return ARBOR_EFINISHED;
+  }
+  arbor_service_spec_t spec;
+  char **env;
+  int rc = service_spec(n, &spec, &env);
+  if (rc == 0)
+    rc = arbor_service_update(node, &spec);
+  free(env);
+  if (rc < 0)
+    return fail(err, errlen, n, "cannot update it", rc);
+  n->id = old->id;
+  set_deps_attrs(node, n);
+  return 0;
+}
+
+void config_set_deps_attrs(arbor_runtime_t *rt, const struct config_node *n) {
+  arbor_node_t *node = live_node(rt, n);
+  if (node != NULL)
+    set_deps_attrs(node, n);
 }

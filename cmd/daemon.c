@@ -41,6 +41,8 @@ struct daemon {
   arbor_admin_t *admin;
   struct config cfg;
   int have_cfg;
+  struct config_live live;       /* the admin API's live service changes, on cfg */
+  arbor_admin_services_t services;
   uint64_t top_id;               /* the config's supervisor, or 0 (demo) */
 
   uv_signal_t sigterm, sigint, sighup, sigusr1;
@@ -427,6 +429,11 @@ static int start_admin(struct daemon *d) {
     o.token_file = d->cfg.token_file;
     o.max_connections = d->cfg.max_connections;
     o.cors_origin = d->cfg.cors_origin;
+    /* cfg is replaced in place by a reload (d->cfg = next): the pointer holds. */
+    d->live.cfg = &d->cfg;
+    d->live.rt = d->rt;
+    config_live_callbacks(&d->live, &d->services);
+    o.services = &d->services;
   } else {
     if (d->args->bind != NULL)
       o.bind = d->args->bind;

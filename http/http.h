@@ -5,7 +5,8 @@
  * and the bearer token, routes each request to one handler and adds the common
  * headers. The resources answer requests, one file each: tree.c, nodes.c (detail,
  * children, cancel, restart), logs.c, events.c (SSE), health.c, static.c,
- * metrics.c (Prometheus text). json.c turns nodes, errors and times into cJSON.
+ * metrics.c (Prometheus text), services.c (live service changes, through the
+ * callbacks of arbor_admin_services_t). json.c turns nodes, errors and times into cJSON.
  * Handlers read the tree only through the observation API of arbor.h
  * (DESIGN.md, "Threading"): every handler runs on the loop thread, so a
  * response is one consistent snapshot.
@@ -59,6 +60,9 @@ int http_parse_u64(const char *text, uint64_t dflt, uint64_t max, uint64_t *out)
 /* 200/202/... with body as JSON (application/json; charset=utf-8). Takes body
  * (also on failure). */
 enum MHD_Result http_json(struct http_req *r, unsigned status, cJSON *body);
+/* The same with a Location header (201 Created); location NULL: none. */
+enum MHD_Result http_json_at(struct http_req *r, unsigned status, cJSON *body,
+                             const char *location);
 /* An error, {"error":{"code":CODE,"message":MESSAGE}}: code is a stable
  * snake_case word ("not_found", "bad_request", "finished", "not_a_service",
  * "unauthorized", "method_not_allowed", ...), message says what is wrong with
@@ -107,8 +111,8 @@ typedef enum MHD_Result (*http_handler)(struct http_req *r);
 /* One route: a method and a path pattern whose "{name}" segments match one
  * non-empty path segment each (into r->params, in order). A path that matches
  * a pattern but not its method gets 405 with Allow; no pattern at all, 404.
- * Mutating routes (POST) need the bearer token when one is configured (401
- * with WWW-Authenticate: Bearer). */
+ * Mutating routes (every method but GET) need the bearer token when one is
+ * configured (401 with WWW-Authenticate: Bearer). */
 struct http_route {
   const char *method;
   const char *pattern;
@@ -134,6 +138,9 @@ enum MHD_Result http_readyz(struct http_req *r);
 enum MHD_Result http_static_index(struct http_req *r);    /* static.c: GET / */
 enum MHD_Result http_static_file(struct http_req *r);     /* GET /ui/{file} */
 enum MHD_Result http_metrics_get(struct http_req *r);     /* metrics.c */
+enum MHD_Result http_services_add(struct http_req *r);    /* services.c */
+enum MHD_Result http_services_update(struct http_req *r);
+enum MHD_Result http_services_remove(struct http_req *r);
 
 /* ---------------------------------------------------------- dashboard */
 

@@ -2,8 +2,8 @@
  *
  * A "{name}" segment matches one non-empty path segment (r->params, in order).
  * GET routes answer HEAD too. A path that matches some pattern but not with this
- * method gets 405 with Allow; one that matches none, 404 (server.c). POST routes
- * need the bearer token when the server has one.
+ * method gets 405 with Allow; one that matches none, 404 (server.c). POST, PUT
+ * and DELETE routes need the bearer token when the server has one.
  */
 #include "http.h"
 
@@ -21,6 +21,9 @@ const struct http_route http_routes[] = {
     {"GET", "/api/v1/events", http_events_get},
     {"GET", "/api/v1/trace", http_trace_get},
     {"GET", "/metrics", http_metrics_get},
+    {"POST", "/api/v1/services", http_services_add},
+    {"PUT", "/api/v1/services/{name}", http_services_update},
+    {"DELETE", "/api/v1/services/{name}", http_services_remove},
 };
 
 const size_t http_nroutes = sizeof http_routes / sizeof http_routes[0];

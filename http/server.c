@@ -18,9 +18,9 @@
  *   on_request first call (headers read, body not): every check that needs no
  *              body, in this order: 503 over max_connections, 414, OPTIONS
  *              preflight (CORS only), 404 / 405 + Allow from the route table,
- *              401 for a POST without the token, 413 from Content-Length. When
- *              a body was announced, an answer queued now makes MHD skip it and
- *              close the connection afterwards (0.9.75 accepts a response only
+ *              401 for a POST, PUT or DELETE without the token, 413 from
+ *              Content-Length. When a body was announced, an answer queued
+ *              now makes MHD skip it and close the connection afterwards (0.9.75 accepts a response only
  *              on the first call or once the whole request is in:
  *              MHD_queue_response's state check).
  *              Next calls: body bytes, kept up to max_body (a chunked body has
@@ -83,6 +83,8 @@
 /* Methods as bits, for the route table's Allow. */
 #define M_GET 1u
 #define M_POST 2u
+#define M_PUT 4u
+#define M_DELETE 8u
 
 /* One request's state, from uri_log to on_completed. req is what handlers see. */
 struct http_ctx {
@@ -146,11 +148,21 @@ uint64_t http_responses_sent(const struct arbor_admin_s *admin, unsigned status)
 
 /* ------------------------------------------------------------ responses */
 
-static const char *allow_text(unsigned allow, int cors) {
-  static const char *const plain[] = {"", "GET, HEAD", "POST", "GET, HEAD, POST"};
-  static const char *const with_options[] = {"OPTIONS", "GET, HEAD, OPTIONS",
-                                             "POST, OPTIONS", "GET, HEAD, POST, OPTIONS"};
-  return cors ? with_options[allow & 3] : plain[allow & 3];
+/* The Allow header's value for the methods in allow (M_*), into buf. */
+static const char *allow_text(unsigned allow, int cors, char *buf, size_t size) {
+  static const struct {
+    unsigned bit;
+    const char *text;
+  } names[] = {{M_GET, "GET, HEAD"}, {M_POST, "POST"}, {M_PUT, "PUT"}, {M_DELETE, "DELETE"}};
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (allow & names[i].bit)
+      used += (size_t)snprintf(buf + used, size - used, "%s%s", used > 0 ? ", " : "",
+                               names[i].text);
+  if (cors)
+    snprintf(buf + used, size - used, "%sOPTIONS", used > 0 ? ", " : "");
+  return buf;
 }
 
 /* The dashboard's pages may load their own scripts, styles, images (and data:
@@ -185,9 +197,11 @@ static enum MHD_Result queue(struct http_req *r, unsigned status, struct MHD_Res
           MHD_YES;
     ok &= MHD_add_response_header(resp, "Vary", "Origin") == MHD_YES;
   }
+  char allow[64];
   if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
     ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                  allow_text(ctx->allow, admin->cors_origin != NULL)) == MHD_YES;
+                                  allow_text(ctx->allow, admin->cors_origin != NULL, allow,
+                                             sizeof allow)) == MHD_YES;
   if (status == MHD_HTTP_UNAUTHORIZED)
     ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                   "Bearer realm=\"arbor\"") == MHD_YES;
@@ -238,6 +252,11 @@ enum MHD_Result http_text(struct http_req *r, unsigned status, const char *conte
 }
 
 enum MHD_Result http_json(struct http_req *r, unsigned status, cJSON *body) {
+  return http_json_at(r, status, body, NULL);
+}
+
+enum MHD_Result http_json_at(struct http_req *r, unsigned status, cJSON *body,
+                             const char *location) {
   char *text = body != NULL ? cJSON_PrintUnformatted(body) : NULL;
   cJSON_Delete(body);
   if (text == NULL)
@@ -248,6 +267,11 @@ enum MHD_Result http_json(struct http_req *r, unsigned status, cJSON *body) {
       MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
   if (resp == NULL) {
     free(text);
+    return MHD_NO;
+  }
+  if (location != NULL &&
+      MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location) != MHD_YES) {
+    MHD_destroy_response(resp);
     return MHD_NO;
   }
   return http__queue(r, status, resp, "application/json; charset=utf-8");
@@ -324,6 +348,10 @@ static unsigned method_bit(const char *method) {
     return M_GET;
   if (strcmp(method, "POST") == 0)
     return M_POST;
+  if (strcmp(method, "PUT") == 0)
+    return M_PUT;
+  if (strcmp(method, "DELETE") == 0)
+    return M_DELETE;
   return 0;
 }
 
@@ -468,7 +496,8 @@ static enum MHD_Result preflight(struct http_req *r) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
   if (resp == NULL)
     return MHD_NO;
-  if (MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST") != MHD_YES ||
+  if (MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+                              "GET, HEAD, POST, PUT, DELETE") != MHD_YES ||
       MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                               "Authorization, Content-Type, Last-Event-ID") != MHD_YES ||
       MHD_add_response_header(resp, "Access-Control-Max-Age", "600") != MHD_YES) {
@@ -499,7 +528,8 @@ static enum MHD_Result first_call(struct http_ctx *ctx) {
   if (ctx->route == NULL)
     return http_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                       "%s is not allowed on %s", r->method, r->url);
-  if (strcmp(ctx->route->method, "POST") == 0 && !authorized(r))
+  /* Every method but GET (and HEAD) changes something. */
+  if (strcmp(ctx->route->method, "GET") != 0 && !authorized(r))
     return http_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                       "this call needs \"Authorization: Bearer TOKEN\" with the server's token");
   const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -811,6 +841,10 @@ int arbor_admin_start(arbor_runtime_t *rt, const arbor_admin_opts_t *opts,
   }
   admin->opts.bind = admin->bind;
   admin->opts.cors_origin = admin->cors_origin;
+  if (admin->opts.services != NULL) {   /* the caller's may go away too */
+    admin->services = *admin->opts.services;
+    admin->opts.services = &admin->services;
+  }
   admin->opts.token = NULL;      /* ours is admin->token; the caller's may go away */
   admin->opts.token_file = NULL;
   admin->rt = rt;

@@ -15,6 +15,7 @@ struct arbor_admin_s {
   char *bind;                    /* opts.bind points here */
   char *cors_origin;             /* opts.cors_origin points here (or NULL) */
   char *token;                   /* NULL: no token: POSTs are open */
+  arbor_admin_services_t services;   /* opts.services points here (or is NULL) */
   size_t token_len;
   int port;
   struct MHD_Daemon *mhd;

@@ -1112,11 +1112,33 @@ ARBOR_EXTERN int arbor_shutdown(arbor_runtime_t *rt, int immediate);
  * The admin HTTP API (DESIGN.md, "Admin API"; docs/api.md and docs/openapi.yaml
  * describe every endpoint): libmicrohttpd inside the runtime's loop, no thread of
  * its own, so every handler runs on the loop thread and every snapshot is one
- * consistent point in time. Safe by default: 127.0.0.1; with a token, every POST
- * needs "Authorization: Bearer TOKEN"; a non-loopback bind without a token is
- * refused; URL, body, connections and per-connection memory are limited.
+ * consistent point in time. Safe by default: 127.0.0.1; with a token, every
+ * mutating call (POST, PUT, DELETE) needs "Authorization: Bearer TOKEN"; a
+ * non-loopback bind without a token is refused; URL, body, connections and
+ * per-connection memory are limited.
  */
 typedef struct arbor_admin_s arbor_admin_t;
+
+/* Live service changes (POST /api/v1/services, PUT and DELETE
+ * /api/v1/services/{name}). The server knows no service format of its own:
+ * whoever owns the tree's description (the arbor daemon: its config) parses the
+ * body and changes the tree, through these callbacks, on the loop thread, after
+ * the server checked the token and the body's size. spec is the request body
+ * (len bytes, NUL-terminated); name is the URL's segment, decoded. Each returns 0
+ * with the service's id in *id, or a negative code with one line in msg (msglen
+ * bytes, NUL-terminated), which the server sends as the error's message:
+ * ARBOR_EINVAL (400: the spec is wrong), ARBOR_EKIND (400: not a service),
+ * ARBOR_ENOENT (404: no service of that name), ARBOR_EEXIST (409: add of a name
+ * taken), ARBOR_EBUSY (409: another service depends on it), ARBOR_ESTATE or
+ * ARBOR_EFINISHED (409: it cannot change now), anything else 500. Nothing may change on error. update may set *restarted to 0 when the
+ * spec was the one running (nothing restarted). */
+typedef struct {
+  int (*add)(void *arg, const char *spec, size_t len, uint64_t *id, char *msg, size_t msglen);
+  int (*update)(void *arg, const char *name, const char *spec, size_t len, uint64_t *id,
+                int *restarted, char *msg, size_t msglen);
+  int (*remove)(void *arg, const char *name, uint64_t *id, char *msg, size_t msglen);
+  void *arg;
+} arbor_admin_services_t;
 
 typedef struct {
   const char *bind;              /* IPv4 or IPv6 address; NULL: "127.0.0.1" */
@@ -1129,6 +1151,7 @@ typedef struct {
   size_t connection_memory;      /* per connection; 0: 64 KiB */
   const char *cors_origin;       /* Access-Control-Allow-Origin; NULL: no CORS */
   unsigned sse_heartbeat_ms;     /* comment line on an idle event stream; 0: 15000 */
+  const arbor_admin_services_t *services;   /* copied; NULL: /api/v1/services answers 501 */
 } arbor_admin_opts_t;
 
 /* Starts the admin server on rt's loop. It is closed with the runtime (or by

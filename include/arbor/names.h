@@ -27,7 +27,8 @@
  * EINTENSITY: a supervisor gave up (more restarts than its intensity allows);
  * EEXIT / ESIGNAL: a process service's program exited non-zero / was killed;
  * EDAEMON: rule 7, a daemon task or daemon child service returned while its
- * service ran. */
+ * service ran. EEXIST: a name already taken (the admin server's live service
+ * changes). */
 #define ARBOR_ERRNO_MAP(XX)                                                            \
   XX(EINVAL, (-EINVAL), "invalid argument")                                            \
   XX(ENOMEM, (-ENOMEM), "out of memory")                                               \
@@ -41,6 +42,7 @@
   XX(EAGAIN, (-EAGAIN), "operation would block")                                       \
   XX(EPIPE, (-EPIPE), "broken: the other side is closed")                              \
   XX(EACCES, (-EACCES), "permission denied")                                           \
+  XX(EEXIST, (-EEXIST), "already exists")                                              \
   XX(EOF, (-4095), "end of stream")                                                    \
   XX(EFINISHED, (-10001), "node has finished")                                         \
   XX(EKIND, (-10002), "wrong kind of node for this operation")                         \

@@ -523,7 +523,7 @@ static void server_cors_only_when_configured(void **state) {
   r = req(&f, "OPTIONS", "/api/v1/nodes/3/cancel", NULL, hdrs);
   assert_int_eq(r.status, 204);
   assert_header(&r, "Access-Control-Allow-Origin", "https://ops.example");
-  assert_header(&r, "Access-Control-Allow-Methods", "GET, HEAD, POST");
+  assert_header(&r, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE");
   char *ah = httpc_header(r.hdrs, "Access-Control-Allow-Headers");
   assert_non_null(ah);
   assert_non_null(strstr(ah, "Authorization"));
