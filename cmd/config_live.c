@@ -45,13 +45,6 @@ static long index_of(const struct config_node *top, const char *name) {
  * running siblings. Returns 0, or ARBOR_EINVAL with msg filled. */
 static int check_deps(const struct config_node *top, const struct config_node *n, long self,
                       char *msg, size_t msglen) {
-  if ((n->requires != NULL || n->after != NULL) && top->parallel_stop) {
-    snprintf(msg, msglen, "body: %s: the config's supervisor stops its children all at once "
-                          "(its file has no requires or after), so it cannot keep this order: "
-                          "put the service in the file instead",
-             n->requires != NULL ? "requires" : "after");
-    return ARBOR_EINVAL;
-  }
   for (int which = 0; which < 2; which++) {
     char *const *names = which == 0 ? n->requires : n->after;
     const char *key = which == 0 ? "requires" : "after";
@@ -76,6 +69,13 @@ static int check_deps(const struct config_node *top, const struct config_node *n
         return ARBOR_EINVAL;
       }
     }
+  }
+  if ((n->requires != NULL || n->after != NULL) && top->parallel_stop) {
+    snprintf(msg, msglen, "body: %s: the config's supervisor stops its children all at once "
+                          "(its file has no requires or after), so it cannot keep this order: "
+                          "put the service in the file instead",
+             n->requires != NULL ? "requires" : "after");
+    return ARBOR_EINVAL;
   }
   return 0;
 }

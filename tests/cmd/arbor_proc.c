@@ -312,6 +312,11 @@ long arbor_proc_http(struct arbor_proc *p, const char *method, const char *path,
 
 long arbor_proc_http_token(struct arbor_proc *p, const char *method, const char *path,
                            const char *token, char **body) {
+  return arbor_proc_http_send(p, method, path, token, NULL, body);
+}
+
+long arbor_proc_http_send(struct arbor_proc *p, const char *method, const char *path,
+                          const char *token, const char *req_body, char **body) {
   struct buf b = {calloc(1, 1), 0};
   struct curl_slist *headers = NULL;
   char auth[256];
@@ -329,10 +334,12 @@ long arbor_proc_http_token(struct arbor_proc *p, const char *method, const char 
       headers = curl_slist_append(headers, auth);
       curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     }
-    if (strcmp(method, "POST") == 0) {
+    if (strcmp(method, "POST") == 0 || req_body != NULL) {
       curl_easy_setopt(c, CURLOPT_POST, 1L);
-      curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, req_body != NULL ? req_body : "");
     }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (curl_easy_perform(c) == CURLE_OK)
       curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   }

@@ -71,4 +71,8 @@ long arbor_proc_http(struct arbor_proc *p, const char *method, const char *path,
 long arbor_proc_http_token(struct arbor_proc *p, const char *method, const char *path,
                            const char *token, char **body);
 
+/* Any method ("PUT", "DELETE" ...) with req_body (NULL: none) as the body. */
+long arbor_proc_http_send(struct arbor_proc *p, const char *method, const char *path,
+                          const char *token, const char *req_body, char **body);
+
 #endif /* ARBOR_TESTS_CMD_ARBOR_PROC_H */

@@ -358,6 +358,9 @@ static void dump_json(const char *schema, const char *what, const struct call *c
 
 /* Starts a request (max_events > 0: a stream, ended after that many blocks,
  * heartbeats included); the caller then calls call_finish. */
+/* The body of the next requests (NULL: none, "" for a POST). */
+static const char *req_body;
+
 static struct call *call_begin(struct world *w, const char *method, const char *path,
                                const char *header, size_t max_events) {
   struct call *c = calloc(1, sizeof *c);
@@ -369,7 +372,9 @@ static struct call *call_begin(struct world *w, const char *method, const char *
   c->headers[0] = c->header[0] != '\0' ? c->header : NULL;
   c->hc = httpc_begin(&w->loop, &(httpc_opts_t){.method = method,
                                                 .url = c->url,
-                                                .body = strcmp(method, "POST") == 0 ? "" : NULL,
+                                                .body = req_body != NULL ? req_body
+                                                        : strcmp(method, "POST") == 0 ? ""
+                                                                                      : NULL,
                                                 .headers = c->headers,
                                                 .max_events = max_events});
   assert_non_null(c->hc);
@@ -1130,6 +1135,151 @@ static void api_events_heartbeat_when_idle(void **state) {
   world_close(&w);
 }
 
+/* ------------------------------------------------------ live services */
+
+/* What a daemon would do with a spec, faked: "good" adds a fiber service named
+ * "added" under the root, anything else is a bad spec; "web" is the one service
+ * that can be updated or removed. */
+struct fake_services {
+  arbor_runtime_t *rt;
+  arbor_node_t *web;
+  int adds, updates, removes;
+};
+
+static int fake_add(void *arg, const char *spec, size_t len, uint64_t *id, char *msg,
+                    size_t msglen) {
+  struct fake_services *f = arg;
+  assert_uint_eq(len, strlen(spec));
+  if (strcmp(spec, "dup") == 0) {
+    snprintf(msg, msglen, "a service named \"web\" exists");
+    return ARBOR_EEXIST;
+  }
+  if (strcmp(spec, "good") != 0) {
+    snprintf(msg, msglen, "body: argv: expected a non-empty array of strings");
+    return ARBOR_EINVAL;
+  }
+  arbor_node_t *n = service(arbor_root(f->rt),
+                            &(arbor_service_spec_t){.name = "added", .fiber = sleeper});
+  f->adds++;
+  *id = arbor_node_id(n);
+  return 0;
+}
+
+static int fake_update(void *arg, const char *name, const char *spec, size_t len, uint64_t *id,
+                       int *restarted, char *msg, size_t msglen) {
+  struct fake_services *f = arg;
+  (void)len;
+  if (strcmp(name, "web") != 0) {
+    snprintf(msg, msglen, "no service named \"%s\"", name);
+    return ARBOR_ENOENT;
+  }
+  if (strcmp(spec, "same") == 0) {
+    *restarted = 0;
+  } else {
+    assert_code(arbor_service_restart(f->web), 0);
+    f->updates++;
+  }
+  *id = arbor_node_id(f->web);
+  return 0;
+}
+
+static int fake_remove(void *arg, const char *name, uint64_t *id, char *msg, size_t msglen) {
+  struct fake_services *f = arg;
+  if (strcmp(name, "sup") == 0) {
+    snprintf(msg, msglen, "\"sup\" is a supervisor");
+    return ARBOR_EKIND;
+  }
+  if (strcmp(name, "web") != 0) {
+    msg[0] = '\0';              /* the server says something still */
+    return ARBOR_ENOENT;
+  }
+  assert_code(arbor_node_cancel(f->web), 0);
+  f->removes++;
+  *id = arbor_node_id(f->web);
+  return 0;
+}
+
+/* POST /api/v1/services, PUT and DELETE /api/v1/services/{name}: the callbacks'
+ * codes become statuses (201 with Location, 202, 200 unchanged, 400, 404, 409),
+ * the token guards all three, a server without callbacks answers 501. */
+static void api_services_through_the_callbacks(void **state) {
+  (void)state;
+  struct world w;
+  struct tree t;
+  struct fake_services f = {0};
+  arbor_admin_services_t cbs = {.add = fake_add, .update = fake_update, .remove = fake_remove,
+                                .arg = &f};
+  world_open(&w, NULL, &(arbor_admin_opts_t){.services = &cbs});
+  tree_build(&w, &t);
+  f.rt = w.rt;
+  f.web = t.web;
+
+  req_body = "good";
+  struct call *c = call_start(&w, "POST", "/api/v1/services", NULL);
+  call_finish(&w, c);
+  assert_int_eq(c->status, 201);
+  cJSON *o = cJSON_Parse(c->body);
+  dump_json(NULL, NULL, c, c->body);
+  call_free(c);
+  assert_string_equal(str_field(o, "name"), "added");
+  uint64_t added = (uint64_t)num_field(o, "id");
+  cJSON_Delete(o);
+  assert_int_eq(f.adds, 1);
+  /* Location names the new node: ask it. */
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)added);
+  assert_string_equal(str_field(o, "name"), "added");
+  cJSON_Delete(o);
+
+  req_body = "{\"service\": 1}";
+  api_error(&w, "POST", 400, "bad_spec", "body: argv: expected", "/api/v1/services");
+  req_body = "dup";
+  api_error(&w, "POST", 409, "exists", "\"web\" exists", "/api/v1/services");
+
+  req_body = "new";
+  o = api(&w, "PUT", 202, "/api/v1/services/web");
+  assert_uint_eq(num_field(o, "id"), arbor_node_id(t.web));
+  assert_true(bool_field(o, "restarted"));
+  cJSON_Delete(o);
+  req_body = "same";
+  o = api(&w, "PUT", 200, "/api/v1/services/web");
+  assert_false(bool_field(o, "restarted"));
+  cJSON_Delete(o);
+  api_error(&w, "PUT", 404, "not_found", "no service named \"db\"", "/api/v1/services/db");
+  assert_int_eq(f.updates, 1);
+
+  req_body = NULL;
+  api_error(&w, "DELETE", 400, "not_a_service", "supervisor", "/api/v1/services/sup");
+  api_error(&w, "DELETE", 404, "not_found", "no such", "/api/v1/services/db");
+  o = api(&w, "DELETE", 202, "/api/v1/services/web");
+  assert_uint_eq(num_field(o, "id"), arbor_node_id(t.web));
+  assert_true(bool_field(o, "cancel_requested"));
+  cJSON_Delete(o);
+  assert_int_eq(f.removes, 1);
+  api_error(&w, "GET", 405, "method_not_allowed", NULL, "/api/v1/services");
+  tree_release(&t);
+  world_close(&w);
+
+  /* A token: 401 for each without it, nothing called. */
+  world_open(&w, NULL, &(arbor_admin_opts_t){.services = &cbs, .token = "tok"});
+  req_body = "good";
+  api_error(&w, "POST", 401, "unauthorized", NULL, "/api/v1/services");
+  api_error(&w, "PUT", 401, "unauthorized", NULL, "/api/v1/services/web");
+  req_body = NULL;
+  api_error(&w, "DELETE", 401, "unauthorized", NULL, "/api/v1/services/web");
+  assert_int_eq(f.adds + f.updates + f.removes, 3);
+  world_close(&w);
+
+  /* No callbacks (a program that never asked for them): 501. */
+  world_open(&w, NULL, NULL);
+  req_body = "good";
+  api_error(&w, "POST", 501, "not_implemented", "without live service changes",
+            "/api/v1/services");
+  api_error(&w, "PUT", 501, "not_implemented", NULL, "/api/v1/services/web");
+  req_body = NULL;
+  api_error(&w, "DELETE", 501, "not_implemented", NULL, "/api/v1/services/web");
+  world_close(&w);
+}
+
 /* Every scenario above once, for tests/http/schema/run.sh (ARBOR_API_DUMP=DIR):
  * their responses are dumped and checked against docs/openapi.yaml. */
 static void api_dump_responses(void **state) {
@@ -1143,6 +1293,7 @@ static void api_dump_responses(void **state) {
   api_events_resume_with_last_event_id(state);
   api_events_gap_when_ring_overwrote(state);
   api_events_name_null_after_eviction(state);
+  api_services_through_the_callbacks(state);
 }
 
 static const struct CMUnitTest tests[] = {
@@ -1161,6 +1312,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(api_events_gap_when_ring_overwrote),
     cmocka_unit_test(api_events_name_null_after_eviction),
     cmocka_unit_test(api_events_heartbeat_when_idle),
+    cmocka_unit_test(api_services_through_the_callbacks),
     cmocka_unit_test(api_dump_responses),
 };
 
