@@ -145,16 +145,22 @@ int config_reload(struct config *cur, struct config *next, arbor_runtime_t *rt,
                   struct config_diff *diff, char *err, size_t errlen);
 
 /* A node made after the tree was built (a live add): n and its subtree under
- * parent, its id recorded. Returns 0 or an ARBOR_E* code with err filled. */
-int config_build_one(struct config_node *n, arbor_node_t *parent, char *err, size_t errlen);
-/* Gives the live service old was built as n's spec (arbor_service_update: same id,
- * restarted) and records the id in n. Returns 0, or an ARBOR_E* code with err
- * filled (ARBOR_EFINISHED when the service has finished). */
-int config_update_one(arbor_runtime_t *rt, const struct config_node *old,
-                      struct config_node *n, char *err, size_t errlen);
+ * parent (top's live node), its id recorded, ordered after what it names among
+ * top's children. Returns 0 or an ARBOR_E* code with err filled; nothing runs
+ * then. */
+int config_build_one(struct config_node *top, struct config_node *n, arbor_node_t *parent,
+                     char *err, size_t errlen);
+/* Gives the live service old (a child of top) was built as n's spec
+ * (arbor_service_update: same id, restarted), records the id in n and orders it
+ * after what it names. Returns 0, or an ARBOR_E* code with err filled
+ * (ARBOR_EFINISHED when the service has finished). */
+int config_update_one(arbor_runtime_t *rt, struct config_node *top,
+                      const struct config_node *old, struct config_node *n, char *err,
+                      size_t errlen);
 
-/* Sets the requires / after attributes of n's live node (nothing if it finished). */
-void config_set_deps_attrs(arbor_runtime_t *rt, const struct config_node *n);
+/* Sets the requires / after of n's live node, a child of top (attributes and start
+ * order; nothing if it finished). */
+void config_set_deps(arbor_runtime_t *rt, struct config_node *top, struct config_node *n);
 
 /* ------------------------------------------------------- config_live.c */
 

@@ -188,10 +188,6 @@ int config_build(struct config *cfg, arbor_node_t *parent, char *err, size_t err
   return build_node(&cfg->top, parent, &count, err, errlen);
 }
 
-int config_build_one(struct config_node *n, arbor_node_t *parent, char *err, size_t errlen) {
-  unsigned count = 0;
-  return build_node(n, parent, &count, err, errlen);
-}
 
 /* --------------------------------------------------------------- reload */
 
@@ -371,8 +367,21 @@ int config_reload(struct config *cur, struct config *next, arbor_runtime_t *rt,
 
 /* ------------------------------------------------------------ live update */
 
-int config_update_one(arbor_runtime_t *rt, const struct config_node *old,
-                      struct config_node *n, char *err, size_t errlen) {
+int config_build_one(struct config_node *top, struct config_node *n, arbor_node_t *parent,
+                     char *err, size_t errlen) {
+  unsigned count = 0;
+  int rc = build_node(n, parent, &count, err, errlen);
+  arbor_node_t *node = rc == 0 ? arbor_node_find(arbor_node_runtime(parent), n->id) : NULL;
+  if (node != NULL && (rc = apply_deps(top, n, node)) < 0) {
+    (void)arbor_node_cancel(node);   /* all or nothing: it never ran */
+    return fail(err, errlen, n, "cannot order it after what it names", rc);
+  }
+  return rc;
+}
+
+int config_update_one(arbor_runtime_t *rt, struct config_node *top,
+                      const struct config_node *old, struct config_node *n, char *err,
+                      size_t errlen) {
   arbor_node_t *node = live_node(rt, old);
   if (node == NULL) {
     snprintf(err, errlen, "service %s (id %llu) has finished", old->name,
@@ -389,11 +398,18 @@ int config_update_one(arbor_runtime_t *rt, const struct config_node *old,
     return fail(err, errlen, n, "cannot update it", rc);
   n->id = old->id;
   set_deps_attrs(node, n);
+  if (apply_deps(top, n, node) < 0)   /* as a reload: the update itself stands */
+    fprintf(stderr, "arbor: service %s: cannot order it after what it names: out of memory\n",
+            n->name);
   return 0;
 }
 
-void config_set_deps_attrs(arbor_runtime_t *rt, const struct config_node *n) {
+void config_set_deps(arbor_runtime_t *rt, struct config_node *top, struct config_node *n) {
   arbor_node_t *node = live_node(rt, n);
-  if (node != NULL)
-    set_deps_attrs(node, n);
+  if (node == NULL)
+    return;
+  set_deps_attrs(node, n);
+  if (apply_deps(top, n, node) < 0)
+    fprintf(stderr, "arbor: service %s: cannot order it after what it names: out of memory\n",
+            n->name);
 }

@@ -149,7 +149,7 @@ static int live_add(void *arg, const char *spec, size_t len, uint64_t *id, char 
   }
   top->children = kids;
   n.order = top->nchildren;
-  if ((rc = config_build_one(&n, parent, msg, msglen)) < 0) {
+  if ((rc = config_build_one(top, &n, parent, msg, msglen)) < 0) {
     rc = rc == ARBOR_ECANCELED || rc == ARBOR_ECLOSING ? ARBOR_ESTATE : rc;
     goto fail;
   }
@@ -195,11 +195,11 @@ static int live_update(void *arg, const char *name, const char *spec, size_t len
   }
   *restarted = !config_service_equal(old, &n);
   if (*restarted) {
-    if ((rc = config_update_one(lv->rt, old, &n, msg, msglen)) < 0)
+    if ((rc = config_update_one(lv->rt, top, old, &n, msg, msglen)) < 0)
       goto fail;
   } else {
     n.id = old->id;              /* the same program: nothing to restart (as a reload) */
-    config_set_deps_attrs(lv->rt, &n);
+    config_set_deps(lv->rt, top, &n);
   }
   /* n takes old's place, its path and order too (they say where it is). */
   char *path = n.path;

@@ -353,6 +353,69 @@ static void live_changes_need_the_token(void **state) {
   stop(&p);
 }
 
+/* ---------------------------------------------------------- requires */
+
+/* With requires in the file (so its supervisor stops one child at a time), an
+ * added service may require a running one: the tree says so; the one it requires
+ * is then not removed, nor made transient. A service naming one started after it
+ * is refused. */
+static void live_requires_is_checked_against_the_running_services(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  char *json = NULL;
+  if (asprintf(&json, "{\"admin\": {\"port\": 0, \"token\": \"" TOKEN "\"}, \"tree\": ["
+                      "{\"service\": \"db\", \"argv\": %s}, "
+                      "{\"service\": \"api\", \"argv\": %s, \"requires\": [\"db\"]}]}\n",
+               arbor_proc_service_argv(&p, "db", NULL),
+               arbor_proc_service_argv(&p, "api", NULL)) < 0)
+    abort();
+  arbor_proc_write(&p, "arbor.json", json);
+  free(json);
+  char *argv[] = {"arbor", "run", "arbor.json", "--port", "0", NULL};
+  arbor_proc_start(&p, argv, NULL);
+  read_url(&p);
+  arbor_proc_wait_text(&p, "stderr", "arbor: ready");
+
+  cJSON *j = NULL;
+  char *spec = spec_of(&p, "web", "web", ", \"requires\": [\"api\", \"db\"]");
+  assert_int_eq(call(&p, "POST", "/api/v1/services", spec, &j), 201);
+  free(spec);
+  char path[64];
+  snprintf(path, sizeof path, "/api/v1/nodes/%.0f",
+           cJSON_GetObjectItemCaseSensitive(j, "id")->valuedouble);
+  cJSON_Delete(j);
+  arbor_proc_wait_lines(&p, "web.pids", 1);
+  assert_int_eq(call(&p, "GET", path, NULL, &j), 200);
+  const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(j, "attributes");
+  assert_string_equal(cJSON_GetObjectItemCaseSensitive(attrs, "requires")->valuestring,
+                      "api, db");
+  cJSON_Delete(j);
+
+  assert_int_eq(call(&p, "DELETE", "/api/v1/services/api", NULL, &j), 409);
+  assert_string_equal(error_code(j), "in_use");
+  assert_non_null(strstr(error_message(j), "web names api"));
+  cJSON_Delete(j);
+  spec = spec_of(&p, "db", "db", ", \"restart\": \"transient\"");
+  assert_int_eq(call(&p, "PUT", "/api/v1/services/db", spec, &j), 400);
+  assert_non_null(strstr(error_message(j), "must stay permanent"));
+  cJSON_Delete(j);
+  free(spec);
+  spec = spec_of(&p, "db", "db", ", \"after\": [\"web\"]");
+  assert_int_eq(call(&p, "PUT", "/api/v1/services/db", spec, &j), 400);
+  assert_non_null(strstr(error_message(j), "body: after[0]: \"web\" started after db"));
+  cJSON_Delete(j);
+  free(spec);
+  assert_int_eq(arbor_proc_lines(&p, "db.pids"), 1);
+  assert_int_eq(arbor_proc_lines(&p, "api.pids"), 1);
+  /* Removed in order: web (nothing names it), then api. */
+  assert_int_eq(call(&p, "DELETE", "/api/v1/services/web", NULL, &j), 202);
+  cJSON_Delete(j);
+  assert_int_eq(call(&p, "DELETE", "/api/v1/services/api", NULL, &j), 202);
+  cJSON_Delete(j);
+  arbor_proc_wait_text(&p, "order", "web\napi\n");
+  stop(&p);
+}
+
 /* ---------------------------------------------------------------- reload */
 
 /* Live changes last until the next reload: the file wins. */
@@ -404,6 +467,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(live_update_restarts_with_the_new_spec_keeping_the_id),
     cmocka_unit_test(live_remove_stops_the_service_and_drops_it),
     cmocka_unit_test(live_changes_need_the_token),
+    cmocka_unit_test(live_requires_is_checked_against_the_running_services),
     cmocka_unit_test(live_changes_are_undone_by_a_reload),
 };
 
