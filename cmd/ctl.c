@@ -237,11 +237,15 @@ static int ctl_setup(struct ctl *c, struct xfer *x, const char *method, const ch
     bad |= curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L) != CURLE_OK;
   }
-  if (strcmp(method, "POST") == 0) {
+  if (strcmp(method, "POST") == 0 || c->req_body != NULL) {
     bad |= curl_easy_setopt(h, CURLOPT_POST, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, "") != CURLE_OK;
-    bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->req_body != NULL ? c->req_body : "") !=
+           CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE,
+                            c->req_body != NULL ? (long)c->req_body_len : 0L) != CURLE_OK;
   }
+  if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)   /* PUT, DELETE */
+    bad |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK;
   bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) != CURLE_OK;
   bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, xfer_write) != CURLE_OK;
   bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, x) != CURLE_OK;
@@ -274,6 +278,11 @@ static int ctl_request(struct ctl *c, const char *method, const char *path,
   if (h == NULL)
     goto nomem;
   headers = h;
+  if (c->req_body != NULL) {
+    if ((h = curl_slist_append(headers, "Content-Type: application/json")) == NULL)
+      goto nomem;
+    headers = h;
+  }
   if (c->token != NULL) {
     snprintf(line, sizeof line, "Authorization: Bearer %s", c->token);
     if ((h = curl_slist_append(headers, line)) == NULL)
@@ -634,10 +643,15 @@ static const char usage_text[] =
     "  events [-n N] [--after SEQ]         follow the live events\n"
     "  log ID [-f]                         a process service's captured output\n"
     "  trace --format chrome|otlp          the trace export, on stdout\n"
+    "  add FILE|-                          add the service in FILE (a config service object)\n"
+    "  update NAME FILE|-                  give service NAME the spec in FILE: it restarts\n"
+    "  remove NAME                         stop service NAME for good and remove it\n"
     "  help                                this text\n"
     "\n"
     "The address is --url, else $ARBOR_URL, else " CTL_DEFAULT_URL ";\n"
     "the token --token, else $ARBOR_TOKEN, else the first line of $ARBOR_TOKEN_FILE.\n"
+    "add, update and remove last until the daemon's next reload: write them to its\n"
+    "config to keep them.\n"
     "Exit status: 0 done, 1 refused by the server, 2 usage, 3 cannot reach the server.\n";
 
 static int usage_error(struct ctl *c, const char *fmt, ...)
@@ -831,6 +845,92 @@ static int cmd_trace(struct ctl *c, int argc, char **argv) {
   return ctl_trace(c, format);
 }
 
+/* -------------------------------------------------- live service changes */
+
+#define CTL_MAX_SPEC (1u << 20)      /* a spec file; the server's own limit is smaller */
+
+/* FILE ("-": stdin) whole into *out (NUL-terminated). */
+static int read_spec(struct ctl *c, const char *cmd, const char *file, char **out, size_t *len) {
+  FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
+  if (f == NULL)
+    return usage_error(c, "%s: cannot read %s: %s", cmd, file, strerror(errno));
+  char *buf = malloc(CTL_MAX_SPEC + 1);
+  size_t n = buf != NULL ? fread(buf, 1, CTL_MAX_SPEC + 1, f) : 0;
+  int bad = buf == NULL || ferror(f);
+  if (f != stdin)
+    fclose(f);
+  if (bad || n > CTL_MAX_SPEC) {
+    free(buf);
+    return buf == NULL ? ctl_fail(c, ARBOR_CTL_REFUSED, "out of memory")
+                       : usage_error(c, "%s: cannot read %s%s", cmd, file,
+                                     n > CTL_MAX_SPEC ? ": larger than 1 MiB" : "");
+  }
+  buf[n] = '\0';
+  *out = buf;
+  *len = n;
+  return ARBOR_CTL_OK;
+}
+
+/* A service name: as the config allows, so it goes into the URL as it is. */
+static int parse_name(struct ctl *c, const char *cmd, const char *name) {
+  size_t n = name != NULL ? strlen(name) : 0;
+  if (name == NULL)
+    return usage_error(c, "%s: which service? give its name", cmd);
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)name[i]) && strchr("_-.", name[i]) == NULL)
+      n = 0;
+  if (n == 0 || n > 64)
+    return usage_error(c, "%s: bad service name '%s' (1 to 64 of A-Z a-z 0-9 _ - .)", cmd,
+                       name);
+  return ARBOR_CTL_OK;
+}
+
+/* add FILE, update NAME FILE, remove NAME: one request, one line. */
+static int cmd_service(struct ctl *c, int argc, char **argv) {
+  const char *cmd = argv[0];
+  int add = strcmp(cmd, "add") == 0, remove = strcmp(cmd, "remove") == 0;
+  int nargs = add || remove ? 1 : 2;
+  if (argc > nargs + 1)
+    return usage_error(c, "%s: unexpected '%s'", cmd, argv[nargs + 1]);
+  const char *name = add ? NULL : argc > 1 ? argv[1] : NULL;
+  const char *file = add ? (argc > 1 ? argv[1] : NULL) : argc > 2 ? argv[2] : NULL;
+  if (!add && parse_name(c, cmd, name) != ARBOR_CTL_OK)
+    return ARBOR_CTL_USAGE;
+  if (!remove && file == NULL)
+    return usage_error(c, "%s: which spec? give a file, or - for stdin", cmd);
+  char *spec = NULL;
+  size_t len = 0;
+  if (!remove && read_spec(c, cmd, file, &spec, &len) != ARBOR_CTL_OK)
+    return ARBOR_CTL_USAGE;
+  char path[128], what[96];
+  snprintf(path, sizeof path, "/api/v1/services%s%s", add ? "" : "/", add ? "" : name);
+  if (add)
+    snprintf(what, sizeof what, "add");
+  else
+    snprintf(what, sizeof what, "service %s", name);
+  c->req_body = spec;
+  c->req_body_len = len;
+  cJSON *answer = NULL;
+  int status = ctl_call(c, add ? "POST" : remove ? "DELETE" : "PUT", path, what, 0, &answer);
+  c->req_body = NULL;
+  free(spec);
+  if (status != ARBOR_CTL_OK)
+    return status;
+  fputs("service ", c->out);
+  ctl_put_line(c->out, ctl_jstr(answer, "name"));
+  if (add)
+    fprintf(c->out, " added (id %llu)\n", ctl_ju64(answer, "id"));
+  else if (remove)
+    fprintf(c->out, ": removing (id %llu)\n", ctl_ju64(answer, "id"));
+  else
+    fprintf(c->out, ": %s (id %llu)\n",
+            ctl_jtrue(answer, "restarted") ? "restarting with the new spec"
+                                           : "unchanged, not restarted",
+            ctl_ju64(answer, "id"));
+  cJSON_Delete(answer);
+  return ARBOR_CTL_OK;
+}
+
 static int cmd_help(struct ctl *c, int argc, char **argv) {
   (void)argc, (void)argv;
   fputs(usage_text, c->out);
@@ -844,7 +944,8 @@ static const struct ctl_command {
 } ctl_commands[] = {
     {"tree", cmd_tree, 0},     {"status", cmd_status, 0}, {"cancel", cmd_mutate, 0},
     {"restart", cmd_mutate, 0}, {"events", cmd_events, 1}, {"log", cmd_log, 1},
-    {"trace", cmd_trace, 0},   {"help", cmd_help, 0},
+    {"trace", cmd_trace, 0},   {"add", cmd_service, 0},   {"update", cmd_service, 0},
+    {"remove", cmd_service, 0}, {"help", cmd_help, 0},
 };
 
 /* ------------------------------------------------------------ options */
@@ -972,7 +1073,8 @@ static int ctl_run(const struct ctl_io *io, int argc, char **argv) {
       strcmp(color, "never") != 0)
     return usage_error(&c, "--color takes auto, always or never");
   if (i >= argc)
-    return usage_error(&c, "which command? tree, status, cancel, restart, events, log, trace");
+    return usage_error(&c, "which command? tree, status, cancel, restart, events, log, trace, "
+                           "add, update, remove");
   for (size_t k = 0; k < sizeof ctl_commands / sizeof ctl_commands[0]; k++)
     if (strcmp(argv[i], ctl_commands[k].name) == 0)
       cmd = &ctl_commands[k];

@@ -36,6 +36,8 @@ struct ctl {
   const char *token_from;           /* where it came from, for the 401 message */
   CURL *curl;
   char errbuf[CURL_ERROR_SIZE];
+  const char *req_body;             /* the next request's JSON body; NULL: none */
+  size_t req_body_len;
 };
 
 /* ---------------------------------------------------- output (ctl_print.c) */

@@ -271,12 +271,17 @@ int arbor_proc_run(struct arbor_proc *p, char *const *argv, char **out, char **e
   int err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (err_fd < 0)
     die("open");
+  /* A daemon the fixture runs stays its daemon (arbor ctl against it). */
+  pid_t daemon = p->pid;
+  int daemon_status = p->status;
   p->pid = spawn(p, argv, NULL, fds[1], err_fd);
   close(fds[1]);
   close(err_fd);
   char *o = slurp(fds[0]);
   close(fds[0]);
   int rc = arbor_proc_wait(p);
+  p->pid = daemon;
+  p->status = daemon_status;
   if (out != NULL)
     *out = o;
   else

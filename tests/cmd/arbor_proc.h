@@ -61,7 +61,8 @@ void arbor_proc_kill(struct arbor_proc *p, int sig);
 /* Waits for the daemon to exit; returns its exit status, or 128 + signal. */
 int arbor_proc_wait(struct arbor_proc *p);
 /* Runs arbor with argv to completion; its stdout and stderr into *out and *err
- * (malloc'd) when not NULL. Returns its exit status (128 + signal if killed). */
+ * (malloc'd) when not NULL. Returns its exit status (128 + signal if killed). A
+ * daemon the fixture started stays the fixture's (e.g. `arbor ctl` against it). */
 int arbor_proc_run(struct arbor_proc *p, char *const *argv, char **out, char **err);
 
 /* HTTP through libcurl: method "GET" or "POST", path "/api/v1/tree". Returns the

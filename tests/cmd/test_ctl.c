@@ -405,6 +405,75 @@ static void ctl_cancel_and_restart_print_202(void **state) {
   assert_request(&f, 1, "POST /api/v1/nodes/3/restart HTTP/1.1");
 }
 
+/* ------------------------------------------------ add, update, remove */
+
+/* Each sends its spec file (or stdin) as the JSON body to the right method and
+ * path and prints the answer in one line; a refusal quotes the server. */
+static void ctl_add_update_remove_send_the_spec(void **state) {
+  struct fake f = {0};
+  struct run r1, r2, r3, r4, r5;
+  char spec[64];
+  snprintf(spec, sizeof spec, "/tmp/arbor-ctl-spec-%d.json", (int)getpid());
+  FILE *sf = fopen(spec, "w");
+  assert_non_null(sf);
+  fputs("{\"service\": \"worker\", \"argv\": [\"w\"]}", sf);
+  fclose(sf);
+  fake_add(&f, "201 Created", "{\"id\":42,\"name\":\"worker\"}");
+  fake_add(&f, "202 Accepted", "{\"id\":42,\"name\":\"worker\",\"restarted\":true}");
+  fake_add(&f, "200 OK", "{\"id\":42,\"name\":\"worker\",\"restarted\":false}");
+  fake_add(&f, "202 Accepted", "{\"id\":42,\"name\":\"worker\",\"cancel_requested\":true}");
+  fake_add(&f, "400 Bad Request",
+           "{\"error\":{\"code\":\"bad_spec\",\"message\":\"body: argv: expected a "
+           "non-empty array of strings\"}}");
+  fake_start(&f);
+  run_ctl(&r1, f.port, "add", spec);
+  run_ctl(&r2, f.port, "update", "worker", spec);
+  run_ctl(&r3, f.port, "update", "worker", spec);
+  run_ctl(&r4, f.port, "remove", "worker");
+  run_ctl(&r5, f.port, "add", spec);
+  fake_stop(&f);
+  unlink(spec);
+  assert_int_eq(r1.status, ARBOR_CTL_OK);
+  assert_str_eq(r1.out, "service worker added (id 42)\n");
+  assert_request(&f, 0, "POST /api/v1/services HTTP/1.1");
+  assert_contains(f.requests[0], "Content-Type: application/json\r\n");
+  assert_contains(f.requests[0], "Content-Length: 36\r\n");
+  assert_int_eq(r2.status, ARBOR_CTL_OK);
+  assert_str_eq(r2.out, "service worker: restarting with the new spec (id 42)\n");
+  assert_request(&f, 1, "PUT /api/v1/services/worker HTTP/1.1");
+  assert_int_eq(r3.status, ARBOR_CTL_OK);
+  assert_str_eq(r3.out, "service worker: unchanged, not restarted (id 42)\n");
+  assert_int_eq(r4.status, ARBOR_CTL_OK);
+  assert_str_eq(r4.out, "service worker: removing (id 42)\n");
+  assert_request(&f, 3, "DELETE /api/v1/services/worker HTTP/1.1");
+  assert_null(strstr(f.requests[3], "Content-Type"));
+  assert_int_eq(r5.status, ARBOR_CTL_REFUSED);
+  assert_str_eq(r5.err, "arbor ctl: add: bad spec (400): body: argv: expected a non-empty "
+                        "array of strings\n");
+}
+
+/* Wrong command lines never reach the server: exit 2. */
+static void ctl_service_usage_errors_exit_2(void **state) {
+  struct run r;
+  run_ctl(&r, 1, "add");
+  assert_int_eq(r.status, ARBOR_CTL_USAGE);
+  assert_contains(r.err, "add: which spec? give a file, or - for stdin");
+  run_ctl(&r, 1, "add", "/nonexistent/spec.json");
+  assert_int_eq(r.status, ARBOR_CTL_USAGE);
+  assert_contains(r.err, "add: cannot read /nonexistent/spec.json");
+  run_ctl(&r, 1, "update", "a/b", "-");
+  assert_int_eq(r.status, ARBOR_CTL_USAGE);
+  assert_contains(r.err, "update: bad service name 'a/b'");
+  run_ctl(&r, 1, "update", "web");
+  assert_int_eq(r.status, ARBOR_CTL_USAGE);
+  run_ctl(&r, 1, "remove");
+  assert_int_eq(r.status, ARBOR_CTL_USAGE);
+  assert_contains(r.err, "remove: which service? give its name");
+  run_ctl(&r, 1, "remove", "web", "db");
+  assert_int_eq(r.status, ARBOR_CTL_USAGE);
+  assert_contains(r.err, "remove: unexpected 'db'");
+}
+
 /* ----------------------------------------------------------- refusals */
 
 /* 404 on a node: the code says it; 409 and 400: the server's message; exit 1. */
@@ -926,6 +995,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(ctl_tree_depth_limit_root),
     cmocka_unit_test(ctl_status_prints_every_part),
     cmocka_unit_test(ctl_cancel_and_restart_print_202),
+    cmocka_unit_test(ctl_add_update_remove_send_the_spec),
+    cmocka_unit_test(ctl_service_usage_errors_exit_2),
     cmocka_unit_test(ctl_refusals_quote_the_server),
     cmocka_unit_test(ctl_unauthorized_with_and_without_token),
     cmocka_unit_test(ctl_unexpected_answer),

@@ -417,6 +417,68 @@ static void live_requires_is_checked_against_the_running_services(void **state) 
   stop(&p);
 }
 
+/* ------------------------------------------------------------- arbor ctl */
+
+/* `arbor ctl add|update|remove` against the daemon: exit 0 and one line each;
+ * a refusal exits 1 quoting the server, and changes nothing. */
+static void live_ctl_add_update_remove(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  const char *names[] = {"one", NULL};
+  start_with(&p, names);
+  char *spec = spec_of(&p, "two", "two", "");
+  arbor_proc_write(&p, "two.json", spec);
+  free(spec);
+  spec = spec_of(&p, "two", "two_v2", "");
+  arbor_proc_write(&p, "two_v2.json", spec);
+  free(spec);
+  arbor_proc_write(&p, "bad.json", "{\"service\": \"three\", \"argv\": []}");
+  char two[512], two_v2[512], bad[512];
+  snprintf(two, sizeof two, "%s", arbor_proc_path(&p, "two.json"));
+  snprintf(two_v2, sizeof two_v2, "%s", arbor_proc_path(&p, "two_v2.json"));
+  snprintf(bad, sizeof bad, "%s", arbor_proc_path(&p, "bad.json"));
+  char *out = NULL, *err = NULL;
+
+  char *add[] = {"arbor", "ctl", "--url", p.base, "--token", TOKEN, "add", two, NULL};
+  assert_int_eq(arbor_proc_run(&p, add, &out, &err), 0);
+  assert_non_null(strstr(out, "service two added (id "));
+  free(out);
+  free(err);
+  arbor_proc_wait_lines(&p, "two.pids", 1);
+
+  char *upd[] = {"arbor", "ctl", "--url", p.base, "--token", TOKEN, "update", "two", two_v2,
+                 NULL};
+  assert_int_eq(arbor_proc_run(&p, upd, &out, &err), 0);
+  assert_non_null(strstr(out, "service two: restarting with the new spec (id "));
+  free(out);
+  free(err);
+  arbor_proc_wait_lines(&p, "two_v2.pids", 1);
+
+  char *badadd[] = {"arbor", "ctl", "--url", p.base, "--token", TOKEN, "add", bad, NULL};
+  assert_int_eq(arbor_proc_run(&p, badadd, &out, &err), 1);
+  assert_non_null(strstr(err, "arbor ctl: add: bad spec (400): body: argv: expected a "
+                              "non-empty array of strings"));
+  free(out);
+  free(err);
+  char *notoken[] = {"arbor", "ctl", "--url", p.base, "remove", "two", NULL};
+  assert_int_eq(arbor_proc_run(&p, notoken, &out, &err), 1);
+  assert_non_null(strstr(err, "unauthorized (401)"));
+  free(out);
+  free(err);
+
+  char *rm[] = {"arbor", "ctl", "--url", p.base, "--token", TOKEN, "remove", "two", NULL};
+  assert_int_eq(arbor_proc_run(&p, rm, &out, &err), 0);
+  assert_non_null(strstr(out, "service two: removing (id "));
+  free(out);
+  free(err);
+  arbor_proc_wait_text(&p, "order", "two\n");
+  char set[256];
+  do {
+    live_set(&p, set, sizeof set);
+  } while (strcmp(set, "one ") != 0);
+  stop(&p);
+}
+
 /* ---------------------------------------------------------------- reload */
 
 /* Live changes last until the next reload: the file wins. */
@@ -469,6 +531,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(live_remove_stops_the_service_and_drops_it),
     cmocka_unit_test(live_changes_need_the_token),
     cmocka_unit_test(live_requires_is_checked_against_the_running_services),
+    cmocka_unit_test(live_ctl_add_update_remove),
     cmocka_unit_test(live_changes_are_undone_by_a_reload),
 };
 
