@@ -55,6 +55,7 @@ typedef struct {
   int stops;                     /* runs that saw ECANCELED */
   uint64_t ms;
   const void *after;             /* P_FAIL_FIRST_LATE: the body_t to wait for */
+  const int *gate;               /* P_SLOW_READY: ready once *gate, not after 5 ms */
 } body_t;
 
 static int sleep_forever(arbor_ctx_t *cx, body_t *b) {
@@ -119,7 +120,13 @@ static int body(arbor_ctx_t *cx, void *arg) {
     }
     break;
   case P_SLOW_READY:
-    arbor_sleep(cx, 5);
+    /* A test that reads the STARTING phase gates it: 5 ms can pass within one
+     * loop iteration under valgrind. */
+    if (b->gate != NULL)
+      while (!*b->gate)
+        arbor_sleep(cx, 1);
+    else
+      arbor_sleep(cx, 5);
     logf_("ready", b->name);
     arbor_fiber_started(cx, NULL);
     break;
@@ -239,6 +246,8 @@ static void sup_children_start_in_order_each_started_before_next(void **state) {
 static void sup_waiting_child_names_the_sibling_it_waits_for(void **state) {
   OPEN(loop, rt);
   body_t a = {.name = "A", .plan = P_SLOW_READY}, b = {.name = "B", .plan = P_FOREVER}, c = {.name = "C", .plan = P_FOREVER};
+  int a_ready = 0;
+  a.gate = &a_ready;
   arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 0);
   arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
   arbor_node_t *nb = add(g, &b, ARBOR_PERMANENT);
@@ -252,6 +261,7 @@ static void sup_waiting_child_names_the_sibling_it_waits_for(void **state) {
   assert_uint_eq(sinfo(nb).waiting_for, arbor_node_id(na));
   assert_uint_eq(sinfo(nc).waiting_for, arbor_node_id(na));
   assert_uint_eq(sinfo(g).waiting_for, 0);    /* not a supervisor's child */
+  a_ready = 1;
   arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
   assert_uint_eq(sinfo(nb).waiting_for, 0);
   assert_uint_eq(sinfo(nc).waiting_for, 0);
