@@ -35,6 +35,9 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <arbor.h>
 
 /* ------------------------------------------------------------------- main */
@@ -189,6 +192,52 @@ static inline void arbor_test_spin(uv_loop_t *loop, int n) {
       _fail(__FILE__, __LINE__);                                                       \
     }                                                                                  \
   } while (0)
+
+/* A private temporary directory for the files a test's scripts write and it
+ * waits for: /tmp/arbor-test-TAG-XXXXXX, emptied and removed by
+ * arbor_test_tmp_close. path is scratch for arbor_test_tmp_file. */
+typedef struct {
+  char dir[64];
+  char path[336];
+} arbor_test_tmp_t;
+
+static inline void arbor_test_tmp_open(arbor_test_tmp_t *t, const char *tag) {
+  snprintf(t->dir, sizeof t->dir, "/tmp/arbor-test-%.20s-XXXXXX", tag);
+  assert_non_null(mkdtemp(t->dir));
+}
+
+static inline const char *arbor_test_tmp_file(arbor_test_tmp_t *t, const char *name) {
+  snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
+  return t->path;
+}
+
+static inline void arbor_test_tmp_touch(arbor_test_tmp_t *t, const char *name) {
+  FILE *f = fopen(arbor_test_tmp_file(t, name), "w");
+  assert_non_null(f);
+  fclose(f);
+}
+
+static inline void arbor_test_tmp_close(arbor_test_tmp_t *t) {
+  DIR *d = opendir(t->dir);
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+      unlink(arbor_test_tmp_file(t, e->d_name));
+  closedir(d);
+  assert_int_eq(rmdir(t->dir), 0);
+}
+
+/* A fiber service's current incarnation is parked in a checkpoint: it runs and
+ * waits (for a condition no loop event announces: arbor_test_run_ticking_until). */
+static inline int arbor_test_service_parked(arbor_node_t *svc) {
+  arbor_service_info_t si;
+  arbor_fiber_info_t fi;
+  if (arbor_service_info(svc, &si) != 0 || si.incarnation_id == 0)
+    return 0;
+  arbor_node_t *inc = arbor_node_find(arbor_node_runtime(svc), si.incarnation_id);
+  return inc != NULL && arbor_node_fiber_info(inc, &fi) == 0 && fi.wait_what != NULL;
+}
 
 static inline void arbor_test_tick_cb_(uv_timer_t *t) { (void)t; }
 

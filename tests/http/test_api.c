@@ -474,16 +474,6 @@ static int persistent(arbor_ctx_t *cx, void *arg) {
   return 0;
 }
 
-/* The service's current incarnation is parked in a checkpoint. */
-static int body_parked(arbor_node_t *svc) {
-  arbor_service_info_t si;
-  arbor_fiber_info_t fi;
-  if (arbor_service_info(svc, &si) != 0 || si.incarnation_id == 0)
-    return 0;
-  arbor_node_t *inc = arbor_node_find(arbor_node_runtime(svc), si.incarnation_id);
-  return inc != NULL && arbor_node_fiber_info(inc, &fi) == 0 && fi.wait_what != NULL;
-}
-
 static arbor_node_t *fiber(arbor_node_t *parent, const char *name, arbor_fiber_fn fn) {
   arbor_node_t *n = NULL;
   assert_code(arbor_fiber_spawn(parent, &(arbor_fiber_spec_t){.name = name, .fn = fn}, &n), 0);
@@ -694,7 +684,7 @@ static void api_node_waiting_for_names_the_sibling(void **state) {
   arbor_node_t *db = service(sup, &(arbor_service_spec_t){.name = "db", .fiber = never_ready,
                                                           .handshake = 1});
   arbor_node_t *app = service(sup, &(arbor_service_spec_t){.name = "app", .fiber = sleeper});
-  run_ticking_until(&w.loop, body_parked(db));
+  run_ticking_until(&w.loop, arbor_test_service_parked(db));
 
   cJSON *o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(app));
   cJSON *svc = field(o, "service");
@@ -853,7 +843,7 @@ static void api_restart_service_same_id_count_plus_one(void **state) {
   arbor_node_t *held = service(arbor_root(w.rt), &(arbor_service_spec_t){.name = "persistent",
                                                                           .fiber = persistent});
   arbor_node_ref(held);
-  run_ticking_until(&w.loop, body_parked(held));
+  run_ticking_until(&w.loop, arbor_test_service_parked(held));
   assert_code(arbor_node_cancel(held), 0);
   snprintf(path, sizeof path, "/api/v1/nodes/%llu/restart", (unsigned long long)arbor_node_id(held));
   api_error(&w, "POST", 409, "stopping", "stopping", path);

@@ -447,25 +447,6 @@ static void scrape(struct world *w, struct expo *e) {
   free(ctype);
 }
 
-static void tick_cb(uv_timer_t *t) { (void)t; }
-
-/* Drives the loop with a 1 ms tick until cond holds (at most 60000 passes). */
-#define run_ticking_until(loop, cond)                                                  \
-  do {                                                                                 \
-    uv_timer_t tick_;                                                                  \
-    int k_, held_ = 0;                                                                 \
-    assert_int_eq(uv_timer_init((loop), &tick_), 0);                                   \
-    assert_int_eq(uv_timer_start(&tick_, tick_cb, 1, 1), 0);                           \
-    for (k_ = 0; k_ < 60000 && !(held_ = (cond)); k_++)                                \
-      uv_run((loop), UV_RUN_ONCE);                                                     \
-    uv_close((uv_handle_t *)&tick_, NULL);                                             \
-    uv_run((loop), UV_RUN_NOWAIT);                                                     \
-    if (!held_) {                                                                      \
-      print_error("condition never held: %s\n", #cond);                               \
-      _fail(__FILE__, __LINE__);                                                       \
-    }                                                                                  \
-  } while (0)
-
 /* A fiber body that sleeps until cancelled. */
 static int sleeper(arbor_ctx_t *cx, void *arg) {
   (void)arg;
@@ -495,16 +476,6 @@ static int stubborn(arbor_ctx_t *cx, void *arg) {
     arbor_sleep(cx, 1);
   arbor_scope_exit(cx, &s);
   return 0;
-}
-
-/* The service's current run is parked in a checkpoint (it STARTED and runs). */
-static int body_parked(arbor_node_t *svc) {
-  arbor_service_info_t si;
-  arbor_fiber_info_t fi;
-  if (arbor_service_info(svc, &si) != 0 || si.incarnation_id == 0)
-    return 0;
-  arbor_node_t *inc = arbor_node_find(arbor_node_runtime(svc), si.incarnation_id);
-  return inc != NULL && arbor_node_fiber_info(inc, &fi) == 0 && fi.wait_what != NULL;
 }
 
 static arbor_node_t *service(arbor_node_t *parent, const arbor_service_spec_t *spec) {
@@ -622,11 +593,11 @@ static void metrics_values_match_the_tree(void **state) {
   arbor_node_t *stuck = service(root, &(arbor_service_spec_t){.name = "stubborn", .fiber = stubborn,
                                                               .shutdown_timeout_ms = 10});
   arbor_node_ref(stuck);
-  run_ticking_until(&w.loop, body_parked(flaky) && body_parked(steady) && body_parked(stuck) &&
+  arbor_test_run_ticking_until(&w.loop, arbor_test_service_parked(flaky) && arbor_test_service_parked(steady) && arbor_test_service_parked(stuck) &&
                                  fl.runs == N + 1);
   assert_code(arbor_node_cancel(victim), 0);
   assert_code(arbor_node_cancel(stuck), 0);
-  run_ticking_until(&w.loop, arbor_node_is_finished(victim) && arbor_node_is_stuck(stuck));
+  arbor_test_run_ticking_until(&w.loop, arbor_node_is_finished(victim) && arbor_node_is_stuck(stuck));
 
   scrape(&w, &e);
   struct census c = {0};
@@ -687,7 +658,7 @@ static void metrics_values_match_the_tree(void **state) {
 
   /* Released, the stubborn service finishes: no longer stuck, no longer listed. */
   atomic_store(&release_stubborn, 1);
-  run_ticking_until(&w.loop, arbor_node_is_finished(stuck));
+  arbor_test_run_ticking_until(&w.loop, arbor_node_is_finished(stuck));
   scrape(&w, &e);
   assert_int_eq(value(&e, "arbor_stuck_nodes", NULL), 0);
   assert_null(find(&e, "arbor_service_up", "service", "stubborn", "id", id_of(2, stuck), NULL));
@@ -832,7 +803,7 @@ static void metrics_label_values_escaped(void **state) {
   assert_code(arbor_supervisor_new(arbor_root(w.rt), &(arbor_sup_opts_t){.name = "sup"}, &sup), 0);
   arbor_node_t *a = service(sup, &(arbor_service_spec_t){.name = odd, .fiber = sleeper});
   arbor_node_t *b = service(sup, &(arbor_service_spec_t){.name = bad, .fiber = sleeper});
-  run_ticking_until(&w.loop, body_parked(a) && body_parked(b));
+  arbor_test_run_ticking_until(&w.loop, arbor_test_service_parked(a) && arbor_test_service_parked(b));
   scrape(&w, &e);
   assert_int_eq(value(&e, "arbor_service_up", "service", odd, "id", id_of(0, a), NULL), 1);
   assert_int_eq(value(&e, "arbor_service_restarts_total", "service", odd, "id", id_of(0, a), NULL),
@@ -914,7 +885,7 @@ static void metrics_service_up_zero_in_backoff(void **state) {
   arbor_node_t *down = service(sup, &(arbor_service_spec_t){.name = "down", .fiber = flaky_body,
                                                             .arg = &fl});
   arbor_service_info_t si;
-  run_ticking_until(&w.loop, body_parked(steady) && arbor_service_info(down, &si) == 0 &&
+  arbor_test_run_ticking_until(&w.loop, arbor_test_service_parked(steady) && arbor_service_info(down, &si) == 0 &&
                                  si.phase == ARBOR_PHASE_BACKOFF);
   scrape(&w, &e);
   assert_int_eq(value(&e, "arbor_service_up", "service", "steady", "id", id_of(0, steady), NULL),
@@ -939,7 +910,7 @@ static void metrics_service_usage_of_process_services(void **state) {
                                                      .notify_fd = 3});
   arbor_node_t *fib = service(arbor_root(w.rt), &(arbor_service_spec_t){.name = "fiber",
                                                                         .fiber = sleeper});
-  run_ticking_until(&w.loop, arbor_node_state(proc) == ARBOR_STATE_STARTED && body_parked(fib));
+  arbor_test_run_ticking_until(&w.loop, arbor_node_state(proc) == ARBOR_STATE_STARTED && arbor_test_service_parked(fib));
   scrape(&w, &e);
   const char *id = id_of(0, proc);
   assert_int_eq(value(&e, "arbor_service_processes", "service", "worker", "id", id, NULL), 2);
@@ -1007,7 +978,7 @@ static void metrics_otlp_families_while_exporter_runs(void **state) {
   static arbor_probe_t p = {.done_in_start = 1};
   for (int i = 0; i < 3; i++)
     arbor_test_spawn(arbor_root(w.rt), &p, "done", 0);
-  run_ticking_until(&w.loop, otlp_queued(otlp, 3));
+  arbor_test_run_ticking_until(&w.loop, otlp_queued(otlp, 3));
   arbor_otlp_stats_t st;
   arbor_otlp_stats(otlp, &st);
   assert_true(st.queue_bytes > 0);

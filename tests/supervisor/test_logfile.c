@@ -22,41 +22,9 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-typedef struct {
-  char dir[64];
-  char path[336];                /* scratch: dir + "/" + a name */
-} tmp_t;
-
-static void tmp_open(tmp_t *t) {
-  snprintf(t->dir, sizeof t->dir, "/tmp/arbor-test-logfile-XXXXXX");
-  assert_non_null(mkdtemp(t->dir));
-}
-
-static const char *tmp_file(tmp_t *t, const char *name) {
-  snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
-  return t->path;
-}
-
-static void tmp_touch(tmp_t *t, const char *name) {
-  FILE *f = fopen(tmp_file(t, name), "w");
-  assert_non_null(f);
-  fclose(f);
-}
-
-static void tmp_close(tmp_t *t) {
-  DIR *d = opendir(t->dir);
-  assert_non_null(d);
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-      unlink(tmp_file(t, e->d_name));
-  closedir(d);
-  assert_int_eq(rmdir(t->dir), 0);
-}
-
 /* The whole file `name` into buf (NUL-terminated); its size, -1 when absent. */
-static long slurp(tmp_t *t, const char *name, char *buf, size_t size) {
-  FILE *f = fopen(tmp_file(t, name), "r");
+static long slurp(arbor_test_tmp_t *t, const char *name, char *buf, size_t size) {
+  FILE *f = fopen(arbor_test_tmp_file(t, name), "r");
   if (f == NULL)
     return -1;
   size_t n = fread(buf, 1, size - 1, f);
@@ -75,9 +43,9 @@ static const char *f_read_file(const char *path, char *buf, size_t size) {
   return buf;
 }
 
-static int exists(tmp_t *t, const char *name) {
+static int exists(arbor_test_tmp_t *t, const char *name) {
   struct stat st;
-  return stat(tmp_file(t, name), &st) == 0;
+  return stat(arbor_test_tmp_file(t, name), &st) == 0;
 }
 
 static arbor_node_t *add_service(arbor_node_t *parent, const arbor_service_spec_t *spec) {
@@ -126,7 +94,7 @@ static arbor_log_file_info_t file_info(const arbor_node_t *svc) {
 
 /* A script that prints `lines` lines of exactly 50 bytes ("line 007 xxx...\n"),
  * then waits for `go` and exits 0. */
-static void lines_script(char *out, size_t size, tmp_t *t, int lines) {
+static void lines_script(char *out, size_t size, arbor_test_tmp_t *t, int lines) {
   snprintf(out, size,
            "i=0; while [ $i -lt %d ]; do "
            "printf 'line %%03d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\\n' $i; i=$((i+1)); done; "
@@ -142,9 +110,9 @@ static void logfile_stdout_and_stderr_land_in_file_in_order(void **state) {
   (void)state;
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[512], buf[256];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "logfile");
   snprintf(script, sizeof script,
            "echo one; while [ ! -e %s/go1 ]; do sleep 0.01; done; "
            "echo two >&2; while [ ! -e %s/go2 ]; do sleep 0.01; done; echo three",
@@ -158,9 +126,9 @@ static void logfile_stdout_and_stderr_land_in_file_in_order(void **state) {
                                                       .restart = ARBOR_TEMPORARY,
                                                       .log_file = path});
   arbor_test_run_ticking_until(&loop, ring_has(svc, "one\n"));
-  tmp_touch(&t, "go1");
+  arbor_test_tmp_touch(&t, "go1");
   arbor_test_run_ticking_until(&loop, ring_has(svc, "two\n"));
-  tmp_touch(&t, "go2");
+  arbor_test_tmp_touch(&t, "go2");
   arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, OK);
   arbor_test_run_ticking_until(&loop, slurp(&t, "out.log", buf, sizeof buf) == 14);
@@ -170,8 +138,8 @@ static void logfile_stdout_and_stderr_land_in_file_in_order(void **state) {
   assert_string_equal(ring, buf);
   assert_int_eq(exists(&t, "out.log.1"), 0);
   arbor_test_close(rt, &loop);
-  unlink(tmp_file(&t, "go1"));
-  tmp_close(&t);
+  unlink(arbor_test_tmp_file(&t, "go1"));
+  arbor_test_tmp_close(&t);
 }
 
 /* max 1000 bytes, 2 backups, 5000 bytes written: FILE, FILE.1, FILE.2 and no
@@ -180,9 +148,9 @@ static void logfile_rotation_keeps_max_size_and_backup_count(void **state) {
   (void)state;
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[512], path[128], buf[2048];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "logfile");
   lines_script(script, sizeof script, &t, 100);
   char *argv[] = {"/bin/sh", "-c", script, NULL};
   snprintf(path, sizeof path, "%s/svc.log", t.dir);
@@ -207,10 +175,10 @@ static void logfile_rotation_keeps_max_size_and_backup_count(void **state) {
   assert_int_eq(slurp(&t, "svc.log.2", buf, sizeof buf), 1000);
   assert_int_eq(strncmp(buf, "line 040 ", 9), 0);
   assert_int_eq(exists(&t, "svc.log.3"), 0);
-  tmp_touch(&t, "go");
+  arbor_test_tmp_touch(&t, "go");
   arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   arbor_test_close(rt, &loop);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* No backups: rotation truncates the one file. */
@@ -218,9 +186,9 @@ static void logfile_zero_backups_truncates(void **state) {
   (void)state;
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[512], path[128], buf[2048];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "logfile");
   lines_script(script, sizeof script, &t, 100);
   char *argv[] = {"/bin/sh", "-c", script, NULL};
   snprintf(path, sizeof path, "%s/svc.log", t.dir);
@@ -235,10 +203,10 @@ static void logfile_zero_backups_truncates(void **state) {
   assert_int_eq(slurp(&t, "svc.log", buf, sizeof buf), 1000);
   assert_int_eq(strncmp(buf, "line 080 ", 9), 0);
   assert_int_eq(exists(&t, "svc.log.1"), 0);
-  tmp_touch(&t, "go");
+  arbor_test_tmp_touch(&t, "go");
   arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   arbor_test_close(rt, &loop);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* An existing file (arbor restarted) is appended to, and its size counts: it
@@ -247,10 +215,10 @@ static void logfile_existing_file_appended_then_rotated(void **state) {
   (void)state;
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[512], path[128], buf[2048];
-  tmp_open(&t);
-  FILE *f = fopen(tmp_file(&t, "svc.log"), "w");
+  arbor_test_tmp_open(&t, "logfile");
+  FILE *f = fopen(arbor_test_tmp_file(&t, "svc.log"), "w");
   assert_non_null(f);
   for (int i = 0; i < 18; i++)   /* 900 bytes of an earlier run */
     fprintf(f, "old  %03d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n", i);
@@ -274,10 +242,10 @@ static void logfile_existing_file_appended_then_rotated(void **state) {
   assert_int_eq(slurp(&t, "svc.log", buf, sizeof buf), 100);
   assert_int_eq(strncmp(buf, "line 002 ", 9), 0);
   assert_int_eq(exists(&t, "svc.log.2"), 0);
-  tmp_touch(&t, "go");
+  arbor_test_tmp_touch(&t, "go");
   arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   arbor_test_close(rt, &loop);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* 1 when line is "YYYY-MM-DDTHH:MM:SS.mmmZ " followed by text. */
@@ -296,9 +264,9 @@ static void logfile_timestamps_prefix_each_line_once(void **state) {
   (void)state;
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[512], path[128], buf[512];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "logfile");
   snprintf(script, sizeof script,
            "printf 'ab'; while [ ! -e %s/go ]; do sleep 0.01; done; printf 'cd\\nef\\n' >&2",
            t.dir);
@@ -311,7 +279,7 @@ static void logfile_timestamps_prefix_each_line_once(void **state) {
                                                       .log_file = path,
                                                       .log_timestamps = 1});
   arbor_test_run_ticking_until(&loop, ring_has(svc, "ab"));
-  tmp_touch(&t, "go");
+  arbor_test_tmp_touch(&t, "go");
   arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   arbor_test_run_ticking_until(&loop, slurp(&t, "ts.log", buf, sizeof buf) == 2 * 25 + 8);
   assert_true(stamped(buf));
@@ -322,7 +290,7 @@ static void logfile_timestamps_prefix_each_line_once(void **state) {
   read_ring(svc, ring, sizeof ring);
   assert_string_equal(ring, "abcd\nef\n");   /* the ring has no stamps */
   arbor_test_close(rt, &loop);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* A log file that cannot be opened: the service still runs, the error is told
@@ -332,9 +300,9 @@ static void logfile_unwritable_path_reported_once_service_runs(void **state) {
   (void)state;
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[512], path[160], ring[4096];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "logfile");
   snprintf(script, sizeof script,
            "echo first; while [ ! -e %s/go ]; do sleep 0.01; done; echo second; echo third; "
            "while [ ! -e %s/go2 ]; do sleep 0.01; done",
@@ -349,7 +317,7 @@ static void logfile_unwritable_path_reported_once_service_runs(void **state) {
   arbor_test_run_ticking_until(&loop, file_info(svc).error != 0);
   assert_state(svc, STARTED);
   assert_code(file_info(svc).error, -ENOENT);
-  tmp_touch(&t, "go");
+  arbor_test_tmp_touch(&t, "go");
   arbor_test_run_ticking_until(&loop, ring_has(svc, "third\n"));
   assert_state(svc, STARTED);
   arbor_log_file_info_t info = file_info(svc);
@@ -358,11 +326,11 @@ static void logfile_unwritable_path_reported_once_service_runs(void **state) {
   read_ring(svc, ring, sizeof ring);
   assert_int_eq(count_of(ring, "arbor: log file"), 1);
   assert_contains_(ring, "no-such-dir/svc.log: cannot open: no such file or directory");
-  tmp_touch(&t, "go2");
+  arbor_test_tmp_touch(&t, "go2");
   arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, OK);
   arbor_test_close(rt, &loop);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* A broken log file is tried again when the service runs again: once its
@@ -371,9 +339,9 @@ static void logfile_unwritable_path_retried_at_restart(void **state) {
   (void)state;
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[512], path[200], sub[128], buf[64];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "logfile");
   snprintf(script, sizeof script, "echo run; while [ ! -e %s/go ]; do sleep 0.01; done", t.dir);
   char *argv[] = {"/bin/sh", "-c", script, NULL};
   snprintf(sub, sizeof sub, "%s/later", t.dir);
@@ -392,12 +360,12 @@ static void logfile_unwritable_path_retried_at_restart(void **state) {
   assert_uint_eq(info.bytes_dropped, 4);
   arbor_test_run_ticking_until(&loop, ring_has(svc, "writing again (4 bytes dropped)\n"));
   assert_string_equal(f_read_file(path, buf, sizeof buf), "run\n");
-  tmp_touch(&t, "go");
+  arbor_test_tmp_touch(&t, "go");
   arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   arbor_test_close(rt, &loop);
   unlink(path);
   rmdir(sub);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* While the service runs on, a broken log file is tried again once a
@@ -406,9 +374,9 @@ static void logfile_unwritable_path_retried_after_max_bytes_dropped(void **state
   (void)state;
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[768], path[200], sub[128], buf[256];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "logfile");
   snprintf(script, sizeof script,
            "echo a; while [ ! -e %s/go ]; do sleep 0.01; done; "
            "printf 'line xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\\n%%.0s' 1 2 3; "
@@ -426,24 +394,24 @@ static void logfile_unwritable_path_retried_after_max_bytes_dropped(void **state
                                                       .log_file_max_bytes = 100});
   arbor_test_run_ticking_until(&loop, file_info(svc).error != 0);
   assert_int_eq(mkdir(sub, 0755), 0);
-  tmp_touch(&t, "go");           /* 150 bytes: at least 100 dropped, then a retry is due */
+  arbor_test_tmp_touch(&t, "go");           /* 150 bytes: at least 100 dropped, then a retry is due */
   arbor_log_file_info_t info;
   arbor_test_run_ticking_until(
       &loop, (info = file_info(svc), info.bytes_dropped + info.bytes_written == 2 + 150));
   assert_true(info.bytes_dropped >= 2 + 100);
   uint64_t before = info.bytes_written;   /* 0, or the line read after the retry */
-  tmp_touch(&t, "go2");
+  arbor_test_tmp_touch(&t, "go2");
   arbor_test_run_ticking_until(&loop, file_info(svc).bytes_written == before + 6);
   assert_int_eq(file_info(svc).error, 0);
   size_t n = strlen(f_read_file(path, buf, sizeof buf));
   assert_uint_eq(n, before + 6);
   assert_string_equal(buf + n - 6, "after\n");
-  tmp_touch(&t, "go3");
+  arbor_test_tmp_touch(&t, "go3");
   arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   arbor_test_close(rt, &loop);
   unlink(path);
   rmdir(sub);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* The queue waiting for the disk is bounded: what does not fit while a write
@@ -452,11 +420,11 @@ static void logfile_queue_bounded_drops_and_counts(void **state) {
   (void)state;
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
-  tmp_open(&t);
+  arbor_test_tmp_t t;
+  arbor_test_tmp_open(&t, "logfile");
   arbor_test_open(&loop, &rt, NULL);
   struct arbor__logfile *lf;
-  assert_code(arbor__logfile_new(rt, tmp_file(&t, "big.log"), 64u << 20, 0, 0, &lf), 0);
+  assert_code(arbor__logfile_new(rt, arbor_test_tmp_file(&t, "big.log"), 64u << 20, 0, 0, &lf), 0);
   static char chunk[16 * 1024];
   memset(chunk, 'x', sizeof chunk);
   chunk[sizeof chunk - 1] = '\n';
@@ -472,11 +440,11 @@ static void logfile_queue_bounded_drops_and_counts(void **state) {
   arbor_test_run_ticking_until(
       &loop, (arbor__logfile_info(lf, &info), info.bytes_written + info.bytes_dropped == total));
   struct stat st;
-  assert_int_eq(stat(tmp_file(&t, "big.log"), &st), 0);
+  assert_int_eq(stat(arbor_test_tmp_file(&t, "big.log"), &st), 0);
   assert_uint_eq((uint64_t)st.st_size, info.bytes_written);
   arbor__logfile_close(lf);
   arbor_test_close(rt, &loop);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* Bad log file settings are refused and start nothing; a service without a

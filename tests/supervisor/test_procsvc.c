@@ -38,43 +38,11 @@ static void run_ticks(uv_loop_t *loop, int n) {
   uv_run(loop, UV_RUN_NOWAIT);
 }
 
-/* A private temporary directory for the files scripts write and wait for. */
-typedef struct {
-  char dir[64];
-  char path[336];                /* scratch: dir + "/" + a name */
-} tmp_t;
-
-static void tmp_open(tmp_t *t) {
-  snprintf(t->dir, sizeof t->dir, "/tmp/arbor-test-procsvc-XXXXXX");
-  assert_non_null(mkdtemp(t->dir));
-}
-
-static const char *tmp_file(tmp_t *t, const char *name) {
-  snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
-  return t->path;
-}
-
-static void tmp_touch(tmp_t *t, const char *name) {
-  FILE *f = fopen(tmp_file(t, name), "w");
-  assert_non_null(f);
-  fclose(f);
-}
-
-static void tmp_close(tmp_t *t) {
-  DIR *d = opendir(t->dir);
-  assert_non_null(d);
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-      unlink(tmp_file(t, e->d_name));
-  closedir(d);
-  assert_int_eq(rmdir(t->dir), 0);
-}
 
 /* The number a script wrote (atomically, by renaming) to `name`, or -1 while the
  * file is not there. */
-static long read_number(tmp_t *t, const char *name) {
-  FILE *f = fopen(tmp_file(t, name), "r");
+static long read_number(arbor_test_tmp_t *t, const char *name) {
+  FILE *f = fopen(arbor_test_tmp_file(t, name), "r");
   long v = -1;
   if (f == NULL)
     return -1;
@@ -281,9 +249,9 @@ static void procsvc_missing_program_fails_with_spawn_error(void **state) {
 static void procsvc_exit_zero_is_ok_and_pid_reported(void **state) {
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[512];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "procsvc");
   snprintf(script, sizeof script,
            "echo $$ > %s/pid.tmp; mv %s/pid.tmp %s/pid; "
            "while [ ! -e %s/go ]; do sleep 0.01; done; exit 0",
@@ -299,13 +267,13 @@ static void procsvc_exit_zero_is_ok_and_pid_reported(void **state) {
   assert_code(arbor_service_info(svc, &info), 0);
   assert_int_eq(info.is_process, 1);
   assert_state(svc, STARTED);    /* min_uptime 0: ready at once */
-  tmp_touch(&t, "go");
+  arbor_test_tmp_touch(&t, "go");
   arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
   assert_outcome(svc, OK);
   assert_int_eq(service_pid(svc), 0);
   assert_true(process_gone((pid_t)pid));
   arbor_test_close(rt, &loop);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* A crash fails the run with ARBOR_EEXIT, "exited with status 3" and the last
@@ -314,9 +282,9 @@ static void procsvc_exit_zero_is_ok_and_pid_reported(void **state) {
 static void procsvc_crash_restarts_with_status_and_stderr_in_chain(void **state) {
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[512];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "procsvc");
   snprintf(script, sizeof script,
            "if [ -e %s/ran ]; then echo second run; exec sleep 3600; fi; "
            "touch %s/ran; echo first run; "
@@ -359,7 +327,7 @@ static void procsvc_crash_restarts_with_status_and_stderr_in_chain(void **state)
   arbor_test_run_once_until(&loop, arbor_node_is_finished(sup));
   assert_outcome(svc, CANCELLED);
   arbor_test_close(rt, &loop);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* Killed by a signal: ARBOR_ESIGNAL, "killed by signal 9 (SIGKILL)". */
@@ -547,9 +515,9 @@ static void procsvc_exit_kills_rest_of_group(void **state) {
 static void procsvc_orphaned_grandchild_reaped_by_subreaper(void **state) {
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[512];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "procsvc");
   snprintf(script, sizeof script,
            "(sh -c 'echo $$ > %s/gpid.tmp; mv %s/gpid.tmp %s/gpid; "
            "while [ ! -e %s/go ]; do sleep 0.01; done' &); "
@@ -568,12 +536,12 @@ static void procsvc_orphaned_grandchild_reaped_by_subreaper(void **state) {
   arbor_test_run_ticking_until(&loop, proc_stat((pid_t)gpid, &st, &ppid, &pgrp) == 0 &&
                                ppid == getpid());
   assert_int_eq(pgrp, service_pid(svc));   /* still in the service's group */
-  tmp_touch(&t, "go");                      /* let it exit: the reaper reaps it */
+  arbor_test_tmp_touch(&t, "go");                      /* let it exit: the reaper reaps it */
   arbor_test_run_ticking_until(&loop, process_gone((pid_t)gpid));
   assert_int_eq(count_leftovers(0), 0);
   assert_state(svc, STARTED);               /* the service runs on */
   arbor_test_close(rt, &loop);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 typedef struct {
@@ -634,16 +602,16 @@ static void procsvc_reaper_leaves_other_children_alone(void **state) {
 static void procsvc_min_uptime_keeps_starting(void **state) {
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[256];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "procsvc");
   snprintf(script, sizeof script, "touch %s/up; exec sleep 3600", t.dir);
   char *argv[] = {"/bin/sh", "-c", script, NULL};
   arbor_test_open(&loop, &rt, NULL);
   arbor_node_t *svc = add_service(arbor_root(rt),
                                   &(arbor_service_spec_t){.name = "slow", .argv = argv,
                                                           .min_uptime_ms = HOUR});
-  arbor_test_run_ticking_until(&loop, access(tmp_file(&t, "up"), F_OK) == 0);
+  arbor_test_run_ticking_until(&loop, access(arbor_test_tmp_file(&t, "up"), F_OK) == 0);
   run_ticks(&loop, 20);
   assert_state(svc, STARTING);
   assert_int_eq(service_phase(svc), ARBOR_PHASE_STARTING);
@@ -653,7 +621,7 @@ static void procsvc_min_uptime_keeps_starting(void **state) {
   assert_outcome(svc, CANCELLED);
   assert_int_eq(arbor_service_is_started(svc), 0);
   arbor_test_close(rt, &loop);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* ... and STARTED once it has. */
@@ -676,9 +644,9 @@ static void procsvc_min_uptime_then_started(void **state) {
 static void procsvc_notify_fd_ready_after_newline(void **state) {
   uv_loop_t loop;
   arbor_runtime_t *rt;
-  tmp_t t;
+  arbor_test_tmp_t t;
   char script[512];
-  tmp_open(&t);
+  arbor_test_tmp_open(&t, "procsvc");
   snprintf(script, sizeof script,
            "printf 'not yet' >&5; touch %s/wrote; "
            "while [ ! -e %s/go ]; do sleep 0.01; done; echo >&5; exec sleep 3600",
@@ -688,14 +656,14 @@ static void procsvc_notify_fd_ready_after_newline(void **state) {
   arbor_node_t *svc = add_service(arbor_root(rt),
                                   &(arbor_service_spec_t){.name = "notifier", .argv = argv,
                                                           .notify_fd = 5});
-  arbor_test_run_ticking_until(&loop, access(tmp_file(&t, "wrote"), F_OK) == 0);
+  arbor_test_run_ticking_until(&loop, access(arbor_test_tmp_file(&t, "wrote"), F_OK) == 0);
   run_ticks(&loop, 20);
   assert_state(svc, STARTING);
-  tmp_touch(&t, "go");
+  arbor_test_tmp_touch(&t, "go");
   arbor_test_run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
   assert_int_eq(arbor_service_is_started(svc), 1);
   arbor_test_close(rt, &loop);
-  tmp_close(&t);
+  arbor_test_tmp_close(&t);
 }
 
 /* ---------------------------------------------------------------- the log */
