@@ -888,6 +888,17 @@ ARBOR_EXTERN int arbor_service_add(arbor_node_t *parent, const arbor_service_spe
  * ARBOR_EFINISHED, ARBOR_ESTATE (it is stopping for good, or not started yet). */
 ARBOR_EXTERN int arbor_service_restart(arbor_node_t *node);
 
+/* Fails a service's running incarnation with err (a reference it takes, even on
+ * error): what a health check outside the body does when it finds the service
+ * unhealthy (arbor's liveness probes and memory limit use it). The incarnation
+ * FAILED with err as its error, is stopped as a restart stops it (a program gets
+ * its stop signal, then SIGKILL past the shutdown timeout) and its end is a
+ * failure: kept in the history, restarted as the restart type, backoff and
+ * intensity of its supervisor say; unsupervised, the service FAILED with it.
+ * Errors: ARBOR_EINVAL (NULL), ARBOR_EKIND (not a service), ARBOR_ESTATE (no
+ * run to fail: not started, between runs, already stopping or restarting). */
+ARBOR_EXTERN int arbor_service_fail(arbor_node_t *svc, arbor_error_t *err);
+
 /* Start dependencies among a supervisor's children: child (a service or a
  * supervisor) starts, each time it starts, only once earlier (a sibling added
  * before it) is STARTED (phase running) or gone for good (phase done, or

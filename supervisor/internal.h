@@ -121,6 +121,8 @@ struct arbor__child {
   uint8_t ever_started;          /* it reached STARTED once */
   uint8_t cycle;                 /* one_for_all / rest_for_one: stop, then start again */
   uint8_t last_failed;           /* its last run ended FAILED (run_error says how) */
+  uint8_t fail_run;              /* service: arbor_service_fail stops its run: its end
+                                    is a failure, not a requested stop */
   uint32_t runs;                 /* runs begun; every one after the first is a restart */
   uint32_t restarts;
   uint32_t streak;               /* restarts in a row without a long run: backoff exponent */

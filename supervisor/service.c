@@ -300,8 +300,9 @@ void arbor__svc_inc_finished(arbor_node_t *n, arbor_node_t *inc) {
   }
   s->inc = NULL;
   uv_timer_stop(&s->c.timer->handle);
-  int requested = s->c.phase == ARBOR_PHASE_STOPPING;
+  int requested = s->c.phase == ARBOR_PHASE_STOPPING && !s->c.fail_run;
   int failed = inc->outcome == ARBOR_OUTCOME_FAILED;
+  s->c.fail_run = 0;
   s->c.last_failed = (uint8_t)failed;
   s->c.last_inc_id = inc->id;
   s->c.last_end_ns = inc->t_finished;
@@ -402,6 +403,32 @@ static int svc_add(arbor_node_t *parent, const arbor_service_spec_t *spec, int d
 int arbor_service_add(arbor_node_t *parent, const arbor_service_spec_t *spec,
                       arbor_node_t **out) {
   return svc_add(parent, spec, 0, out);
+}
+
+/* The incarnation takes err as its error first, so that however its body ends
+ * once cancelled (a program's ARBOR_ECANCELED) its outcome is FAILED with this
+ * chain (the first error wins); fail_run then tells svc_inc_finished that the stop
+ * it sees was not asked for, so the supervisor counts a failure. */
+int arbor_service_fail(arbor_node_t *n, arbor_error_t *err) {
+  if (n == NULL || err == NULL) {
+    arbor_error_unref(err);
+    return ARBOR_EINVAL;
+  }
+  if (n->kind != ARBOR_KIND_SERVICE) {
+    arbor_error_unref(err);
+    return ARBOR_EKIND;
+  }
+  struct arbor__svc *s = svc_of(n);
+  if (s->inc == NULL || s->c.final || s->c.restart_now ||
+      (s->c.phase != ARBOR_PHASE_STARTING && s->c.phase != ARBOR_PHASE_RUNNING) ||
+      arbor__is_finished(s->inc)) {
+    arbor_error_unref(err);
+    return ARBOR_ESTATE;
+  }
+  arbor__node_failed(s->inc, err);   /* its parent is the service: nothing more */
+  s->c.fail_run = 1;
+  arbor__svc_stop(n);
+  return 0;
 }
 
 int arbor_service_restart(arbor_node_t *n) {

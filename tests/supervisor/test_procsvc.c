@@ -424,6 +424,31 @@ static void rule8_procsvc_ignoring_stop_signal_gets_sigkill_and_is_stuck(void **
   arbor_test_close(rt, &loop);
 }
 
+/* arbor_service_fail on a program that ignores its stop signal: it gets SIGKILL
+ * past the shutdown timeout, as any stop, and the run still ends FAILED with the
+ * given error, not with the kill: the verdict is why it ended. */
+static void procsvc_fail_kills_program_run_failed_with_given_error(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  char *argv[] = {"/bin/sh", "-c", "trap '' TERM; echo >&3; exec sleep 3600", NULL};
+  arbor_test_open(&loop, &rt, NULL);
+  arbor_node_t *svc = add_service(arbor_root(rt),
+                                  &(arbor_service_spec_t){.name = "unhealthy", .argv = argv,
+                                                          .notify_fd = 3,
+                                                          .shutdown_timeout_ms = 100});
+  arbor_test_run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  int pid = service_pid(svc);
+  assert_true(pid > 0);
+  assert_code(arbor_service_fail(svc, arbor_error_new(-ETIMEDOUT, "liveness probe failed 3 times")),
+              0);
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
+  assert_true(process_gone((pid_t)pid));
+  assert_outcome(svc, FAILED);   /* unsupervised: it ran once, and this ended it */
+  assert_int_eq(arbor_error_code(arbor_node_error(svc)), -ETIMEDOUT);
+  assert_string_equal(arbor_error_message(arbor_node_error(svc)), "liveness probe failed 3 times");
+  arbor_test_close(rt, &loop);
+}
+
 /* Rule 8 through the runtime: closing it stops a program that ignores the stop
  * signal too; the service's shutdown timeout sends the SIGKILL, and the close
  * completes with nothing left. */
@@ -801,6 +826,7 @@ static const struct CMUnitTest procsvc_tests[] = {
     cmocka_unit_test(procsvc_exit_before_ready_fails),
     cmocka_unit_test(procsvc_stop_signal_configurable),
     cmocka_unit_test(rule8_procsvc_ignoring_stop_signal_gets_sigkill_and_is_stuck),
+    cmocka_unit_test(procsvc_fail_kills_program_run_failed_with_given_error),
     cmocka_unit_test(rule8_procsvc_runtime_close_kills_persistent_program),
     cmocka_unit_test(rule8_procsvc_immediate_shutdown_kills_program),
     cmocka_unit_test(procsvc_stop_kills_grandchildren_no_zombies),

@@ -704,6 +704,49 @@ static void service_restart_on_request(void **state) {
   arbor_test_close(rt, &loop);
 }
 
+/* arbor_service_fail: the run FAILED with the given error (its chain what a
+ * health check found), stopped as a restart stops it, and counted as a failure:
+ * restarted per the restart type, kept in the history; unsupervised, the service
+ * FAILED with it. */
+static void service_fail_ends_run_failed_with_the_error(void **state) {
+  OPEN(loop, rt);
+  body_t a = {.name = "A", .plan = P_FOREVER}, t = {.name = "T", .plan = P_FOREVER};
+  arbor_node_t *g = sup_new(arbor_root(rt), "sup", ARBOR_ONE_FOR_ONE, 5);
+  arbor_node_t *na = add(g, &a, ARBOR_PERMANENT);
+  arbor_node_t *nt = add(g, &t, ARBOR_TEMPORARY);
+  arbor_test_run_once_until(&loop, arbor_node_state(g) == ARBOR_STATE_STARTED);
+  uint64_t inc = sinfo(na).incarnation_id;
+  assert_code(arbor_service_fail(na, arbor_error_new(-ETIMEDOUT, "liveness probe failed")),
+              0);
+  /* While it stops, a second verdict is refused: the run is already ending. */
+  assert_code(arbor_service_fail(na, arbor_error_new(-EIO, "late")), ARBOR_ESTATE);
+  arbor_test_run_once_until(&loop, a.runs == 2 && phase_is(na, ARBOR_PHASE_RUNNING));
+  assert_int_eq(a.stops, 1);     /* its body was cancelled, as for a stop */
+  assert_uint_eq(restarts(na), 1);
+  assert_true(arbor_service_did_error(na));
+  arbor_service_failure_t f;
+  assert_code(arbor_service_failure(na, 0, &f), 0);
+  assert_uint_eq(f.incarnation_id, inc);
+  assert_true(f.restarted);
+  assert_int_eq(arbor_error_code(f.error), -ETIMEDOUT);
+  assert_string_equal(arbor_error_message(f.error), "liveness probe failed");
+  const arbor_node_t *old = arbor_node_find(rt, inc);
+  if (old != NULL)               /* still kept: it ended FAILED, not CANCELLED */
+    assert_int_eq(arbor_node_outcome(old), ARBOR_OUTCOME_FAILED);
+  /* A temporary service is not restarted: it is done, FAILED with the error. */
+  assert_code(arbor_service_fail(nt, arbor_error_new(-EIO, "unhealthy")), 0);
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(nt));
+  assert_int_eq(t.runs, 1);
+  assert_int_eq(arbor_node_outcome(nt), ARBOR_OUTCOME_FAILED);
+  assert_string_equal(arbor_error_message(arbor_node_error(nt)), "unhealthy");
+  /* Refusals: the error is taken even then (the test runs under ASan). */
+  assert_code(arbor_service_fail(NULL, arbor_error_new(-EIO, "x")), ARBOR_EINVAL);
+  assert_code(arbor_service_fail(na, NULL), ARBOR_EINVAL);
+  assert_code(arbor_service_fail(g, arbor_error_new(-EIO, "x")), ARBOR_EKIND);
+  assert_code(arbor_service_fail(nt, arbor_error_new(-EIO, "x")), ARBOR_ESTATE);
+  arbor_test_close(rt, &loop);
+}
+
 /* arbor_service_update: the next incarnation runs the new body and arg; the id
  * and the count carry on. A service not started yet starts with the new spec. */
 static void service_update_runs_new_body_keeping_id(void **state) {
@@ -1012,6 +1055,7 @@ static const struct CMUnitTest supervise_tests[] = {
     cmocka_unit_test(service_history_is_bounded_newest_first),
     cmocka_unit_test(service_restart_on_request),
     cmocka_unit_test(service_update_runs_new_body_keeping_id),
+    cmocka_unit_test(service_fail_ends_run_failed_with_the_error),
     cmocka_unit_test(rule7_daemon_task_exit_fails_service),
     cmocka_unit_test(rule7_daemon_task_failure_is_the_cause),
     cmocka_unit_test(rule7_daemon_child_service_exit_fails_service),
