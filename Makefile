@@ -147,6 +147,13 @@ CMD_SRCS := $(sort $(wildcard cmd/*.c))
 CMD_OBJS := $(CMD_SRCS:%.c=$(OBJ)/%.o)
 ARBOR_BIN := $(if $(CMD_SRCS),$(BUILD)/arbor)
 
+# arbor-exec, the helper that runs a process service's program as another user,
+# with a umask or rlimits (exec/arbor_exec.c; why: supervisor/runas.c). libc only.
+# libarbor runs the installed one, $(LIBEXECDIR)/arbor/arbor-exec, unless told
+# otherwise (arbor_runtime_opts_t.exec_helper; the daemon takes the one beside it).
+EXEC_HELPER := $(BUILD)/arbor-exec
+EXEC_HELPER_OBJS := $(OBJ)/exec/arbor_exec.o
+
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCHES := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
@@ -160,7 +167,7 @@ TEST_SUPPORT_SRCS := $(filter-out $(TEST_SRCS),$(call find_tests_c,*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_SUPPORT_LIB := $(if $(TEST_SUPPORT_SRCS),$(BUILD)/tests/libtestsupport.a)
 
-ALL_OBJS := $(LIB_OBJS) $(CMD_OBJS) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) $(BENCH_SRCS:%.c=$(OBJ)/%.o) \
+ALL_OBJS := $(LIB_OBJS) $(CMD_OBJS) $(EXEC_HELPER_OBJS) $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o) $(BENCH_SRCS:%.c=$(OBJ)/%.o) \
             $(TEST_SRCS:%.c=$(OBJ)/%.o) $(TEST_SUPPORT_SRCS:%.c=$(OBJ)/%.o)
 
 # ------------------------------------------------------------ quiet output
@@ -180,7 +187,7 @@ endif
 .DELETE_ON_ERROR:
 .PHONY: all lib examples tests check bench run deps clean help FORCE
 
-all: lib examples $(ARBOR_BIN)
+all: lib examples $(ARBOR_BIN) $(EXEC_HELPER)
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
 
@@ -268,6 +275,22 @@ $(ARBOR_BIN): $(CMD_OBJS) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(CLIENT_LIBS) $(LIBS)
 
+$(EXEC_HELPER): $(EXEC_HELPER_OBJS)
+	@mkdir -p $(@D)
+	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^
+
+# The helper's installed path is compiled into runas.o alone; this stamp changes
+# (and rebuilds it) only when the path does, e.g. make install PREFIX=/opt/arbor.
+PREFIX ?= /usr/local
+LIBEXECDIR ?= $(PREFIX)/libexec
+EXEC_HELPER_PATH = $(LIBEXECDIR)/arbor/arbor-exec
+EXEC_PATH_STAMP := $(BUILD)/exec-helper-path
+$(EXEC_PATH_STAMP): FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(EXEC_HELPER_PATH)' | cmp -s - $@ || printf '%s\n' '$(EXEC_HELPER_PATH)' > $@
+$(OBJ)/supervisor/runas.o: $(EXEC_PATH_STAMP)
+$(OBJ)/supervisor/runas.o: OBJ_CFLAGS = $(LIB_CFLAGS) -DARBOR_EXEC_HELPER_PATH='"$(EXEC_HELPER_PATH)"'
+
 $(BENCHES): $(BUILD)/bench/%: $(OBJ)/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(LIBS)
@@ -280,8 +303,9 @@ $(TESTS): $(BUILD)/tests/%: $(OBJ)/tests/%.o $(TEST_SUPPORT_LIB) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(call say,LINK,$@)$(CC) $(LINK_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(CLIENT_LIBS) $(LIBS)
 
-# The daemon's tests run the binary.
+# The daemon's tests run the binary; process services' tests run arbor-exec.
 $(filter $(BUILD)/tests/cmd/%,$(TESTS)): | $(ARBOR_BIN)
+$(TESTS): | $(EXEC_HELPER)
 
 -include $(ALL_OBJS:.o=.d)
 
@@ -379,7 +403,6 @@ deps:
 
 # --------------------------------------------------------------- install
 
-PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
@@ -399,9 +422,10 @@ ifneq ($(filter install,$(MAKECMDGOALS)),)
   $(error refusing to install a sanitized build; use SANITIZE= (the default))
 endif
 endif
-install: lib $(ARBOR_BIN)
-	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/arbor $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+install: lib $(ARBOR_BIN) $(EXEC_HELPER)
+	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/arbor $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/arbor
 	$(INSTALL) -m 755 $(ARBOR_BIN) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 755 $(EXEC_HELPER) $(DESTDIR)$(LIBEXECDIR)/arbor/
 	$(INSTALL) -m 644 include/arbor.h $(DESTDIR)$(INCLUDEDIR)/
 	$(INSTALL) -m 644 $(wildcard include/arbor/*.h) $(DESTDIR)$(INCLUDEDIR)/arbor/
 	$(INSTALL) -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
@@ -423,7 +447,9 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/arbor.h $(patsubst include/%,$(DESTDIR)$(INCLUDEDIR)/%,$(wildcard include/arbor/*.h))
 	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,libarbor.a $(SO_REAL) $(SONAME) $(SO_LINK))
 	rm -f $(DESTDIR)$(PKGCONFIGDIR)/arbor.pc $(DESTDIR)$(BINDIR)/arbor
+	rm -f $(DESTDIR)$(LIBEXECDIR)/arbor/arbor-exec
 	rmdir $(DESTDIR)$(INCLUDEDIR)/arbor 2>/dev/null || true
+	rmdir $(DESTDIR)$(LIBEXECDIR)/arbor 2>/dev/null || true
 
 # ----------------------------------------------------------------- misc
 

@@ -161,6 +161,10 @@ typedef struct {
   int no_events;           /* 1: record no events (the ring stays empty: no SSE, no
                               span events); counters and the tree are kept. For
                               measuring what observation costs (bench/). */
+  const char *exec_helper; /* the arbor-exec program that runs a process service's
+                              program as another user, with a umask or rlimits;
+                              copied; NULL: the installed one
+                              ($(PREFIX)/libexec/arbor/arbor-exec, fixed at build) */
 } arbor_runtime_opts_t;
 
 typedef void (*arbor_runtime_close_cb)(arbor_runtime_t *rt, void *arg);
@@ -833,6 +837,17 @@ typedef struct {
 ARBOR_EXTERN int arbor_supervisor_new(arbor_node_t *parent, const arbor_sup_opts_t *opts,
                                       arbor_node_t **out);
 
+/* One resource limit of a process service's program (setrlimit(2)): name is
+ * the resource as prlimit(1) and systemd's Limit*= say it, lowercase and without
+ * RLIMIT_: "nofile", "core", "nproc", "stack", "as", "fsize", "memlock", "data",
+ * "cpu", "rss", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime".
+ * soft <= hard; ARBOR_RLIMIT_INFINITY is "unlimited". */
+#define ARBOR_RLIMIT_INFINITY UINT64_MAX
+typedef struct {
+  const char *name;
+  uint64_t soft, hard;
+} arbor_rlimit_t;
+
 /* A service: a fiber body, or a program to run (a process service). */
 typedef struct {
   const char *name;              /* copied; NULL: "service" */
@@ -867,6 +882,24 @@ typedef struct {
   unsigned log_file_backups;     /* rotated files kept: FILE.1 (newest) .. FILE.N;
                                     0: none (the file is truncated); at most 1000 */
   int log_timestamps;            /* each line starts "2026-11-24T22:40:01.123Z " (UTC) */
+  /* How the program is executed (docs/api.md, "Run as another user"). user,
+   * group and groups are resolved to ids when the service is added or updated;
+   * arbor not root may only name its own user and group (else ARBOR_EPERM).
+   * Any of user, group, groups, umask_set or rlimits makes arbor start the
+   * program through its exec helper, arbor-exec (arbor_runtime_opts_t). */
+  const char *user;              /* name or numeric uid; its primary group and its
+                                    groups (initgroups) come with it; NULL: arbor's */
+  const char *group;             /* name or numeric gid, instead of the user's
+                                    primary group; NULL: the user's (or arbor's) */
+  char *const *groups;           /* supplementary groups (names or gids) added to the
+                                    user's, NULL-terminated; NULL: none */
+  int umask_set;                 /* 1: the program starts with umask below */
+  unsigned umask;                /* 0 to 0777 */
+  const arbor_rlimit_t *rlimits; /* resource limits set before exec; copied */
+  size_t nrlimits;
+  const char *env_file;          /* KEY=VALUE lines read at each start of a run, set
+                                    over env (docs/api.md has the syntax); relative:
+                                    to arbor's cwd at add; NULL: none */
 } arbor_service_spec_t;
 
 /* Adds a service under parent: a supervisor (supervised: restarted per its type,
@@ -876,8 +909,12 @@ typedef struct {
  * service makes arbor the child subreaper of its process (Linux). Errors:
  * ARBOR_EINVAL (NULL, no body or both, empty argv or argv[0], bad restart type,
  * stop_signal out of range, notify_fd 1..2, negative or above 1023,
- * log_file_max_bytes 1..63, log_file_backups above 1000), then as
- * arbor_supervisor_new. Nothing changes on error. */
+ * log_file_max_bytes 1..63, log_file_backups above 1000, an unknown user or
+ * group, umask above 0777, an unknown or duplicate rlimit or one whose soft limit
+ * is above its hard limit), ARBOR_EPERM (arbor is not root and the spec names
+ * another user or group, supplementary groups, or a hard limit above arbor's:
+ * arbor_service_exec_check says which), then as arbor_supervisor_new. Nothing
+ * changes on error. */
 ARBOR_EXTERN int arbor_service_add(arbor_node_t *parent, const arbor_service_spec_t *spec,
                                    arbor_node_t **out);
 
@@ -1006,6 +1043,39 @@ typedef struct {
 /* Errors: ARBOR_EINVAL, ARBOR_EKIND (not a process service). */
 ARBOR_EXTERN int arbor_service_log_file_info(const arbor_node_t *svc,
                                              arbor_log_file_info_t *info);
+
+/* How a process service's program is executed (the spec's user, group, groups,
+ * umask, rlimits and env_file), as resolved when it was added or updated: what
+ * the running program was started with. Pointers are borrowed: valid on the
+ * loop thread until the next run of an updated service starts. */
+typedef struct {
+  int enabled;                   /* 0: none of them is set (the rest is 0 / NULL) */
+  const char *user, *group;      /* as the spec named them; NULL: not named */
+  int64_t uid, gid;              /* what the program runs as; -1: arbor's */
+  const uint32_t *groups;        /* its supplementary groups (user's and spec's) */
+  size_t ngroups;
+  int groups_set;                /* 1: groups are set to the above (0: arbor's) */
+  int umask;                     /* -1: arbor's */
+  const arbor_rlimit_t *rlimits; /* in the spec's order */
+  size_t nrlimits;
+  const char *env_file;          /* absolute; NULL: none */
+} arbor_exec_info_t;
+
+/* Errors: ARBOR_EINVAL, ARBOR_EKIND (not a process service). */
+ARBOR_EXTERN int arbor_service_exec_info(const arbor_node_t *svc, arbor_exec_info_t *info);
+
+/* Checks the execution part of a spec (user, group, groups, umask, rlimits,
+ * env_file) as arbor_service_add would, and reads env_file now, as a start
+ * would: for a config checker (`arbor run --check`) that wants to name the
+ * problem. Returns 0, or ARBOR_EINVAL (an unknown user or group, a bad umask or
+ * rlimit, an env file that does not parse), ARBOR_EPERM (arbor is not root and
+ * the spec asks for another user or group, supplementary groups or a hard limit
+ * above its own), ARBOR_ENOENT / ARBOR_EACCES (the env file), ARBOR_ENOMEM, with
+ * one line in msg (msglen bytes, NUL-terminated) that starts with the field it
+ * is about and ": ", e.g. `user: no user named "www-dat"` or `rlimits.nofile:
+ * soft limit 4096 above the hard limit 1024`. */
+ARBOR_EXTERN int arbor_service_exec_check(const arbor_service_spec_t *spec, char *msg,
+                                          size_t msglen);
 
 /* What a process service's running program and its descendants use, read from
  * /proc (Linux) when asked: nothing samples on a timer, so an idle arbor stays

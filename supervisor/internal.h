@@ -361,6 +361,7 @@ struct arbor_runtime_s {
   int gave_up;                   /* shutdown gave up on a node: arbor_run's EDEADLK */
   struct arbor__htimer *shutdown_timer;
   struct arbor__reaper *reaper;  /* procsvc.c: SIGCHLD watcher, once a process service exists */
+  char *exec_helper;             /* arbor_runtime_opts_t's, copied; NULL: the installed one */
   struct arbor__closer *closers; /* other modules' handles to close (extension.h) */
   arbor_stats_t stats;           /* stats.c; the event counts live in rec */
   arbor_otlp_t *otlp;            /* its OTLP exporter, or NULL (extension.h) */
@@ -525,6 +526,41 @@ void arbor__proc_spec_free(struct arbor__proc_spec *ps);
 int arbor__process_body(arbor_ctx_t *cx, void *svc_node);  /* an incarnation's body */
 void arbor__process_kill(arbor_node_t *svc);     /* stuck: SIGKILL to its group */
 int arbor__process_pid(const arbor_node_t *svc); /* the live program's, or 0 */
+char *arbor__abs_path(const char *path);         /* against arbor's cwd; NULL: ENOMEM/too long */
+const struct arbor__runas *arbor__proc_runas(const struct arbor__proc_spec *ps);
+/* runas.c: user, group, groups, umask, rlimits, env_file of a process service
+ * (the comment at the top of runas.c). _new: *out NULL when the spec sets none;
+ * errors as arbor_service_exec_check, with its line in msg (may be NULL).
+ * _argv: arbor-exec's argv for argv, one block to free(), argv's strings
+ * borrowed. */
+struct arbor__runas;
+int arbor__runas_new(const arbor_service_spec_t *spec, struct arbor__runas **out, char *msg,
+                     size_t msglen);
+void arbor__runas_free(struct arbor__runas *ra);
+int arbor__runas_needs_helper(const struct arbor__runas *ra);
+const char *arbor__runas_env_file(const struct arbor__runas *ra);
+int arbor__runas_argv(const struct arbor__runas *ra, const char *helper, char *const *argv,
+                      char ***out);
+const char *arbor__exec_helper(const arbor_runtime_t *rt);
+/* One run's spawn: argv (through arbor-exec when ra needs it) and env (with
+ * ra's env file read now over env, or over arbor's environment when env is
+ * NULL). _prepare: errors as arbor__envfile_read, the line in msg. */
+struct arbor__exec {
+  char **argv;                   /* what uv_spawn runs */
+  char **env;                    /* its environment; NULL: arbor's */
+  int helper;                    /* 1: argv[0] is arbor-exec */
+  char **own_argv, **own_env, **vars;   /* freed by _free */
+};
+int arbor__exec_prepare(const arbor_runtime_t *rt, const struct arbor__runas *ra,
+                        char *const *argv, char *const *env, struct arbor__exec *x, char *msg,
+                        size_t msglen);
+void arbor__exec_free(struct arbor__exec *x);
+/* envfile.c: _read: the file's "NAME=VALUE" strings, NULL-terminated, one block
+ * to free(); errors -errno (open, read), ARBOR_EINVAL (syntax, size: msg names
+ * the file and line), ARBOR_ENOMEM. _merge: base (NULL: none) with over's
+ * variables replacing its own; a new pointer array, strings borrowed. */
+int arbor__envfile_read(const char *path, char ***out, char *msg, size_t msglen);
+int arbor__env_merge(char *const *base, char *const *over, char ***out);
 int arbor__logring_init(struct arbor__logring *r, size_t cap);
 void arbor__logring_free(struct arbor__logring *r);
 void arbor__logring_write(struct arbor__logring *r, const char *p, size_t n);

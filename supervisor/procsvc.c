@@ -76,6 +76,7 @@ struct arbor__proc_spec {
   uint64_t log_file_max_bytes;
   unsigned log_file_backups;
   int log_timestamps;
+  struct arbor__runas *runas;    /* user, umask, rlimits, env_file (runas.c); NULL: none */
 };
 
 static void strv_free(char **v) {
@@ -106,7 +107,7 @@ static int strv_dup(char *const *v, char ***out) {
 
 /* log_file made absolute against arbor's cwd now, so that a later chdir (or the
  * program's cwd) does not move it. NULL when out of memory or too long. */
-static char *abs_path(const char *path) {
+char *arbor__abs_path(const char *path) {
   if (path[0] == '/')
     return strlen(path) < PATH_MAX ? strdup(path) : NULL;
   char cwd[PATH_MAX];
@@ -126,8 +127,8 @@ static char *abs_path(const char *path) {
  * strings may go away once arbor_service_add returns). Errors: ARBOR_EINVAL (no
  * argv, an empty one or an empty argv[0], stop_signal < 0 or >= NSIG, notify_fd
  * negative, 1, 2 or above NOTIFY_FD_MAX, log_file_max_bytes 1..63,
- * log_file_backups above 1000, a log_file path too long), ARBOR_ENOMEM. *out is
- * the caller's. */
+ * log_file_backups above 1000, a log_file path too long, and runas.c's
+ * checks), ARBOR_EPERM (runas.c), ARBOR_ENOMEM. *out is the caller's. */
 int arbor__proc_spec_new(const arbor_service_spec_t *spec, struct arbor__proc_spec **out) {
   if (spec == NULL || out == NULL || spec->argv == NULL || spec->argv[0] == NULL ||
       spec->argv[0][0] == '\0' || spec->stop_signal < 0 || spec->stop_signal >= NSIG ||
@@ -152,7 +153,7 @@ int arbor__proc_spec_new(const arbor_service_spec_t *spec, struct arbor__proc_sp
   ps->log_size = spec->log_size;
   if (spec->log_file != NULL && spec->log_file[0] != '\0') {
     errno = 0;
-    if ((ps->log_file = abs_path(spec->log_file)) == NULL) {
+    if ((ps->log_file = arbor__abs_path(spec->log_file)) == NULL) {
       int rc = errno == ENOMEM ? ARBOR_ENOMEM : ARBOR_EINVAL;
       arbor__proc_spec_free(ps);
       return rc;
@@ -161,8 +162,17 @@ int arbor__proc_spec_new(const arbor_service_spec_t *spec, struct arbor__proc_sp
     ps->log_file_backups = spec->log_file_backups;
     ps->log_timestamps = spec->log_timestamps;
   }
+  int rc = arbor__runas_new(spec, &ps->runas, NULL, 0);
+  if (rc < 0) {
+    arbor__proc_spec_free(ps);
+    return rc;
+  }
   *out = ps;
   return 0;
+}
+
+const struct arbor__runas *arbor__proc_runas(const struct arbor__proc_spec *ps) {
+  return ps->runas;
 }
 
 void arbor__proc_spec_free(struct arbor__proc_spec *ps) {
@@ -172,6 +182,7 @@ void arbor__proc_spec_free(struct arbor__proc_spec *ps) {
   strv_free(ps->env);
   free(ps->cwd);
   free(ps->log_file);
+  arbor__runas_free(ps->runas);
   free(ps);
 }
 
@@ -420,7 +431,8 @@ int arbor__process_pid(const arbor_node_t *svc) {
 
 /* Spawns the program with the record's pipes as its fds 1, 2 (and notify_fd).
  * Returns 0, ARBOR_ENOMEM, or libuv's error (-ENOENT, -EACCES ...). */
-static int proc_spawn(struct arbor__proc *p, const struct arbor__proc_spec *ps) {
+static int proc_spawn(struct arbor__proc *p, const struct arbor__proc_spec *ps,
+                      const struct arbor__exec *x) {
   int count = ps->notify_fd > 0 ? ps->notify_fd + 1 : 3;
   uv_stdio_container_t few[3];
   uv_stdio_container_t *stdio = count <= 3 ? few : calloc((size_t)count, sizeof *stdio);
@@ -439,9 +451,9 @@ static int proc_spawn(struct arbor__proc *p, const struct arbor__proc_spec *ps) 
   uv_process_options_t o;
   memset(&o, 0, sizeof o);
   o.exit_cb = proc_exited;
-  o.file = ps->argv[0];
-  o.args = ps->argv;
-  o.env = ps->env;
+  o.file = x->argv[0];
+  o.args = x->argv;
+  o.env = x->env;
   o.cwd = ps->cwd;
   o.flags = UV_PROCESS_DETACHED;
   o.stdio_count = count;
@@ -605,11 +617,15 @@ static void wait_exit_shielded(arbor_ctx_t *cx, struct arbor__proc *p) {
   arbor_scope_exit(cx, &shield);
 }
 
-/* A spawn that failed: the run fails with libuv's code and says what. */
-static int spawn_failed(arbor_ctx_t *cx, arbor_node_t *svc, const char *file, int rc) {
-  return arbor_fiber_fail_error(cx, arbor_error_new_at(rc, NULL, "", 0, "",
-                                                       "process %s: cannot run %s: %s",
-                                                       svc->name, file, uv_strerror(rc)));
+/* A spawn that failed: the run fails with libuv's code and says what (the exec
+ * helper, when it was the helper that could not run). */
+static int spawn_failed(arbor_ctx_t *cx, arbor_node_t *svc, const struct arbor__exec *x,
+                        int rc) {
+  return arbor_fiber_fail_error(
+      cx, arbor_error_new_at(rc, NULL, "", 0, "", "process %s: cannot run %s%s%s: %s", svc->name,
+                             x->helper ? "its exec helper " : "", x->argv[0],
+                             x->helper ? " (for user, group, umask or rlimits)" : "",
+                             uv_strerror(rc)));
 }
 
 /* The log file's trouble, told once: into the ring, where the API, the
@@ -655,13 +671,26 @@ int arbor__process_body(arbor_ctx_t *cx, void *svc_node) {
   if (rc < 0)
     return rc;
   logfile_prepare(svc, ps);
+  /* The argv and environment of this run: through arbor-exec, with the env file
+   * read now (runas.c). A file that cannot be read fails the run, named. */
+  struct arbor__exec x;
+  char why[640];
+  if ((rc = arbor__exec_prepare(svc->rt, ps->runas, ps->argv, ps->env, &x, why, sizeof why)) < 0)
+    return arbor_fiber_fail_error(
+        cx, arbor_error_new_at(rc, NULL, "", 0, "", "process %s: %s", svc->name, why));
   struct arbor__proc *p;
-  if ((rc = proc_new(svc, ps, &p)) < 0)
+  if ((rc = proc_new(svc, ps, &p)) < 0) {
+    arbor__exec_free(&x);
     return rc;
-  if ((rc = proc_spawn(p, ps)) < 0) {
-    proc_close(p);
-    return spawn_failed(cx, svc, ps->argv[0], rc);
   }
+  rc = proc_spawn(p, ps, &x);
+  if (rc < 0) {
+    proc_close(p);
+    rc = spawn_failed(cx, svc, &x, rc);
+    arbor__exec_free(&x);
+    return rc;
+  }
+  arbor__exec_free(&x);
   svc->u.svc->running = p;
   proc_watch(p, ps);
 

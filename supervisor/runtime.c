@@ -131,6 +131,11 @@ int arbor_runtime_new(arbor_runtime_t **out, uv_loop_t *loop, const arbor_runtim
                                                                 : 64 * 1024,
                      opts != NULL && opts->fiber_stack_pool > 0 ? opts->fiber_stack_pool : 64);
   rt->next_id = 1;
+  if (opts != NULL && opts->exec_helper != NULL &&
+      (rt->exec_helper = strdup(opts->exec_helper)) == NULL) {
+    free(rt);
+    return ARBOR_ENOMEM;
+  }
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   rt->mono0_ns = uv_hrtime();
@@ -181,6 +186,7 @@ fail_ids:
 fail_oom:
   arbor_error_unref(rt->oom_error);
 fail:
+  free(rt->exec_helper);
   free(rt);
   return rc;
 }
@@ -217,6 +223,7 @@ static void free_all(arbor_runtime_t *rt) {
   arbor__recorder_free(&rt->rec);
   arbor_error_unref(rt->oom_error);
   arbor_error_unref(rt->first_failure);
+  free(rt->exec_helper);
   if (cb != NULL)
     cb(rt, arg);
   free(rt);

@@ -28,7 +28,8 @@
  * EEXIT / ESIGNAL: a process service's program exited non-zero / was killed;
  * EDAEMON: rule 7, a daemon task or daemon child service returned while its
  * service ran. EEXIST: a name already taken (the admin server's live service
- * changes). */
+ * changes). EPERM: what only root may do, asked of an arbor that is not root
+ * (a process service run as another user). */
 #define ARBOR_ERRNO_MAP(XX)                                                            \
   XX(EINVAL, (-EINVAL), "invalid argument")                                            \
   XX(ENOMEM, (-ENOMEM), "out of memory")                                               \
@@ -43,6 +44,7 @@
   XX(EPIPE, (-EPIPE), "broken: the other side is closed")                              \
   XX(EACCES, (-EACCES), "permission denied")                                           \
   XX(EEXIST, (-EEXIST), "already exists")                                              \
+  XX(EPERM, (-EPERM), "operation not permitted")                                       \
   XX(EOF, (-4095), "end of stream")                                                    \
   XX(EFINISHED, (-10001), "node has finished")                                         \
   XX(EKIND, (-10002), "wrong kind of node for this operation")                         \
