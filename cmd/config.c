@@ -314,7 +314,8 @@ static int get_env(struct ctx *cx, const cJSON *obj, const char *path, char ***o
 static const char *const service_keys[] = {
     "service", "argv", "env", "cwd", "restart", "stop_signal", "shutdown_timeout_ms",
     "min_uptime_ms", "notify_fd", "log_size", "log_file", "log_file_max_bytes",
-    "log_file_backups", "log_timestamps", "requires", "after", NULL};
+    "log_file_backups", "log_timestamps", "requires", "after", "user", "group", "groups",
+    "umask", "rlimits", "env_file", NULL};
 
 /* The log file keys (docs/config.md). The sizes mean nothing without a file, so
  * they are refused alone rather than ignored: a typo'd or forgotten log_file
@@ -367,7 +368,16 @@ static int parse_service(struct ctx *cx, const cJSON *obj, struct config_node *n
   if (get_uint(cx, obj, path, "log_size", 1024, 256u << 20, 65536, &u) < 0)
     return -1;
   n->log_size = (size_t)u;
-  return parse_log_file(cx, obj, n);
+  if (parse_log_file(cx, obj, n) < 0)
+    return -1;
+  char key[PATH_MAX_LEN], msg[CONFIG_ERR_MAX];
+  if (config_exec_parse(obj, cx->dir, n, key, sizeof key, msg, sizeof msg) < 0) {
+    char p[PATH_MAX_LEN];
+    if (key[0] != '\0')
+      path_key(p, path, key);
+    return errorf(cx, key[0] != '\0' ? p : path, "%s", msg);
+  }
+  return 0;
 }
 
 /* ---------------------------------------------------------- supervisors */
@@ -902,6 +912,7 @@ static void node_free(struct config_node *n) {
   free(n->log_file);
   strv_free(n->requires);
   strv_free(n->after);
+  config_exec_free(n);
 }
 
 void config_node_free(struct config_node *n) {
@@ -948,7 +959,8 @@ int config_service_equal(const struct config_node *a, const struct config_node *
          a->min_uptime_ms == b->min_uptime_ms && a->notify_fd == b->notify_fd &&
          a->log_size == b->log_size && str_eq(a->log_file, b->log_file) &&
          a->log_file_max_bytes == b->log_file_max_bytes &&
-         a->log_file_backups == b->log_file_backups && a->log_timestamps == b->log_timestamps;
+         a->log_file_backups == b->log_file_backups && a->log_timestamps == b->log_timestamps &&
+         config_exec_equal(a, b);
 }
 
 /* Same names, in any order (a set). */

@@ -63,6 +63,13 @@ struct config_node {
   uint64_t log_file_max_bytes;
   unsigned log_file_backups;
   int log_timestamps;
+  /* how it is executed (config_exec.c) */
+  char *user, *group;            /* as written (a name, or a number as text); NULL */
+  char **groups;                 /* NULL-terminated; NULL: none */
+  int umask;                     /* -1: arbor's */
+  arbor_rlimit_t *rlimits;       /* names owned */
+  size_t nrlimits;
+  char *env_file;                /* absolute (made so from the config's directory); NULL */
   int log_file_told;             /* daemon.c: the log file error last logged; 0: none */
 
   uint64_t id;                   /* config_apply: the live node's id; 0: none */
@@ -117,6 +124,21 @@ int config_service_equal(const struct config_node *a, const struct config_node *
 int config_deps_equal(const struct config_node *a, const struct config_node *b);
 /* 1 when two supervisors have the same options (children not compared). */
 int config_supervisor_equal(const struct config_node *a, const struct config_node *b);
+
+/* ------------------------------------------------------- config_exec.c */
+
+struct cJSON;
+/* user, group, groups, umask, rlimits, env_file of service obj into n (whose
+ * name is set), relative env_file taken from dir; then checked by
+ * arbor_service_exec_check. Returns 0, or -1 with the key (relative to the
+ * service: "umask", "rlimits.nofile") and the message. */
+int config_exec_parse(const struct cJSON *obj, const char *dir, struct config_node *n,
+                      char *key, size_t keylen, char *msg, size_t msglen);
+/* Fills those fields of spec from n (borrowed). */
+void config_exec_spec(const struct config_node *n, arbor_service_spec_t *spec);
+void config_exec_free(struct config_node *n);
+/* 1 when a and b would execute the same way. */
+int config_exec_equal(const struct config_node *a, const struct config_node *b);
 
 /* ------------------------------------------------------- config_apply.c */
 

@@ -75,6 +75,7 @@ static int service_spec(const struct config_node *n, arbor_service_spec_t *spec,
   spec->log_file_max_bytes = n->log_file_max_bytes;
   spec->log_file_backups = n->log_file_backups;
   spec->log_timestamps = n->log_timestamps;
+  config_exec_spec(n, spec);
   return 0;
 }
 

@@ -10,6 +10,7 @@
  * runtime and no callback of ours ever sees a freed runtime.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -471,6 +472,8 @@ static int build_tree(struct daemon *d) {
 /* A runtime on our loop, with the config's limits. */
 static int open_runtime(struct daemon *d) {
   arbor_runtime_opts_t o = {.no_signals = 1};   /* ours: SIGHUP and the log too */
+  char helper[PATH_MAX];
+  o.exec_helper = daemon_exec_helper(helper, sizeof helper);
   if (d->have_cfg) {
     o.event_capacity = d->cfg.event_capacity;
     o.shutdown_timeout_ms = d->cfg.shutdown_timeout_ms;

@@ -26,6 +26,11 @@ struct daemon_args {
   const char *otlp_endpoint;     /* --otlp-endpoint: overrides the config's */
 };
 
+/* The arbor-exec beside this executable (build tree, or PREFIX/libexec/arbor
+ * from PREFIX/bin), in buf; NULL: none there (libarbor's installed path then).
+ * cmd/exec_helper.c. */
+const char *daemon_exec_helper(char *buf, size_t size);
+
 /* Runs the daemon to its end. Returns the exit status. */
 int daemon_main(const struct daemon_args *args);
 

@@ -102,6 +102,7 @@ static void add_service(struct http_jcx *cx, cJSON *o, arbor_node_t *node) {
       http_jadd_u64(cx, l, "rotations", lf.rotations);
     }
   }
+  http_jadd_exec(cx, s, node);
   add_usage(cx, s, node);
   if (arbor_node_kind(node) == ARBOR_KIND_SUPERVISOR) {
     http_jadd_str(cx, s, "strategy", arbor_strategy_name(si.strategy));

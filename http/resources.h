@@ -65,6 +65,9 @@ cJSON *http_jnode(struct http_jcx *cx, arbor_node_t *node);
  * none (or is no supervised child). Node shapes carry it as "waiting_for". */
 arbor_node_t *http_waiting_for(arbor_node_t *node, arbor_phase_t *phase);
 cJSON *http_jerror(struct http_jcx *cx, const arbor_error_t *err);
+/* service.exec of a process service that sets user, umask, rlimits or an env
+ * file (exec.c); nothing otherwise. */
+void http_jadd_exec(struct http_jcx *cx, cJSON *s, arbor_node_t *node);
 
 /* Appends s[0..len) to out as the inside of a JSON string (no quotes): control
  * characters escaped, invalid UTF-8 bytes as \ufffd, NUL as \u0000. out must

@@ -70,7 +70,8 @@ static void config_unknown_key_is_an_error(void **state) {
                "arbor: bad.json: tree[1]: unknown key \"restrat\" (expected one of: service, "
                "argv, env, cwd, restart, stop_signal, shutdown_timeout_ms, min_uptime_ms, "
                "notify_fd, log_size, log_file, log_file_max_bytes, log_file_backups, "
-               "log_timestamps, requires, after)\n");
+               "log_timestamps, requires, after, user, group, groups, umask, rlimits, "
+               "env_file)\n");
   expect_error("{\"tree\": [" STAMP "], \"admn\": {}}",
                "arbor: bad.json: unknown key \"admn\" (expected one of: admin, "
                "shutdown_timeout_ms, event_capacity, service_name, trace_out, trace_format, "

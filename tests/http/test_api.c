@@ -496,6 +496,7 @@ static arbor_node_t *service(arbor_node_t *parent, const arbor_service_spec_t *s
 struct tree {
   arbor_node_t *sup, *web, *proc, *failing, *writer, *batch, *inner;
   char proc_log[64];             /* proc's log file (service.log_file in its detail) */
+  char proc_env[64];             /* proc's env file (service.exec in its detail) */
 };
 
 static char *proc_argv[] = {"/bin/sh", "-c", "echo hi; echo err >&2; sleep 100", NULL};
@@ -505,8 +506,14 @@ static void tree_build(struct world *w, struct tree *t) {
   assert_code(arbor_supervisor_new(root, &(arbor_sup_opts_t){.name = "sup"}, &t->sup), 0);
   t->web = service(t->sup, &(arbor_service_spec_t){.name = "web", .fiber = sleeper});
   snprintf(t->proc_log, sizeof t->proc_log, "/tmp/arbor-test-api-%d.log", (int)getpid());
+  snprintf(t->proc_env, sizeof t->proc_env, "/tmp/arbor-test-api-%d.env", (int)getpid());
+  FILE *env = fopen(t->proc_env, "w");
+  assert_non_null(env);
+  fputs("GREETING=hi\n", env);
+  fclose(env);
   t->proc = service(t->sup, &(arbor_service_spec_t){.name = "proc", .argv = proc_argv,
-                                                     .log_file = t->proc_log});
+                                                     .log_file = t->proc_log,
+                                                     .env_file = t->proc_env});
   t->failing = arbor_test_group(root, "failing");
   t->writer = spawn_fn(t->failing, "writer", fail_chain_start, NULL);
   arbor_node_ref(t->failing);
@@ -535,6 +542,7 @@ static void tree_build(struct world *w, struct tree *t) {
 
 static void tree_release(struct tree *t) {
   unlink(t->proc_log);           /* written and open: nothing creates it again */
+  unlink(t->proc_env);
   arbor_node_unref(t->failing);
   arbor_node_unref(t->writer);
   arbor_node_unref(t->batch);
@@ -645,6 +653,10 @@ static void api_node_detail(void **state) {
   assert_int_eq(num_field(lf, "bytes_written"), 7);
   assert_int_eq(num_field(lf, "bytes_dropped"), 0);
   assert_int_eq(num_field(lf, "rotations"), 0);
+  /* how it is executed: only its env file is set */
+  cJSON *ex = field(field(o, "service"), "exec");
+  assert_string_equal(str_field(ex, "env_file"), t.proc_env);
+  assert_true(cJSON_IsNull(field(ex, "uid")) && cJSON_IsNull(field(ex, "umask")));
   /* the figures of the running program (sh, and its sleep once forked) */
   cJSON *usage = field(field(o, "service"), "usage");
   assert_true(num_field(usage, "processes") >= 1);

@@ -40,6 +40,12 @@ for f in include/arbor.h include/arbor/names.h lib/libarbor.a "lib/libarbor.so.$
 done
 [ -x "$prefix/bin/arbor" ] || fail "bin/arbor was not installed"
 "$prefix/bin/arbor" --version >/dev/null || fail "the installed arbor does not run"
+# arbor-exec: the helper for user, umask and rlimits, where libarbor looks for it.
+helper="$prefix/libexec/arbor/arbor-exec"
+[ -x "$helper" ] || fail "libexec/arbor/arbor-exec was not installed"
+[ "$("$helper" --umask 0077 -- sh -c umask)" = 0077 ] || fail "the installed arbor-exec does not run"
+grep -q "$helper" "$prefix/lib/libarbor.so.$version" ||
+  fail "libarbor.so does not name $helper (its compiled-in exec helper)"
 for link in "libarbor.so.$major" libarbor.so; do
   [ "$(readlink "$prefix/lib/$link")" = "libarbor.so.$version" ] ||
     fail "lib/$link is not a symlink to libarbor.so.$version"
@@ -59,6 +65,16 @@ static_libs=$(pkg-config --static --libs arbor | sed 's/-larbor\b/-l:libarbor.a/
 # Users may compile with stricter flags than we do: the header must stay quiet.
 # (gnu11, not c11: uv.h needs POSIX types that strict C11 hides.)
 user_cflags="-std=gnu11 -pedantic -Wall -Wextra -Werror"
+
+step "the installed daemon runs a service through the installed arbor-exec"
+printf '{"tree": [{"service": "u", "umask": "0077", "argv": ["sh", "-c", "umask > %s/umask.tmp && mv %s/umask.tmp %s/umask; sleep 30"]}]}\n' \
+  "$tmp" "$tmp" "$tmp" >"$tmp/arbor.json"
+"$prefix/bin/arbor" run "$tmp/arbor.json" --port 0 >"$tmp/daemon.out" 2>"$tmp/daemon.err" &
+daemon=$!
+for _ in $(seq 100); do [ -f "$tmp/umask" ] && break; sleep 0.1; done
+kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true
+[ "$(cat "$tmp/umask" 2>/dev/null)" = 0077 ] ||
+  { cat "$tmp/daemon.err" >&2; fail "the installed daemon did not run its service with umask 0077"; }
 
 step "shared: $cc consumer.c $cflags $libs"
 # shellcheck disable=SC2086
@@ -92,6 +108,7 @@ run_make install DESTDIR="$tmp/stage" PREFIX=/opt/arbor >"$tmp/stage.log" 2>&1 |
 grep -qx 'prefix=/opt/arbor' "$tmp/stage/opt/arbor/lib/pkgconfig/arbor.pc" ||
   fail "staged arbor.pc does not say prefix=/opt/arbor"
 [ -f "$tmp/stage/opt/arbor/lib/libarbor.so.$version" ] || fail "staged install missed the library"
+[ -x "$tmp/stage/opt/arbor/libexec/arbor/arbor-exec" ] || fail "staged install missed arbor-exec"
 
 step "make uninstall"
 run_make uninstall PREFIX="$prefix" >"$tmp/uninstall.log" 2>&1 ||
