@@ -288,10 +288,55 @@ static void daemon_runas_not_root_refused_with_clear_message(void **state) {
   arbor_proc_cleanup(&p);
 }
 
+/* A live add (POST /api/v1/services) is checked as the file is: 400 with the
+ * key named, nothing added. */
+static void daemon_runas_live_add_refused_naming_the_key(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  arbor_proc_write(&p, "arbor.json", "{\"admin\": {\"token\": \"t0ken\"}, \"tree\": []}");
+  char *argv[] = {"arbor", "run", "arbor.json", "--port", "0", NULL};
+  arbor_proc_start(&p, argv, NULL);
+  assert_int_eq(arbor_proc_read_url(&p), 0);
+  char missing[512];
+  snprintf(missing, sizeof missing, "body: env_file: %s: No such file or directory",
+           arbor_proc_path(&p, "missing.env"));
+  static const char *const bodies[] = {
+      "{\"service\": \"x\", \"argv\": [\"true\"], \"user\": \"no-such-user-arbor\"}",
+      "{\"service\": \"x\", \"argv\": [\"true\"], \"umask\": 18}",
+      "{\"service\": \"x\", \"argv\": [\"true\"], \"env_file\": \"missing.env\"}",
+  };
+  const char *want[] = {"body: user: no user named \"no-such-user-arbor\"",
+                        "body: umask: expected a string of octal digits", missing};
+  for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+    char *resp = NULL;
+    long status = arbor_proc_http_send(&p, "POST", "/api/v1/services", "t0ken", bodies[i], &resp);
+    cJSON *j = resp != NULL ? cJSON_Parse(resp) : NULL;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"),
+                                                      "message");
+    if (status != 400 || !cJSON_IsString(m) || strstr(m->valuestring, want[i]) == NULL)
+      print_error("case %zu: %ld %s\n", i, status, resp != NULL ? resp : "");
+    assert_int_eq(status, 400);
+    assert_true(cJSON_IsString(m));
+    assert_contains(m->valuestring, want[i]);
+    cJSON_Delete(j);
+    free(resp);
+  }
+  cJSON *tree = get_json(&p, "/api/v1/tree?depth=8");
+  assert_non_null(tree);
+  char *text = cJSON_PrintUnformatted(tree);
+  assert_null(strstr(text, "\"name\":\"x\""));   /* nothing was added */
+  free(text);
+  cJSON_Delete(tree);
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  arbor_proc_cleanup(&p);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_runas_service_runs_as_configured),
     cmocka_unit_test(daemon_runas_bad_values_name_the_key),
     cmocka_unit_test(daemon_runas_not_root_refused_with_clear_message),
+    cmocka_unit_test(daemon_runas_live_add_refused_naming_the_key),
 };
 
 ARBOR_TEST_MAIN(tests)
