@@ -278,6 +278,43 @@ static void runas_refused_rlimit_named_in_chain(void **state) {
   arbor_test_tmp_close(&t);
 }
 
+/* Through the helper the program is still the process arbor spawned (same pid)
+ * and keeps its notify_fd: readiness arrives as without the helper. */
+static void runas_helper_keeps_pid_and_notify_fd(void **state) {
+  arbor_test_tmp_t t;
+  open_tmp(&t, "notify");
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  open_rt(&loop, &rt);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd,
+           "echo $$ > '%s/pid.tmp' && mv '%s/pid.tmp' '%s/pid' && echo ready >&3 && "
+           "i=0; while [ $i -lt 600 ] && [ -d '%s' ] && [ ! -e '%s/stop' ]; do sleep 0.05; "
+           "i=$((i+1)); done",
+           t.dir, t.dir, t.dir, t.dir, t.dir);
+  char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+  arbor_node_t *svc = NULL;
+  assert_code(arbor_service_add(arbor_root(rt),
+                                &(arbor_service_spec_t){.name = "notify", .argv = argv,
+                                                        .notify_fd = 3, .umask_set = 1,
+                                                        .umask = 077},
+                                &svc),
+              0);
+  arbor_test_run_once_until(&loop, arbor_node_state(svc) == ARBOR_STATE_STARTED);
+  arbor_service_info_t si;
+  assert_code(arbor_service_info(svc, &si), 0);
+  char *pid = NULL;
+  arbor_test_run_ticking_until(&loop, (free(pid), (pid = read_text(&t, "pid")) != NULL));
+  assert_int_eq(atoi(pid), si.pid);
+  free(pid);
+  arbor_test_tmp_touch(&t, "stop");
+  assert_code(arbor_node_cancel(svc), 0);
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(svc));
+  assert_outcome(svc, CANCELLED);
+  arbor_test_close(rt, &loop);
+  arbor_test_tmp_close(&t);
+}
+
 /* ----------------------------------------------------------------- env file */
 
 /* Comments, blanks, export, quotes and escapes; a later name wins; the file's
@@ -704,6 +741,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(runas_umask_applies_to_created_files),
     cmocka_unit_test(runas_rlimits_soft_and_hard),
     cmocka_unit_test(runas_refused_rlimit_named_in_chain),
+    cmocka_unit_test(runas_helper_keeps_pid_and_notify_fd),
     cmocka_unit_test(runas_env_file_syntax_and_precedence),
     cmocka_unit_test(runas_env_file_read_at_each_start),
     cmocka_unit_test(runas_env_file_missing_fails_run_naming_it),
