@@ -956,10 +956,12 @@ ARBOR_EXTERN int arbor_service_start_after(arbor_node_t *child, arbor_node_t *ea
  * timeout, handshake, stack size, finish and arg are taken too; name and
  * log_size are not (the name is the service's identity, the log ring keeps its
  * size); the log file settings apply from the next run on, the same file kept
- * open when they did not change. A service that has not started yet just starts
+ * open when they did not change; so do user, group, groups, umask, rlimits and
+ * env_file (names resolved now). A service that has not started yet just starts
  * with the new spec.
  * Errors: ARBOR_EINVAL (NULL, a bad spec as arbor_service_add says, or a switch
- * between a fiber and a program), ARBOR_EKIND (not a service), ARBOR_EFINISHED,
+ * between a fiber and a program), ARBOR_EPERM (as arbor_service_add), ARBOR_EKIND
+ * (not a service), ARBOR_EFINISHED,
  * ARBOR_ESTATE (stopping for good), ARBOR_ENOMEM. Nothing changes on error. */
 ARBOR_EXTERN int arbor_service_update(arbor_node_t *svc, const arbor_service_spec_t *spec);
 
