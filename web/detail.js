@@ -230,6 +230,8 @@ export function mountDetail(panel, { api, onSelect, onClose, onFocusTimeline }) 
     const w = s.waiting_for;
     if (w) rows.splice(2, 0, ['waiting for', { testid: 'waiting-for', text: `${w.name}: ${w.state} (#${w.id})` }]);
     if (s.is_process) rows.push(['usage', { testid: 'usage', text: usageText(s.usage) }]);
+    // How the program is executed, when the config says (user, umask, rlimits ...).
+    if (s.exec) rows.push(['runs as', { testid: 'exec', text: execText(s.exec) }]);
     if (s.strategy) rows.push(['strategy', `${s.strategy}, at most ${s.intensity} restarts in ${s.period_ms} ms`]);
     els.service.replaceChildren(...definitions(rows, onSelect));
   }
@@ -483,6 +485,21 @@ export function usageText(u) {
     + ` · CPU ${u.cpu_seconds.toFixed(2)} s, ${u.cpu_percent.toFixed(1)} %`
     + ` · ${mib(u.rss_bytes)} resident · ${u.open_fds} fd${u.open_fds === 1 ? '' : 's'}`
     + (u.partial ? ' · partial: too many processes to read them all' : '');
+}
+
+// A process service's execution settings (service.exec, as resolved when it was
+// added): "user nobody (uid 65534) · gid 65534 · groups 65534, 4 · umask 0027 ·
+// nofile 100/200 · core 0 · env_file /etc/api.env".
+export function execText(e) {
+  const parts = [];
+  if (e.uid !== null) parts.push(e.user ? `user ${e.user} (uid ${e.uid})` : `uid ${e.uid}`);
+  if (e.gid !== null) parts.push(e.group ? `group ${e.group} (gid ${e.gid})` : `gid ${e.gid}`);
+  if (e.groups) parts.push(`groups ${e.groups.length ? e.groups.join(', ') : 'none'}`);
+  if (e.umask) parts.push(`umask ${e.umask}`);
+  for (const [name, l] of Object.entries(e.rlimits || {}))
+    parts.push(`${name} ${l.soft === l.hard ? l.soft : `${l.soft}/${l.hard}`}`);
+  if (e.env_file) parts.push(`env_file ${e.env_file}`);
+  return parts.length ? parts.join(' · ') : 'as arbor';
 }
 
 function mib(n) {
