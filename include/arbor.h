@@ -900,7 +900,21 @@ typedef struct {
   const char *env_file;          /* KEY=VALUE lines read at each start of a run, set
                                     over env (docs/api.md has the syntax); relative:
                                     to arbor's cwd at add; NULL: none */
+  /* A memory limit: a run whose program and descendants (summed as
+   * arbor_service_usage sums them, fds aside) stay over max_memory bytes of
+   * resident memory for max_memory_for_ms is failed with ARBOR_EMEMLIMIT, the
+   * reading in its chain (arbor_service_fail: restarted as any failure). Read
+   * every ARBOR_MEMORY_CHECK_MS by one timer of the runtime that runs only while
+   * a program with a limit runs (less often where reading /proc takes more than
+   * 2 % of that time: a machine with thousands of processes). Not a hard cap
+   * (the kernel's cgroups are). */
+  uint64_t max_memory;           /* bytes; 0: no limit; else at least 1 MiB */
+  uint64_t max_memory_for_ms;    /* over it at every reading for this long; 0: the
+                                    first reading over it; at most 86400000 */
 } arbor_service_spec_t;
+
+#define ARBOR_MEMORY_CHECK_MS 100  /* how often a limited program's memory is read, at
+                                      the most */
 
 /* Adds a service under parent: a supervisor (supervised: restarted per its type,
  * started in order), or the root, a group or a running task (unsupervised: runs
@@ -911,10 +925,11 @@ typedef struct {
  * stop_signal out of range, notify_fd 1..2, negative or above 1023,
  * log_file_max_bytes 1..63, log_file_backups above 1000, an unknown user or
  * group, umask above 0777, an unknown or duplicate rlimit or one whose soft limit
- * is above its hard limit), ARBOR_EPERM (arbor is not root and the spec names
- * another user or group, supplementary groups, or a hard limit above arbor's:
- * arbor_service_exec_check says which), then as arbor_supervisor_new. Nothing
- * changes on error. */
+ * is above its hard limit, max_memory under 1 MiB but not 0, max_memory_for_ms
+ * without max_memory or above 86400000, either on a fiber service), ARBOR_EPERM
+ * (arbor is not root and the spec names another user or group, supplementary
+ * groups, or a hard limit above arbor's: arbor_service_exec_check says which),
+ * then as arbor_supervisor_new. Nothing changes on error. */
 ARBOR_EXTERN int arbor_service_add(arbor_node_t *parent, const arbor_service_spec_t *spec,
                                    arbor_node_t **out);
 
@@ -957,7 +972,8 @@ ARBOR_EXTERN int arbor_service_start_after(arbor_node_t *child, arbor_node_t *ea
  * log_size are not (the name is the service's identity, the log ring keeps its
  * size); the log file settings apply from the next run on, the same file kept
  * open when they did not change; so do user, group, groups, umask, rlimits and
- * env_file (names resolved now). A service that has not started yet just starts
+ * env_file (names resolved now), and the memory limit (the run being stopped
+ * stays under the old one). A service that has not started yet just starts
  * with the new spec.
  * Errors: ARBOR_EINVAL (NULL, a bad spec as arbor_service_add says, or a switch
  * between a fiber and a program), ARBOR_EPERM (as arbor_service_add), ARBOR_EKIND
@@ -1123,6 +1139,26 @@ ARBOR_EXTERN int arbor_service_usage(arbor_node_t *svc, arbor_process_usage_t *o
  * (no /proc), ARBOR_ENOMEM (then nothing was sampled). */
 ARBOR_EXTERN int arbor_service_usage_many(arbor_node_t *const *svcs, size_t n,
                                           arbor_process_usage_t *out, int *rcs);
+
+/* A process service's memory limit (arbor_service_spec_t.max_memory) and what
+ * its readings saw. While a program runs: its limit and this run's readings;
+ * between runs: the limit the next run gets, readings 0. */
+typedef struct {
+  uint64_t max_memory;           /* bytes; 0: no limit */
+  uint64_t max_memory_for_ms;
+  uint64_t rss_bytes;            /* the latest reading: program + descendants */
+  uint32_t processes;            /* ... of that many processes */
+  uint64_t sampled_ns;           /* monotonic, when it was taken; 0: none this run */
+  uint64_t over_since_ns;        /* monotonic: the first of the unbroken readings over
+                                    the limit; 0: the latest one was under it */
+  uint64_t readings;             /* taken this run */
+  uint64_t check_ms;             /* the time between readings now; 0 between runs */
+  uint64_t exceeded;             /* runs the limit failed, over the service's life */
+} arbor_memory_limit_info_t;
+
+/* Errors: ARBOR_EINVAL (NULL), ARBOR_EKIND (not a process service). */
+ARBOR_EXTERN int arbor_service_memory_limit(const arbor_node_t *svc,
+                                            arbor_memory_limit_info_t *info);
 
 /* -- the service manager inside a body (async_service's ServiceAPI) --
  *

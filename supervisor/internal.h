@@ -159,6 +159,19 @@ struct arbor__usage_ref {
   double percent;                /* the latest figure, for samples under 1 s apart */
 };
 
+/* memlimit.c: a process service's memory limit while its program runs, and
+ * what the readings saw. */
+struct arbor__memwatch {
+  uint64_t max_bytes, for_ms;    /* the running program's limit */
+  int pid;                       /* the program read */
+  uint32_t slot;                 /* 1 + its index in the runtime's list; 0: not watched */
+  uint32_t processes;            /* of the latest reading */
+  uint64_t rss_bytes, sampled_ns;
+  uint64_t over_since_ns;        /* the first of the unbroken readings over it; 0: none */
+  uint64_t readings;             /* of this run */
+  uint64_t exceeded;             /* runs the limit failed, over the service's life */
+};
+
 struct arbor__svc {
   struct arbor__child c;
   arbor_fiber_fn fiber;          /* NULL for a process service */
@@ -173,6 +186,7 @@ struct arbor__svc {
   struct arbor__logring log;     /* process service: stdout + stderr */
   struct arbor__logfile *logfile;   /* process service: its log file, or NULL */
   struct arbor__usage_ref usage; /* process service: cpu_percent's reference */
+  struct arbor__memwatch mem;    /* process service: its memory limit (memlimit.c) */
 };
 
 struct arbor__sup {
@@ -362,6 +376,7 @@ struct arbor_runtime_s {
   struct arbor__htimer *shutdown_timer;
   struct arbor__reaper *reaper;  /* procsvc.c: SIGCHLD watcher, once a process service exists */
   char *exec_helper;             /* arbor_runtime_opts_t's, copied; NULL: the installed one */
+  struct arbor__memlimit *memlimit;   /* memlimit.c: once a limited program ran */
   struct arbor__closer *closers; /* other modules' handles to close (extension.h) */
   arbor_stats_t stats;           /* stats.c; the event counts live in rec */
   arbor_otlp_t *otlp;            /* its OTLP exporter, or NULL (extension.h) */
@@ -587,11 +602,23 @@ int arbor__reaper_start(arbor_runtime_t *rt);    /* idempotent */
  * (arbor_service_usage is built on these; a memory limit can be too). */
 struct arbor__pstable;
 #define ARBOR__PROCSTAT_NO_FDS 1         /* skip counting fds (a directory read each) */
+#define ARBOR__PROCSTAT_FROM_TABLE 2     /* the program's own figures from the table */
 int arbor__procstat_scan(struct arbor__pstable **out);
 void arbor__procstat_free(struct arbor__pstable *t);
 int arbor__procstat_tree(const struct arbor__pstable *t, int pid, int flags,
                          arbor_process_usage_t *out, double *life_percent);
 void arbor__reaper_close(arbor_runtime_t *rt);   /* from the runtime's close */
+
+/* memlimit.c: memory limits (the comment at the top of memlimit.c). procsvc.c
+ * reserves a place before it spawns a limited program (ARBOR_ENOMEM), watches
+ * it once spawned (cannot fail) and unwatches it when it is reaped; a watched
+ * program is read every ARBOR_MEMORY_CHECK_MS. Unwatching twice is harmless. */
+int arbor__memlimit_reserve(arbor_runtime_t *rt);
+void arbor__memlimit_watch(arbor_node_t *svc, int pid, uint64_t max_bytes, uint64_t for_ms);
+void arbor__memlimit_unwatch(arbor_node_t *svc);
+/* procsvc.c: a spec's limit (both 0 for a NULL spec). */
+void arbor__proc_spec_memory(const struct arbor__proc_spec *ps, uint64_t *max_bytes,
+                             uint64_t *for_ms);
 
 static inline int arbor__is_finished(const arbor_node_t *n) {
   return n->state == ARBOR_STATE_FINISHED;

@@ -29,15 +29,16 @@
  * exits while it is being read is skipped, never an error: the figures are a
  * moment's, and that process is gone from the next one.
  *
- * For a later memory limit (max_memory): it needs the same figures for one
- * service, often and promptly, from a timer that runs only while a limit is set.
- * It calls arbor__procstat_scan + arbor__procstat_tree for that pid (no
- * arbor__usage_ref involved, so its ticks do not disturb cpu_percent), and can
- * skip the fd counting with ARBOR__PROCSTAT_NO_FDS (the only
+ * The memory limit (memlimit.c, max_memory) needs the same figures often and
+ * promptly, from a timer that runs only while a limited program runs: it calls
+ * arbor__procstat_scan once per tick and arbor__procstat_tree for each limited
+ * program (no arbor__usage_ref involved, so its ticks do not disturb
+ * cpu_percent), skipping the fd counting with ARBOR__PROCSTAT_NO_FDS (the only
  * per-member directory read).
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,15 +67,22 @@ struct arbor__pstable {
 
 /* Reads /proc/PID/stat into *e. 0, or -1 when the process is gone (or the line
  * is not what proc(5) says). The command name (field 2) may hold spaces and
- * parentheses: the fields are counted from the last ')'. */
+ * parentheses: the fields are counted from the last ')'. One open, read, close:
+ * stdio would add an fstat and a buffer per file, and a memory limit's tick
+ * reads a file per process of the machine. */
 static int read_stat(int pid, struct ps_entry *e) {
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "re");
-  if (f == NULL)
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
     return -1;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
+  ssize_t n;
+  do
+    n = read(fd, buf, sizeof buf - 1);
+  while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0)
+    return -1;
   buf[n] = '\0';
   const char *p = strrchr(buf, ')');
   if (p == NULL)
@@ -183,7 +191,9 @@ static uint64_t boot_now_ns(void) {
 
 /* Sums the program pid and its descendants (see the top of the file) into
  * *out; cpu_percent is left 0 but for a run's lifetime average in *life_percent
- * (NULL: not wanted). flags: ARBOR__PROCSTAT_NO_FDS leaves fds 0. Errors:
+ * (NULL: not wanted). flags: ARBOR__PROCSTAT_NO_FDS leaves fds 0;
+ * ARBOR__PROCSTAT_FROM_TABLE takes the program's figures from t when it is
+ * there instead of reading them again. Errors:
  * ARBOR_ENOENT (pid is gone), ARBOR_ENOMEM. */
 int arbor__procstat_tree(const struct arbor__pstable *t, int pid, int flags,
                          arbor_process_usage_t *out, double *life_percent) {
@@ -196,9 +206,17 @@ int arbor__procstat_tree(const struct arbor__pstable *t, int pid, int flags,
     return ARBOR_ENOENT;
 
   /* The program itself, read again even when the scan has it: always there
-   * past the cap, and its figures as fresh as can be. */
+   * past the cap, and its figures as fresh as can be. With
+   * ARBOR__PROCSTAT_FROM_TABLE the table's entry serves when it has one (a
+   * memory limit's tick has just read it: a file less per program). */
   struct ps_entry self;
-  if (read_stat(pid, &self) != 0)
+  const struct ps_entry *found = NULL;
+  for (size_t i = 0; (flags & ARBOR__PROCSTAT_FROM_TABLE) && i < t->n && found == NULL; i++)
+    if (t->v[i].pid == pid)
+      found = &t->v[i];
+  if (found != NULL)
+    self = *found;
+  else if (read_stat(pid, &self) != 0)
     return ARBOR_ENOENT;
   /* The members: a queue of table indices (-1: the program), walked
    * breadth-first over the ppid links. Parent links form a tree and the roots

@@ -13,7 +13,8 @@
  * group; stdin is /dev/null, stdout and stderr are pipes read by the loop into the
  * service's log ring (logring.c), never blocking the program; with notify_fd N it
  * also gets the write end of a pipe as fd N. Orphans it leaves are reaped by
- * reaper.c (the child subreaper).
+ * reaper.c (the child subreaper). A program with max_memory is watched by
+ * memlimit.c from its spawn until it is reaped.
  *
  * Readiness (STARTED): at once after the spawn, or once the program has been up
  * min_uptime_ms, or once it wrote a newline to notify_fd (s6's notification-fd);
@@ -61,6 +62,8 @@
 #define TAIL_LINES 5             /* ... and at most this many lines */
 #define LOG_FILE_MIN_BYTES 64    /* a smaller max would rotate every line */
 #define LOG_FILE_MAX_BACKUPS 1000
+#define MAX_MEMORY_MIN (1024 * 1024)   /* less is surely a unit mistake: no program fits */
+#define MAX_MEMORY_FOR_MS_MAX 86400000u
 
 /* ------------------------------------------------------------------ specs */
 
@@ -77,6 +80,8 @@ struct arbor__proc_spec {
   unsigned log_file_backups;
   int log_timestamps;
   struct arbor__runas *runas;    /* user, umask, rlimits, env_file (runas.c); NULL: none */
+  uint64_t max_memory;           /* 0: no limit (memlimit.c) */
+  uint64_t max_memory_for_ms;
 };
 
 static void strv_free(char **v) {
@@ -127,8 +132,9 @@ char *arbor__abs_path(const char *path) {
  * strings may go away once arbor_service_add returns). Errors: ARBOR_EINVAL (no
  * argv, an empty one or an empty argv[0], stop_signal < 0 or >= NSIG, notify_fd
  * negative, 1, 2 or above NOTIFY_FD_MAX, log_file_max_bytes 1..63,
- * log_file_backups above 1000, a log_file path too long, and runas.c's
- * checks), ARBOR_EPERM (runas.c), ARBOR_ENOMEM. *out is the caller's. */
+ * log_file_backups above 1000, a log_file path too long, max_memory 1 ..
+ * MAX_MEMORY_MIN - 1, max_memory_for_ms without max_memory or above a day, and
+ * runas.c's checks), ARBOR_EPERM (runas.c), ARBOR_ENOMEM. *out is the caller's. */
 int arbor__proc_spec_new(const arbor_service_spec_t *spec, struct arbor__proc_spec **out) {
   if (spec == NULL || out == NULL || spec->argv == NULL || spec->argv[0] == NULL ||
       spec->argv[0][0] == '\0' || spec->stop_signal < 0 || spec->stop_signal >= NSIG ||
@@ -136,7 +142,10 @@ int arbor__proc_spec_new(const arbor_service_spec_t *spec, struct arbor__proc_sp
       spec->notify_fd > NOTIFY_FD_MAX ||
       (spec->log_file_max_bytes > 0 && spec->log_file_max_bytes < LOG_FILE_MIN_BYTES) ||
       spec->log_file_backups > LOG_FILE_MAX_BACKUPS ||
-      (spec->log_file != NULL && strlen(spec->log_file) >= PATH_MAX))
+      (spec->log_file != NULL && strlen(spec->log_file) >= PATH_MAX) ||
+      (spec->max_memory > 0 && spec->max_memory < MAX_MEMORY_MIN) ||
+      (spec->max_memory == 0 && spec->max_memory_for_ms > 0) ||
+      spec->max_memory_for_ms > MAX_MEMORY_FOR_MS_MAX)
     return ARBOR_EINVAL;
   struct arbor__proc_spec *ps = calloc(1, sizeof *ps);
   if (ps == NULL)
@@ -151,6 +160,8 @@ int arbor__proc_spec_new(const arbor_service_spec_t *spec, struct arbor__proc_sp
   ps->notify_fd = spec->notify_fd;
   ps->min_uptime_ms = spec->min_uptime_ms;
   ps->log_size = spec->log_size;
+  ps->max_memory = spec->max_memory;
+  ps->max_memory_for_ms = spec->max_memory_for_ms;
   if (spec->log_file != NULL && spec->log_file[0] != '\0') {
     errno = 0;
     if ((ps->log_file = arbor__abs_path(spec->log_file)) == NULL) {
@@ -173,6 +184,12 @@ int arbor__proc_spec_new(const arbor_service_spec_t *spec, struct arbor__proc_sp
 
 const struct arbor__runas *arbor__proc_runas(const struct arbor__proc_spec *ps) {
   return ps->runas;
+}
+
+void arbor__proc_spec_memory(const struct arbor__proc_spec *ps, uint64_t *max_bytes,
+                             uint64_t *for_ms) {
+  *max_bytes = ps != NULL ? ps->max_memory : 0;
+  *for_ms = ps != NULL ? ps->max_memory_for_ms : 0;
 }
 
 void arbor__proc_spec_free(struct arbor__proc_spec *ps) {
@@ -308,8 +325,10 @@ static void proc_exited(uv_process_t *h, int64_t exit_status, int term_signal) {
   p->exited = 1;
   p->exit_status = exit_status;
   p->term_signal = term_signal;
-  if (svc_of(p)->running == p)
+  if (svc_of(p)->running == p) {
     svc_of(p)->running = NULL;
+    arbor__memlimit_unwatch(p->svc);   /* its pid may be anyone's now */
+  }
   /* Whatever is left of the run's group dies with it: its leader was reaped in
    * this very callback, so the pgid cannot have been reused (ESRCH when the group
    * is empty). */
@@ -671,6 +690,8 @@ int arbor__process_body(arbor_ctx_t *cx, void *svc_node) {
   if (rc < 0)
     return rc;
   logfile_prepare(svc, ps);
+  if (ps->max_memory > 0 && (rc = arbor__memlimit_reserve(svc->rt)) < 0)
+    return rc;
   /* The argv and environment of this run: through arbor-exec, with the env file
    * read now (runas.c). A file that cannot be read fails the run, named. */
   struct arbor__exec x;
@@ -693,6 +714,8 @@ int arbor__process_body(arbor_ctx_t *cx, void *svc_node) {
   arbor__exec_free(&x);
   svc->u.svc->running = p;
   proc_watch(p, ps);
+  if (ps->max_memory > 0)
+    arbor__memlimit_watch(svc, p->pid, ps->max_memory, ps->max_memory_for_ms);
 
   int cancelled = 0, was_ready = 0;
   if (!is_ready(p))

@@ -148,6 +148,7 @@ void arbor__child_free(arbor_node_t *n) {
   if (n->kind == ARBOR_KIND_SERVICE) {
     struct arbor__svc *s = n->u.svc;
     if (s->proc != NULL) {
+      arbor__memlimit_unwatch(n);   /* a guard: a reaped program is unwatched already */
       arbor__proc_spec_free(s->proc);
       arbor__proc_spec_free(s->next_proc);
       arbor__logring_free(&s->log);
@@ -329,11 +330,17 @@ void arbor__svc_inc_finished(arbor_node_t *n, arbor_node_t *inc) {
   arbor__svc_final(n);           /* unsupervised: it ran once */
 }
 
+/* A memory limit is a program's: a fiber's memory is arbor's own. Refused
+ * rather than ignored, so that nobody believes a fiber is limited. */
+static int fiber_with_limit(const arbor_service_spec_t *spec) {
+  return spec->fiber != NULL && (spec->max_memory > 0 || spec->max_memory_for_ms > 0);
+}
+
 /* Copies the fiber or process part of a spec into a new service node. */
 static int svc_add(arbor_node_t *parent, const arbor_service_spec_t *spec, int daemon,
                    arbor_node_t **out) {
   if (parent == NULL || spec == NULL || (spec->fiber == NULL) == (spec->argv == NULL) ||
-      (unsigned)spec->restart > ARBOR_TEMPORARY)
+      (unsigned)spec->restart > ARBOR_TEMPORARY || fiber_with_limit(spec))
     return ARBOR_EINVAL;
   if (parent->kind != ARBOR_KIND_ROOT && parent->kind != ARBOR_KIND_GROUP &&
       parent->kind != ARBOR_KIND_SUPERVISOR && parent->kind != ARBOR_KIND_TASK)
@@ -465,7 +472,7 @@ int arbor_service_restart(arbor_node_t *n) {
 
 int arbor_service_update(arbor_node_t *n, const arbor_service_spec_t *spec) {
   if (n == NULL || spec == NULL || (spec->fiber == NULL) == (spec->argv == NULL) ||
-      (unsigned)spec->restart > ARBOR_TEMPORARY)
+      (unsigned)spec->restart > ARBOR_TEMPORARY || fiber_with_limit(spec))
     return ARBOR_EINVAL;
   if (n->kind != ARBOR_KIND_SERVICE)
     return ARBOR_EKIND;

@@ -29,7 +29,8 @@
  * EDAEMON: rule 7, a daemon task or daemon child service returned while its
  * service ran. EEXIST: a name already taken (the admin server's live service
  * changes). EPERM: what only root may do, asked of an arbor that is not root
- * (a process service run as another user). */
+ * (a process service run as another user). EMEMLIMIT: a process service's
+ * program stayed over its max_memory. */
 #define ARBOR_ERRNO_MAP(XX)                                                            \
   XX(EINVAL, (-EINVAL), "invalid argument")                                            \
   XX(ENOMEM, (-ENOMEM), "out of memory")                                               \
@@ -55,7 +56,8 @@
   XX(EINTENSITY, (-10007), "restart intensity exceeded")                               \
   XX(EEXIT, (-10008), "process exited with a non-zero status")                         \
   XX(ESIGNAL, (-10009), "process killed by a signal")                                  \
-  XX(EDAEMON, (-10010), "daemon task exited unexpectedly")
+  XX(EDAEMON, (-10010), "daemon task exited unexpectedly")                             \
+  XX(EMEMLIMIT, (-10011), "memory limit exceeded")
 
 /* Node kinds: XX(NAME, text). */
 #define ARBOR_KIND_MAP(XX)                                                             \
