@@ -315,7 +315,7 @@ static const char *const service_keys[] = {
     "service", "argv", "env", "cwd", "restart", "stop_signal", "shutdown_timeout_ms",
     "min_uptime_ms", "notify_fd", "log_size", "log_file", "log_file_max_bytes",
     "log_file_backups", "log_timestamps", "requires", "after", "user", "group", "groups",
-    "umask", "rlimits", "env_file", NULL};
+    "umask", "rlimits", "env_file", "max_memory", "max_memory_for_ms", NULL};
 
 /* The log file keys (docs/config.md). The sizes mean nothing without a file, so
  * they are refused alone rather than ignored: a typo'd or forgotten log_file
@@ -341,6 +341,74 @@ static int parse_log_file(struct ctx *cx, const cJSON *obj, struct config_node *
         return errorf(cx, p, "needs \"log_file\" (the file to write the output to)");
       }
     }
+  }
+  return 0;
+}
+
+#define MAX_MEMORY_MIN (1ull << 20)   /* as arbor_service_add: less is a unit mistake */
+#define MAX_MEMORY_MAX (1ull << 44)   /* 16 TiB */
+
+/* "512M" -> 536870912: digits, then K, M, G or T (binary: what free, top and
+ * PM2's max_memory_restart mean), "KiB" ... "TiB" too, or no unit (bytes). "MB"
+ * is refused rather than guessed: it means 10^6 to some and 2^20 to others.
+ * Returns 0, or -1 for anything else (and on overflow). */
+static int parse_size(const char *s, uint64_t *out) {
+  uint64_t v = 0;
+  const char *p = s;
+  if (*p < '0' || *p > '9')
+    return -1;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (v > (UINT64_MAX - 9) / 10)
+      return -1;
+    v = v * 10 + (uint64_t)(*p - '0');
+  }
+  static const char units[] = "KMGT";
+  const char *u = *p != '\0' ? strchr(units, toupper((unsigned char)*p)) : NULL;
+  if (u != NULL) {
+    p++;
+    if (strcmp(p, "iB") == 0)
+      p += 2;
+    for (int shift = (int)(u - units + 1) * 10; shift > 0; shift -= 10) {
+      if (v > UINT64_MAX >> 10)
+        return -1;
+      v <<= 10;
+    }
+  }
+  if (*p != '\0')
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* The memory limit (docs/config.md, "Memory limit"): max_memory as a number of
+ * bytes or a size string, max_memory_for_ms only with it. */
+static int parse_max_memory(struct ctx *cx, const cJSON *obj, struct config_node *n) {
+  const char *path = n->path;
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "max_memory");
+  char p[PATH_MAX_LEN];
+  path_key(p, path, "max_memory");
+  n->max_memory = 0;
+  if (v != NULL) {
+    uint64_t b = 0;
+    int ok = cJSON_IsString(v) ? parse_size(v->valuestring, &b) == 0
+             : cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble >= 0 &&
+                   v->valuedouble == floor(v->valuedouble) && v->valuedouble < 1.8e19;
+    if (ok && cJSON_IsNumber(v))
+      b = (uint64_t)v->valuedouble;
+    if (!ok)
+      return errorf(cx, p, "expected a size in bytes: an integer, or a string with a binary "
+                           "unit such as \"512M\", \"1G\", \"64K\" or \"256MiB\", not %s",
+                    cJSON_IsString(v) ? "this string" : type_name(v));
+    if (b < MAX_MEMORY_MIN || b > MAX_MEMORY_MAX)
+      return errorf(cx, p, "expected from 1M (1048576 bytes) to 16T, not %llu bytes",
+                    (unsigned long long)b);
+    n->max_memory = b;
+  }
+  if (get_uint(cx, obj, path, "max_memory_for_ms", 0, 86400000, 0, &n->max_memory_for_ms) < 0)
+    return -1;
+  if (v == NULL && cJSON_GetObjectItemCaseSensitive(obj, "max_memory_for_ms") != NULL) {
+    path_key(p, path, "max_memory_for_ms");
+    return errorf(cx, p, "needs \"max_memory\" (the limit it applies to)");
   }
   return 0;
 }
@@ -377,7 +445,7 @@ static int parse_service(struct ctx *cx, const cJSON *obj, struct config_node *n
       path_key(p, path, key);
     return errorf(cx, key[0] != '\0' ? p : path, "%s", msg);
   }
-  return 0;
+  return parse_max_memory(cx, obj, n);
 }
 
 /* ---------------------------------------------------------- supervisors */
@@ -960,7 +1028,8 @@ int config_service_equal(const struct config_node *a, const struct config_node *
          a->log_size == b->log_size && str_eq(a->log_file, b->log_file) &&
          a->log_file_max_bytes == b->log_file_max_bytes &&
          a->log_file_backups == b->log_file_backups && a->log_timestamps == b->log_timestamps &&
-         config_exec_equal(a, b);
+         config_exec_equal(a, b) && a->max_memory == b->max_memory &&
+         a->max_memory_for_ms == b->max_memory_for_ms;
 }
 
 /* Same names, in any order (a set). */

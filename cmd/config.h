@@ -70,6 +70,8 @@ struct config_node {
   arbor_rlimit_t *rlimits;       /* names owned */
   size_t nrlimits;
   char *env_file;                /* absolute (made so from the config's directory); NULL */
+  uint64_t max_memory;           /* bytes; 0: no limit */
+  uint64_t max_memory_for_ms;
   int log_file_told;             /* daemon.c: the log file error last logged; 0: none */
 
   uint64_t id;                   /* config_apply: the live node's id; 0: none */
@@ -118,7 +120,7 @@ void config_node_free(struct config_node *n);
 int config_json_syntax(const char *text, size_t len, int *line, int *col, const char **what);
 
 /* 1 when the two services would run the same way (argv, env, cwd, restart type,
- * stop signal, timeouts, notify fd, log size, log file settings). */
+ * stop signal, timeouts, notify fd, log size, log file settings, memory limit). */
 int config_service_equal(const struct config_node *a, const struct config_node *b);
 /* 1 when the two nodes name the same requires and after (in any order). */
 int config_deps_equal(const struct config_node *a, const struct config_node *b);

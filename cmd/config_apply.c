@@ -76,6 +76,8 @@ static int service_spec(const struct config_node *n, arbor_service_spec_t *spec,
   spec->log_file_backups = n->log_file_backups;
   spec->log_timestamps = n->log_timestamps;
   config_exec_spec(n, spec);
+  spec->max_memory = n->max_memory;
+  spec->max_memory_for_ms = n->max_memory_for_ms;
   return 0;
 }
 

@@ -432,6 +432,34 @@ static int usage_families(struct mbuf *b, const struct services *s) {
   return 0;
 }
 
+/* The memory limits of the live process services that have one (or had runs
+ * ended by one): what arbor_service_memory_limit says, no /proc read. */
+static void memory_limit_families(struct mbuf *b, const struct services *s) {
+  char id[24];
+  arbor_memory_limit_info_t m;
+  family(b, "arbor_service_memory_limit_bytes", "gauge",
+         "A process service's max_memory: resident memory of its program and descendants "
+         "over which a run is restarted.");
+  for (size_t i = 0; i < s->n; i++) {
+    if (arbor_service_memory_limit(s->v[i], &m) != 0 || m.max_memory == 0)
+      continue;
+    snprintf(id, sizeof id, "%" PRIu64, arbor_node_id(s->v[i]));
+    sample_u64(b, "arbor_service_memory_limit_bytes",
+               (const char *const[]){"service", arbor_node_name(s->v[i]), "id", id, NULL},
+               m.max_memory);
+  }
+  family(b, "arbor_service_memory_limit_exceeded_total", "counter",
+         "Runs of a process service failed for staying over its max_memory (EMEMLIMIT).");
+  for (size_t i = 0; i < s->n; i++) {
+    if (arbor_service_memory_limit(s->v[i], &m) != 0 || (m.max_memory == 0 && m.exceeded == 0))
+      continue;
+    snprintf(id, sizeof id, "%" PRIu64, arbor_node_id(s->v[i]));
+    sample_u64(b, "arbor_service_memory_limit_exceeded_total",
+               (const char *const[]){"service", arbor_node_name(s->v[i]), "id", id, NULL},
+               m.exceeded);
+  }
+}
+
 /* The per-service families, from one walk (their samples must not interleave,
  * hence the list). Returns -1 when out of memory. */
 static int service_families(struct mbuf *b, arbor_runtime_t *rt) {
@@ -461,6 +489,7 @@ static int service_families(struct mbuf *b, arbor_runtime_t *rt) {
            service_up(rt, s.v[i]) ? "1" : "0");
   }
   int rc = usage_families(b, &s);
+  memory_limit_families(b, &s);
   free(s.v);
   return rc;
 }

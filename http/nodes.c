@@ -3,7 +3,7 @@
  *
  * The detail is the node's own fields (json.c) plus what only some kinds have:
  * a fiber's wait site and stack, a service's or supervisor's phase and counters
- * (a process service's log file and resource usage among them), and its failure
+ * (a process service's log file, resource usage and memory limit among them), and its failure
  * history. Mutations map arbor's codes onto HTTP statuses once, here: a finished
  * node is a 409, a node of the wrong kind a 400, an unknown id a 404, so clients
  * can tell "you asked wrongly" from "too late".
@@ -55,6 +55,30 @@ static void add_usage(struct http_jcx *cx, cJSON *s, arbor_node_t *node) {
   http_jadd_bool(cx, o, "partial", u.partial);
 }
 
+/* "memory_limit": a process service's max_memory and what this run's readings
+ * saw (arbor_service_memory_limit); null without a limit, and for anything
+ * that is not a process service. over_ms: how long the readings have been
+ * over it (0: the latest was under). */
+static void add_memory_limit(struct http_jcx *cx, cJSON *s, arbor_node_t *node) {
+  arbor_memory_limit_info_t m;
+  if (arbor_service_memory_limit(node, &m) != 0 || m.max_memory == 0) {
+    http_jadd(cx, s, "memory_limit", cJSON_CreateNull());
+    return;
+  }
+  cJSON *o = http_jadd(cx, s, "memory_limit", cJSON_CreateObject());
+  if (o == NULL)
+    return;
+  http_jadd_u64(cx, o, "max_memory", m.max_memory);
+  http_jadd_u64(cx, o, "max_memory_for_ms", m.max_memory_for_ms);
+  http_jadd_u64(cx, o, "check_ms", m.check_ms);
+  http_jadd_u64(cx, o, "readings", m.readings);
+  http_jadd_u64(cx, o, "rss_bytes", m.rss_bytes);
+  http_jadd_u64(cx, o, "processes", m.processes);
+  http_jadd_u64(cx, o, "over_ms",
+                m.over_since_ns != 0 ? (m.sampled_ns - m.over_since_ns) / 1000000u : 0);
+  http_jadd_u64(cx, o, "exceeded", m.exceeded);
+}
+
 /* service.waiting_for: what http_jnode puts at the top too, and null when it
  * waits for nothing, so that the service object always has the key. */
 static void add_waiting_for(struct http_jcx *cx, cJSON *s, arbor_node_t *node) {
@@ -104,6 +128,7 @@ static void add_service(struct http_jcx *cx, cJSON *o, arbor_node_t *node) {
   }
   http_jadd_exec(cx, s, node);
   add_usage(cx, s, node);
+  add_memory_limit(cx, s, node);
   if (arbor_node_kind(node) == ARBOR_KIND_SUPERVISOR) {
     http_jadd_str(cx, s, "strategy", arbor_strategy_name(si.strategy));
     http_jadd_i64(cx, s, "intensity", si.intensity);

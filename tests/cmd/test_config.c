@@ -71,7 +71,7 @@ static void config_unknown_key_is_an_error(void **state) {
                "argv, env, cwd, restart, stop_signal, shutdown_timeout_ms, min_uptime_ms, "
                "notify_fd, log_size, log_file, log_file_max_bytes, log_file_backups, "
                "log_timestamps, requires, after, user, group, groups, umask, rlimits, "
-               "env_file)\n");
+               "env_file, max_memory, max_memory_for_ms)\n");
   expect_error("{\"tree\": [" STAMP "], \"admn\": {}}",
                "arbor: bad.json: unknown key \"admn\" (expected one of: admin, "
                "shutdown_timeout_ms, event_capacity, service_name, trace_out, trace_format, "
@@ -142,6 +142,41 @@ static void config_log_file_errors_name_the_key(void **state) {
   expect_error("{\"tree\": [" STAMP ", " SVC "\"log_file_backups\": 3}]}",
                "arbor: bad.json: tree[1].log_file_backups: needs \"log_file\" (the file to "
                "write the output to)\n");
+#undef SVC
+}
+
+/* max_memory takes bytes or a size with a binary unit; anything else, a size
+ * out of range and max_memory_for_ms alone are refused, naming the key. */
+static void config_max_memory_errors_name_the_key(void **state) {
+#define SVC "{\"service\": \"a\", \"argv\": [\"true\"], "
+  static const char *const bad_sizes[] = {"\"512MB\"", "\"1.5G\"", "\"M\"", "\"12 M\"",
+                                          "-1", "1.5", "true", "\"99999999999999999999K\""};
+  for (size_t i = 0; i < sizeof bad_sizes / sizeof bad_sizes[0]; i++) {
+    char json[256], want[512];
+    snprintf(json, sizeof json, "{\"tree\": [" STAMP ", " SVC "\"max_memory\": %s}]}",
+             bad_sizes[i]);
+    snprintf(want, sizeof want,
+             "arbor: bad.json: tree[1].max_memory: expected a size in bytes: an integer, or "
+             "a string with a binary unit such as \"512M\", \"1G\", \"64K\" or \"256MiB\", "
+             "not %s\n",
+             bad_sizes[i][0] == '"' ? "this string"
+             : strcmp(bad_sizes[i], "true") == 0 ? "a boolean"
+                                                 : "a number");
+    expect_error(json, want);
+  }
+  expect_error("{\"tree\": [" STAMP ", " SVC "\"max_memory\": \"512K\"}]}",
+               "arbor: bad.json: tree[1].max_memory: expected from 1M (1048576 bytes) to 16T, "
+               "not 524288 bytes\n");
+  expect_error("{\"tree\": [" STAMP ", " SVC "\"max_memory\": 1000}]}",
+               "arbor: bad.json: tree[1].max_memory: expected from 1M (1048576 bytes) to 16T, "
+               "not 1000 bytes\n");
+  expect_error("{\"tree\": [" STAMP ", " SVC "\"max_memory\": \"1G\", "
+               "\"max_memory_for_ms\": 86400001}]}",
+               "arbor: bad.json: tree[1].max_memory_for_ms: expected an integer from 0 to "
+               "86400000, not this number\n");
+  expect_error("{\"tree\": [" STAMP ", " SVC "\"max_memory_for_ms\": 500}]}",
+               "arbor: bad.json: tree[1].max_memory_for_ms: needs \"max_memory\" (the limit "
+               "it applies to)\n");
 #undef SVC
 }
 
@@ -293,7 +328,11 @@ static void config_check_accepts_a_good_config(void **state) {
                    "     \"shutdown_timeout_ms\": 100, \"min_uptime_ms\": 10, \"notify_fd\": 3,"
                    "     \"log_size\": 4096, \"log_file\": \"a.log\","
                    "     \"log_file_max_bytes\": 65536, \"log_file_backups\": 3,"
-                   "     \"log_timestamps\": false}]}]}\n");
+                   "     \"log_timestamps\": false, \"max_memory\": \"512M\","
+                   "     \"max_memory_for_ms\": 1000},\n"
+                   "    {\"service\": \"b\", \"argv\": [\"true\"], \"max_memory\": 1048576},\n"
+                   "    {\"service\": \"c\", \"argv\": [\"true\"], \"max_memory\": \"2GiB\"},\n"
+                   "    {\"service\": \"d\", \"argv\": [\"true\"], \"max_memory\": \"1024k\"}]}]}\n");
   char *out = NULL, *err = NULL;
   char *argv[] = {"arbor", "run", "--check", "good.json", NULL};
   int rc = arbor_proc_run(&p, argv, &out, &err);
@@ -318,6 +357,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(config_bad_strategy_is_an_error),
     cmocka_unit_test(config_bad_values_are_errors),
     cmocka_unit_test(config_log_file_errors_name_the_key),
+    cmocka_unit_test(config_max_memory_errors_name_the_key),
     cmocka_unit_test(config_log_file_relative_to_config_dir),
     cmocka_unit_test(config_dependency_cycle_is_named),
     cmocka_unit_test(config_dependency_on_unknown_name_is_an_error),

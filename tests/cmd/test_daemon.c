@@ -592,6 +592,52 @@ static void daemon_requires_holds_dependent_while_dependency_restarts(void **sta
   arbor_proc_cleanup(&p);
 }
 
+/* A service over its max_memory ("16M" in the config: a shell holding 40 MB
+ * in its first run) is restarted; its node says why (EMEMLIMIT, the reading)
+ * and shows the limit and the readings of the new run. */
+static void daemon_max_memory_restarts_the_service(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  char *json = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&json, &len);
+  const char *d = p.dir;
+  fprintf(f, "{\"admin\": {\"port\": 0}, \"tree\": [{\"service\": \"hog\", "
+             "\"max_memory\": \"16M\", \"argv\": [\"sh\", \"-c\", "
+             "\"echo hog >> %s/started; if [ ! -e %s/hog.once ]; then touch %s/hog.once; "
+             "x=$(head -c 40000000 /dev/zero | tr '\\\\0' a); fi; "
+             "while [ ! -e %s/stop ]; do sleep 0.05; done\"]}]}\n",
+          d, d, d, d);
+  fclose(f);
+  start_config(&p, json, NULL);
+  free(json);
+  arbor_proc_wait_lines(&p, "started", 2);
+  double id = 0, restarts = 0;
+  assert_true(service_state(&p, "hog", &id, &restarts));
+  assert_true(restarts >= 1);
+  char path[64];
+  snprintf(path, sizeof path, "/api/v1/nodes/%.0f", id);
+  cJSON *node = get_json(&p, path);
+  assert_non_null(node);
+  const cJSON *h0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(node, "history"), 0);
+  const cJSON *err = cJSON_GetObjectItemCaseSensitive(h0, "error");
+  const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "name");
+  const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
+  assert_true(cJSON_IsString(code) && cJSON_IsString(msg));
+  assert_string_equal(code->valuestring, "EMEMLIMIT");
+  assert_non_null(strstr(msg->valuestring, "over max_memory 16 MiB"));
+  const cJSON *ml = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(node, "service"), "memory_limit");
+  assert_true(cJSON_IsObject(ml));
+  assert_int_eq((int)cJSON_GetObjectItemCaseSensitive(ml, "max_memory")->valuedouble,
+                16 * 1024 * 1024);
+  assert_int_eq((int)cJSON_GetObjectItemCaseSensitive(ml, "exceeded")->valuedouble, 1);
+  cJSON_Delete(node);
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  arbor_proc_cleanup(&p);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_version_and_help),
     cmocka_unit_test(daemon_run_serves_the_admin_api_on_a_free_port),
@@ -606,6 +652,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_requires_orders_start_and_stop),
     cmocka_unit_test(daemon_reload_of_requires_restarts_nothing),
     cmocka_unit_test(daemon_requires_holds_dependent_while_dependency_restarts),
+    cmocka_unit_test(daemon_max_memory_restarts_the_service),
 };
 
 ARBOR_TEST_MAIN(tests)

@@ -929,6 +929,41 @@ static void api_log_offset_and_tail(void **state) {
   world_close(&w);
 }
 
+/* service.memory_limit: the limit and the run's readings for a process service
+ * with max_memory, null for one without. */
+static void api_node_memory_limit(void **state) {
+  (void)state;
+  struct world w;
+  world_open(&w, NULL, NULL);
+  static char *sleeper[] = {"/bin/sleep", "100", NULL};
+  arbor_node_t *lim = service(arbor_root(w.rt),
+                              &(arbor_service_spec_t){.name = "limited", .argv = sleeper,
+                                                      .max_memory = 256u << 20,
+                                                      .max_memory_for_ms = 500});
+  arbor_node_t *plain = service(arbor_root(w.rt),
+                                &(arbor_service_spec_t){.name = "plain", .argv = sleeper});
+  arbor_memory_limit_info_t m;
+  run_ticking_until(&w.loop, arbor_service_memory_limit(lim, &m) == 0 && m.readings >= 1);
+  cJSON *o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(lim));
+  const cJSON *ml = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(o, "service"), "memory_limit");
+  assert_true(cJSON_IsObject(ml));
+  assert_int_eq(num_field(ml, "max_memory"), 256u << 20);
+  assert_int_eq(num_field(ml, "max_memory_for_ms"), 500);
+  assert_true(num_field(ml, "check_ms") >= ARBOR_MEMORY_CHECK_MS);
+  assert_true(num_field(ml, "readings") >= 1);
+  assert_true(num_field(ml, "rss_bytes") > 0);
+  assert_true(num_field(ml, "processes") >= 1);
+  assert_int_eq(num_field(ml, "over_ms"), 0);
+  assert_int_eq(num_field(ml, "exceeded"), 0);
+  cJSON_Delete(o);
+  o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(plain));
+  assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(o, "service"), "memory_limit")));
+  cJSON_Delete(o);
+  world_close(&w);
+}
+
 /* One SSE event of a stream text: its id (0 for none), type and data. */
 struct sse_event {
   uint64_t id;
@@ -1292,6 +1327,7 @@ static void api_dump_responses(void **state) {
   api_cancel_group_cancels_every_descendant(state);
   api_restart_service_same_id_count_plus_one(state);
   api_log_offset_and_tail(state);
+  api_node_memory_limit(state);
   api_events_resume_with_last_event_id(state);
   api_events_gap_when_ring_overwrote(state);
   api_events_name_null_after_eviction(state);
@@ -1310,6 +1346,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(api_cancel_group_cancels_every_descendant),
     cmocka_unit_test(api_restart_service_same_id_count_plus_one),
     cmocka_unit_test(api_log_offset_and_tail),
+    cmocka_unit_test(api_node_memory_limit),
     cmocka_unit_test(api_events_resume_with_last_event_id),
     cmocka_unit_test(api_events_gap_when_ring_overwrote),
     cmocka_unit_test(api_events_name_null_after_eviction),

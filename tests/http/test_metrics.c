@@ -540,6 +540,8 @@ static void metrics_every_family_declared_with_help_and_type(void **state) {
       {"arbor_service_open_fds", "gauge"},
       {"arbor_service_threads", "gauge"},
       {"arbor_service_processes", "gauge"},
+      {"arbor_service_memory_limit_bytes", "gauge"},
+      {"arbor_service_memory_limit_exceeded_total", "counter"},
       {"arbor_admin_http_requests_total", "counter"},
       {"process_cpu_seconds_total", "counter"},
       {"process_resident_memory_bytes", "gauge"},
@@ -932,6 +934,34 @@ static void metrics_service_usage_of_process_services(void **state) {
   world_close(&w);
 }
 
+/* A process service with max_memory has its limit and its exceeded count;
+ * one without has neither. */
+static void metrics_service_memory_limit(void **state) {
+  struct world w;
+  struct expo e;
+  world_open(&w, NULL);
+  char *argv[] = {"/bin/sleep", "30", NULL};
+  arbor_node_t *lim = service(arbor_root(w.rt), &(arbor_service_spec_t){
+                                                    .name = "limited", .argv = argv,
+                                                    .max_memory = 64u << 20});
+  arbor_node_t *plain = service(arbor_root(w.rt), &(arbor_service_spec_t){.name = "plain",
+                                                                          .argv = argv});
+  arbor_test_run_ticking_until(&w.loop, arbor_node_state(lim) == ARBOR_STATE_STARTED &&
+                                            arbor_node_state(plain) == ARBOR_STATE_STARTED);
+  scrape(&w, &e);
+  const char *id = id_of(0, lim);
+  assert_int_eq(value(&e, "arbor_service_memory_limit_bytes", "service", "limited", "id", id,
+                      NULL),
+                64u << 20);
+  assert_int_eq(value(&e, "arbor_service_memory_limit_exceeded_total", "service", "limited",
+                      "id", id, NULL),
+                0);
+  assert_int_eq(family(&e, "arbor_service_memory_limit_bytes")->nsamples, 1);
+  assert_int_eq(family(&e, "arbor_service_memory_limit_exceeded_total")->nsamples, 1);
+  expo_free(&e);
+  world_close(&w);
+}
+
 /* A port nobody listens on: bound, then closed. */
 static int closed_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1013,6 +1043,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(metrics_process_metrics_of_this_process),
     cmocka_unit_test(metrics_service_up_zero_in_backoff),
     cmocka_unit_test(metrics_service_usage_of_process_services),
+    cmocka_unit_test(metrics_service_memory_limit),
     cmocka_unit_test(metrics_otlp_families_while_exporter_runs),
 };
 
