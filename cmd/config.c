@@ -71,7 +71,7 @@ static int check_keys(struct ctx *cx, const cJSON *obj, const char *path,
       if (strcmp(m->string, allowed[i]) == 0)
         break;
     if (allowed[i] == NULL) {
-      char list[CONFIG_ERR_MAX / 2] = "";
+      char list[CONFIG_ERR_MAX - 64] = "";   /* a service has 24 keys: ~300 bytes */
       size_t used = 0;
       for (size_t k = 0; allowed[k] != NULL && used < sizeof list; k++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k > 0 ? ", " : "",
