@@ -28,7 +28,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,17 +39,6 @@
 #define ENVFILE_VARS 1024        /* variables: more are refused (duplicates are
                                     found by a scan, so this bounds it too) */
 
-__attribute__((format(printf, 4, 5))) static int env_error(char *msg, size_t msglen, int rc,
-                                                           const char *fmt, ...) {
-  if (msg != NULL && msglen > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msglen, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
-
 static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 static int is_name_start(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
@@ -61,11 +49,11 @@ static int is_name_char(char c) { return is_name_start(c) || (c >= '0' && c <= '
 static int read_whole(const char *path, char *buf, size_t *len, char *msg, size_t msglen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0)
-    return env_error(msg, msglen, -errno, "env_file %s: %s", path, strerror(errno));
+    return arbor__say(msg, msglen, -errno, "env_file %s: %s", path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
     close(fd);
-    return env_error(msg, msglen, ARBOR_EINVAL, "env_file %s: not a regular file", path);
+    return arbor__say(msg, msglen, ARBOR_EINVAL, "env_file %s: not a regular file", path);
   }
   size_t n = 0;
   while (n <= ENVFILE_MAX) {
@@ -75,7 +63,7 @@ static int read_whole(const char *path, char *buf, size_t *len, char *msg, size_
     if (r < 0) {
       int e = errno;
       close(fd);
-      return env_error(msg, msglen, -e, "env_file %s: %s", path, strerror(e));
+      return arbor__say(msg, msglen, -e, "env_file %s: %s", path, strerror(e));
     }
     if (r == 0)
       break;
@@ -83,10 +71,10 @@ static int read_whole(const char *path, char *buf, size_t *len, char *msg, size_
   }
   close(fd);
   if (n > ENVFILE_MAX)
-    return env_error(msg, msglen, ARBOR_EINVAL, "env_file %s: larger than %d bytes", path,
+    return arbor__say(msg, msglen, ARBOR_EINVAL, "env_file %s: larger than %d bytes", path,
                      ENVFILE_MAX);
   if (memchr(buf, '\0', n) != NULL)
-    return env_error(msg, msglen, ARBOR_EINVAL, "env_file %s: holds a NUL byte", path);
+    return arbor__say(msg, msglen, ARBOR_EINVAL, "env_file %s: holds a NUL byte", path);
   buf[n] = '\0';
   *len = n;
   return 0;
@@ -173,7 +161,7 @@ int arbor__envfile_read(const char *path, char ***out, char *msg, size_t msglen)
   *out = NULL;
   char *text = malloc(ENVFILE_MAX + 1);
   if (text == NULL)
-    return env_error(msg, msglen, ARBOR_ENOMEM, "env_file %s: out of memory", path);
+    return arbor__say(msg, msglen, ARBOR_ENOMEM, "env_file %s: out of memory", path);
   size_t len = 0;
   int rc = read_whole(path, text, &len, msg, msglen);
   if (rc < 0) {
@@ -189,7 +177,7 @@ int arbor__envfile_read(const char *path, char ***out, char *msg, size_t msglen)
   char **vars = malloc((nvars + 1) * sizeof *vars + len + 1);
   if (vars == NULL) {
     free(text);
-    return env_error(msg, msglen, ARBOR_ENOMEM, "env_file %s: out of memory", path);
+    return arbor__say(msg, msglen, ARBOR_ENOMEM, "env_file %s: out of memory", path);
   }
   char *strings = (char *)(vars + nvars + 1);
   size_t n = 0, used = 0;
@@ -201,7 +189,7 @@ int arbor__envfile_read(const char *path, char ***out, char *msg, size_t msglen)
     const char *why = NULL;
     long w = parse_line(line, strings + used, &why);
     if (w < 0 || (w > 0 && n == ENVFILE_VARS)) {
-      rc = env_error(msg, msglen, ARBOR_EINVAL, "env_file %s line %zu: %s", path, lineno,
+      rc = arbor__say(msg, msglen, ARBOR_EINVAL, "env_file %s line %zu: %s", path, lineno,
                      w < 0 ? why : "more than 1024 variables");
       free(text);
       free(vars);

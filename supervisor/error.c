@@ -205,3 +205,13 @@ int arbor_error_print(const arbor_error_t *err, FILE *out) {
   free(text);
   return n;
 }
+
+int arbor__say(char *msg, size_t msglen, int rc, const char *fmt, ...) {
+  if (msg != NULL && msglen > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, msglen, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
+}

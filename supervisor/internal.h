@@ -32,6 +32,12 @@ void arbor__assert_fail(const char *expr, const char *file, int line, const char
 
 #define ARBOR_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* Formats a message into msg (when msg is not NULL and msglen > 0) and returns
+ * rc: how the checks that explain a refusal in words (runas.c, envfile.c) say
+ * what was wrong and return the code in one statement. */
+int arbor__say(char *msg, size_t msglen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* ------------------------------------------------------------------ nodes */
 
 enum {

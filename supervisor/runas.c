@@ -61,17 +61,6 @@ struct arbor__runas {
   char *env_file;                /* absolute; NULL: none */
 };
 
-__attribute__((format(printf, 4, 5))) static int say(char *msg, size_t msglen, int rc,
-                                                     const char *fmt, ...) {
-  if (msg != NULL && msglen > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msglen, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
-
 /* A decimal id ("65534"), or -1 for anything else (a name). */
 static long long numeric_id(const char *s) {
   if (*s == '\0' || strlen(s) > 10)
@@ -183,13 +172,14 @@ static int resolve_ids(struct arbor__runas *ra, const arbor_service_spec_t *spec
   if (spec->user != NULL) {
     if ((found = lookup_user(spec->user, &pw, &pwbuf)) < 0) {
       free(pwbuf);
-      return say(msg, msglen, found, "user: out of memory");
+      return arbor__say(msg, msglen, found, "user: out of memory");
     }
     long long id = numeric_id(spec->user);
     if (!found && (id < 0 || spec->group == NULL)) {
       free(pwbuf);
-      return id < 0 ? say(msg, msglen, ARBOR_EINVAL, "user: no user named \"%s\"", spec->user)
-                    : say(msg, msglen, ARBOR_EINVAL,
+      return id < 0 ? arbor__say(msg, msglen, ARBOR_EINVAL,
+                                 "user: no user named \"%s\"", spec->user)
+                    : arbor__say(msg, msglen, ARBOR_EINVAL,
                           "user: uid %lld has no entry in the user database, so no primary "
                           "group: name its group too", id);
     }
@@ -200,14 +190,15 @@ static int resolve_ids(struct arbor__runas *ra, const arbor_service_spec_t *spec
   if (spec->group != NULL) {
     if ((rc = lookup_group(spec->group, &ra->gid)) <= 0) {
       free(pwbuf);
-      return rc < 0 ? say(msg, msglen, rc, "group: out of memory")
-                    : say(msg, msglen, ARBOR_EINVAL, "group: no group named \"%s\"", spec->group);
+      return rc < 0 ? arbor__say(msg, msglen, rc, "group: out of memory")
+                    : arbor__say(msg, msglen, ARBOR_EINVAL,
+                                 "group: no group named \"%s\"", spec->group);
     }
     ra->has_gid = ra->has_groups = 1;
   }
   if (found && (rc = user_groups(ra, pw.pw_name, ra->gid)) < 0) {
     free(pwbuf);
-    return say(msg, msglen, rc, "user: cannot list the groups of \"%s\": out of memory",
+    return arbor__say(msg, msglen, rc, "user: cannot list the groups of \"%s\": out of memory",
                spec->user);
   }
   free(pwbuf);
@@ -215,11 +206,11 @@ static int resolve_ids(struct arbor__runas *ra, const arbor_service_spec_t *spec
   for (size_t i = 0; spec->groups != NULL && spec->groups[i] != NULL; i++, extras++) {
     gid_t g;
     if ((rc = lookup_group(spec->groups[i], &g)) <= 0)
-      return rc < 0 ? say(msg, msglen, rc, "groups[%zu]: out of memory", i)
-                    : say(msg, msglen, ARBOR_EINVAL, "groups[%zu]: no group named \"%s\"", i,
+      return rc < 0 ? arbor__say(msg, msglen, rc, "groups[%zu]: out of memory", i)
+                    : arbor__say(msg, msglen, ARBOR_EINVAL, "groups[%zu]: no group named \"%s\"", i,
                           spec->groups[i]);
     if ((rc = add_group(ra, g)) < 0)
-      return say(msg, msglen, rc, "groups[%zu]: %s", i,
+      return arbor__say(msg, msglen, rc, "groups[%zu]: %s", i,
                  rc == ARBOR_ENOMEM ? "out of memory" : "more than 65536 groups");
     ra->has_groups = 1;
   }
@@ -229,20 +220,20 @@ static int resolve_ids(struct arbor__runas *ra, const arbor_service_spec_t *spec
   /* Not root: only what arbor already is. */
   unsigned self = (unsigned)geteuid();
   if (ra->has_uid && ra->uid != geteuid())
-    return say(msg, msglen, ARBOR_EPERM,
+    return arbor__say(msg, msglen, ARBOR_EPERM,
                "user: arbor runs as uid %u, not root: it cannot run \"%s\" as user \"%s\"", self,
                svc, spec->user);
   if (ra->has_gid && ra->gid != getegid())
     return spec->group != NULL
-               ? say(msg, msglen, ARBOR_EPERM,
+               ? arbor__say(msg, msglen, ARBOR_EPERM,
                      "group: arbor runs as uid %u (gid %u), not root: it cannot run \"%s\" as "
                      "group \"%s\"", self, (unsigned)getegid(), svc, spec->group)
-               : say(msg, msglen, ARBOR_EPERM,
+               : arbor__say(msg, msglen, ARBOR_EPERM,
                      "user: arbor runs as uid %u (gid %u), not root: it cannot run \"%s\" "
                      "with the primary group of user \"%s\" (gid %u)", self,
                      (unsigned)getegid(), svc, spec->user, (unsigned)ra->gid);
   if (extras > 0)
-    return say(msg, msglen, ARBOR_EPERM,
+    return arbor__say(msg, msglen, ARBOR_EPERM,
                "groups: arbor runs as uid %u, not root: it cannot give \"%s\" supplementary "
                "groups", self, svc);
   ra->has_uid = ra->has_gid = ra->has_groups = 0;   /* already all of it */
@@ -254,10 +245,10 @@ static int resolve_rlimits(struct arbor__runas *ra, const arbor_service_spec_t *
   if (spec->nrlimits == 0)
     return 0;
   if (spec->rlimits == NULL || spec->nrlimits > ARBOR__RLIMIT_COUNT)
-    return say(msg, msglen, ARBOR_EINVAL, "rlimits: %zu limits %s", spec->nrlimits,
+    return arbor__say(msg, msglen, ARBOR_EINVAL, "rlimits: %zu limits %s", spec->nrlimits,
                spec->rlimits == NULL ? "and no array" : "(each resource may be named once)");
   if ((ra->rlimits = calloc(spec->nrlimits, sizeof *ra->rlimits)) == NULL)
-    return say(msg, msglen, ARBOR_ENOMEM, "rlimits: out of memory");
+    return arbor__say(msg, msglen, ARBOR_ENOMEM, "rlimits: out of memory");
   for (size_t i = 0; i < spec->nrlimits; i++) {
     const arbor_rlimit_t *l = &spec->rlimits[i];
     int k = arbor__rlimit_find(l->name);
@@ -267,22 +258,23 @@ static int resolve_rlimits(struct arbor__runas *ra, const arbor_service_spec_t *
       for (size_t j = 0; j < ARBOR__RLIMIT_COUNT; j++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", j > 0 ? ", " : "",
                                  arbor__rlimit_names[j].name);
-      return say(msg, msglen, ARBOR_EINVAL, "rlimits: unknown resource \"%s\" (expected one of: %s)",
+      return arbor__say(msg, msglen, ARBOR_EINVAL,
+                        "rlimits: unknown resource \"%s\" (expected one of: %s)",
                  l->name != NULL ? l->name : "(null)", list);
     }
     const char *name = arbor__rlimit_names[k].name;
     for (size_t j = 0; j < i; j++)
       if (ra->rlimits[j].name == name)
-        return say(msg, msglen, ARBOR_EINVAL, "rlimits.%s: given twice", name);
+        return arbor__say(msg, msglen, ARBOR_EINVAL, "rlimits.%s: given twice", name);
     if (l->soft > l->hard)
-      return say(msg, msglen, ARBOR_EINVAL,
+      return arbor__say(msg, msglen, ARBOR_EINVAL,
                  "rlimits.%s: soft limit %llu above the hard limit %llu", name,
                  (unsigned long long)l->soft, (unsigned long long)l->hard);
     struct rlimit cur;
     if (geteuid() != 0 && getrlimit(arbor__rlimit_names[k].resource, &cur) == 0 &&
         cur.rlim_max != RLIM_INFINITY &&
         (l->hard == ARBOR_RLIMIT_INFINITY || l->hard > (uint64_t)cur.rlim_max))
-      return say(msg, msglen, ARBOR_EPERM,
+      return arbor__say(msg, msglen, ARBOR_EPERM,
                  "rlimits.%s: arbor runs as uid %u, not root: it cannot raise the hard limit "
                  "above its own, %llu", name, (unsigned)geteuid(),
                  (unsigned long long)cur.rlim_max);
@@ -315,25 +307,27 @@ int arbor__runas_new(const arbor_service_spec_t *spec, struct arbor__runas **out
     return 0;
   if ((spec->user != NULL && spec->user[0] == '\0') ||
       (spec->group != NULL && spec->group[0] == '\0'))
-    return say(msg, msglen, ARBOR_EINVAL, "%s: empty", spec->user != NULL && spec->user[0] == '\0'
+    return arbor__say(msg, msglen, ARBOR_EINVAL,
+                      "%s: empty", spec->user != NULL && spec->user[0] == '\0'
                                                           ? "user" : "group");
   if (spec->umask_set && spec->umask > 0777)
-    return say(msg, msglen, ARBOR_EINVAL, "umask: 0%o is above 0777", spec->umask);
+    return arbor__say(msg, msglen, ARBOR_EINVAL, "umask: 0%o is above 0777", spec->umask);
   struct arbor__runas *ra = calloc(1, sizeof *ra);
   if (ra == NULL)
-    return say(msg, msglen, ARBOR_ENOMEM, "out of memory");
+    return arbor__say(msg, msglen, ARBOR_ENOMEM, "out of memory");
   ra->umask = spec->umask_set ? (int)spec->umask : -1;
   int rc = ARBOR_ENOMEM;
   if ((spec->user != NULL && (ra->user = strdup(spec->user)) == NULL) ||
       (spec->group != NULL && (ra->group = strdup(spec->group)) == NULL)) {
-    say(msg, msglen, rc, "out of memory");
+    arbor__say(msg, msglen, rc, "out of memory");
     goto fail;
   }
   if (spec->env_file != NULL && spec->env_file[0] != '\0') {
     errno = 0;
     if ((ra->env_file = arbor__abs_path(spec->env_file)) == NULL) {
       rc = errno == ENOMEM ? ARBOR_ENOMEM : ARBOR_EINVAL;
-      say(msg, msglen, rc, "env_file: %s", rc == ARBOR_ENOMEM ? "out of memory" : "path too long");
+      arbor__say(msg, msglen, rc,
+                 "env_file: %s", rc == ARBOR_ENOMEM ? "out of memory" : "path too long");
       goto fail;
     }
   }
@@ -485,7 +479,7 @@ int arbor__exec_prepare(const arbor_runtime_t *rt, const struct arbor__runas *ra
   return 0;
 oom:
   arbor__exec_free(x);
-  return say(msg, msglen, rc, "out of memory");
+  return arbor__say(msg, msglen, rc, "out of memory");
 }
 
 void arbor__exec_free(struct arbor__exec *x) {
@@ -524,7 +518,7 @@ int arbor_service_exec_info(const arbor_node_t *svc, arbor_exec_info_t *info) {
 
 int arbor_service_exec_check(const arbor_service_spec_t *spec, char *msg, size_t msglen) {
   if (spec == NULL)
-    return say(msg, msglen, ARBOR_EINVAL, "spec: NULL");
+    return arbor__say(msg, msglen, ARBOR_EINVAL, "spec: NULL");
   struct arbor__runas *ra;
   int rc = arbor__runas_new(spec, &ra, msg, msglen);
   if (rc < 0)
@@ -533,7 +527,7 @@ int arbor_service_exec_check(const arbor_service_spec_t *spec, char *msg, size_t
     char **vars;
     char text[512];
     if ((rc = arbor__envfile_read(ra->env_file, &vars, text, sizeof text)) < 0)
-      say(msg, msglen, rc, "env_file: %s", text + strlen("env_file "));
+      arbor__say(msg, msglen, rc, "env_file: %s", text + strlen("env_file "));
     else
       free(vars);
   }
