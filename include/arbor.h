@@ -847,6 +847,49 @@ typedef struct {
   const char *name;
   uint64_t soft, hard;
 } arbor_rlimit_t;
+/* A health probe, as Kubernetes' liveness and readiness probes: an attempt every
+ * interval_ms while a run of the service lives (from its start + initial_delay_ms
+ * until it stops; a new run starts over), one attempt at a time, each failed past
+ * timeout_ms. A liveness probe that fails failure_threshold times in a row fails
+ * the run (arbor_service_fail): it is restarted as a failure, the last attempt's
+ * error the cause in its chain. A readiness probe decides readiness: a run is
+ * ready (the service STARTED, its dependents free to start) only once the probe
+ * passed success_threshold times in a row, besides its own readiness (handshake,
+ * min_uptime_ms, notify_fd); after that, failure_threshold failures in a row make
+ * it not ready (arbor_service_info's ready, /readyz; its state stays STARTED and
+ * running dependents are left alone) until success_threshold passes make it ready
+ * again. Copied at add and update. */
+typedef enum {
+  ARBOR_PROBE_HTTP = 1,          /* GET http://host:port/path: a status 200..399 passes */
+  ARBOR_PROBE_TCP,               /* a connection to host:port is accepted */
+  ARBOR_PROBE_EXEC               /* argv runs and exits with status 0 */
+} arbor_probe_kind_t;
+
+typedef enum {
+  ARBOR_PROBE_LIVENESS,
+  ARBOR_PROBE_READINESS
+} arbor_probe_role_t;
+
+ARBOR_EXTERN const char *arbor_probe_kind_name(arbor_probe_kind_t k);   /* "http" */
+ARBOR_EXTERN const char *arbor_probe_role_name(arbor_probe_role_t r);   /* "liveness" */
+
+typedef struct {
+  arbor_probe_kind_t kind;
+  const char *host;              /* HTTP, TCP: an IP address, or a name resolved on
+                                    libuv's thread pool at each attempt; NULL:
+                                    "127.0.0.1" */
+  int port;                      /* HTTP, TCP: 1..65535 */
+  const char *path;              /* HTTP: starts with '/', no spaces or control
+                                    characters; NULL: "/" */
+  char *const *argv;             /* EXEC: argv[0] the program (no '/': searched in
+                                    PATH), NULL-terminated; run in a process group of
+                                    its own, stdin /dev/null, killed past the timeout */
+  uint64_t interval_ms;          /* from one attempt's start to the next; 0: 10000 */
+  uint64_t timeout_ms;           /* an attempt that takes longer fails; 0: 1000 */
+  uint32_t failure_threshold;    /* failures in a row for the verdict; 0: 3 */
+  uint32_t success_threshold;    /* passes in a row to be ready; 0: 1 (liveness: 1 only) */
+  uint64_t initial_delay_ms;     /* from a run's start to its first attempt; 0: at once */
+} arbor_health_probe_t;
 
 /* A service: a fiber body, or a program to run (a process service). */
 typedef struct {
@@ -911,6 +954,10 @@ typedef struct {
   uint64_t max_memory;           /* bytes; 0: no limit; else at least 1 MiB */
   uint64_t max_memory_for_ms;    /* over it at every reading for this long; 0: the
                                     first reading over it; at most 86400000 */
+
+  /* Health probes (fiber and process services alike); NULL: none. Copied. */
+  const arbor_health_probe_t *liveness;
+  const arbor_health_probe_t *readiness;
 } arbor_service_spec_t;
 
 #define ARBOR_MEMORY_CHECK_MS 100  /* how often a limited program's memory is read, at
@@ -926,10 +973,14 @@ typedef struct {
  * log_file_max_bytes 1..63, log_file_backups above 1000, an unknown user or
  * group, umask above 0777, an unknown or duplicate rlimit or one whose soft limit
  * is above its hard limit, max_memory under 1 MiB but not 0, max_memory_for_ms
- * without max_memory or above 86400000, either on a fiber service), ARBOR_EPERM
- * (arbor is not root and the spec names another user or group, supplementary
- * groups, or a hard limit above arbor's: arbor_service_exec_check says which),
- * then as arbor_supervisor_new. Nothing changes on error. */
+ * without max_memory or above 86400000, either on a fiber service,
+ * a bad probe (kind out of range, port outside 1..65535, an empty or over-long
+ * host, a path not starting with '/' or holding spaces or control characters,
+ * no argv for EXEC, a time above a day, a threshold above 1000000, a liveness
+ * success_threshold above 1)), ARBOR_EPERM (arbor is not root and the spec names
+ * another user or group, supplementary groups, or a hard limit above arbor's:
+ * arbor_service_exec_check says which), then as arbor_supervisor_new. Nothing
+ * changes on error. */
 ARBOR_EXTERN int arbor_service_add(arbor_node_t *parent, const arbor_service_spec_t *spec,
                                    arbor_node_t **out);
 
@@ -1014,6 +1065,8 @@ typedef struct {
                                     in its backoff delay under one_for_all /
                                     rest_for_one or when it starts after it
                                     (arbor_service_start_after); 0: not waiting */
+  int ready;                     /* its run is ready (phase running) and its readiness
+                                    probe, if any, has not failed it since */
   /* supervisors only */
   arbor_strategy_t strategy;
   int intensity;
@@ -1022,6 +1075,34 @@ typedef struct {
 
 /* Errors: ARBOR_EINVAL, ARBOR_EKIND (not a service or supervisor). */
 ARBOR_EXTERN int arbor_service_info(const arbor_node_t *node, arbor_service_info_t *info);
+
+/* A service's probe as the loop last saw it. Counters cover the service's life
+ * (an update's new probe starts at 0); the rest its current or last run. */
+typedef struct {
+  arbor_probe_kind_t kind;
+  const char *target;            /* "http://127.0.0.1:8080/healthz", "tcp://db:5432",
+                                    "exec check.sh": borrowed, valid while the node is */
+  int active;                    /* attempts are being made: a run of the service lives */
+  int passing;                   /* liveness: not failed failure_threshold times in a
+                                    row; readiness: it passed success_threshold times
+                                    in a row and has not failed as many since */
+  uint32_t failures_in_row;
+  uint32_t successes_in_row;
+  uint64_t successes;            /* attempts that passed */
+  uint64_t failures;             /* attempts that failed, timeouts included */
+  uint64_t timeouts;             /* attempts that outlived timeout_ms */
+  uint64_t last_time_ns;         /* monotonic, when the last attempt ended; 0: none */
+  uint64_t last_duration_ns;     /* how long it took */
+  int last_ok;                   /* 1: the last attempt passed */
+  const arbor_error_t *last_error;   /* the last failed attempt's error, or NULL:
+                                        borrowed, valid until the next attempt ends */
+  arbor_health_probe_t spec;     /* its settings, defaults filled in; strings borrowed */
+} arbor_probe_info_t;
+
+/* Errors: ARBOR_EINVAL (NULL, role out of range), ARBOR_EKIND (not a service),
+ * ARBOR_ENOENT (no such probe). */
+ARBOR_EXTERN int arbor_service_probe_info(const arbor_node_t *svc, arbor_probe_role_t role,
+                                          arbor_probe_info_t *info);
 
 /* One kept failure: the incarnation that ended, when, and its chain. */
 typedef struct {
@@ -1349,7 +1430,9 @@ typedef struct {
   arbor_state_t from;            /* STATE: the old state; others: the state then */
   arbor_state_t to;              /* STATE: the new state; others: the state then */
   const arbor_error_t *error;    /* FAILED: the node's error; DEADLINE of a fail-mode
-                                    scope: its timeout error; else NULL */
+                                    scope: its timeout error; PROBE_FAILED: the
+                                    attempt's error; NOT_READY: the verdict, caused by
+                                    the last attempt's error; else NULL */
 } arbor_event_t;
 
 typedef struct {

@@ -142,6 +142,8 @@ struct arbor__child {
   uint64_t last_inc_id;          /* service: its last incarnation's id */
   uint64_t last_end_ns;          /* service: when its last incarnation FINISHED */
   struct arbor__waiter *start_waiters;   /* fibers in arbor_service_wait_started */
+  uint8_t not_ready;             /* service: its readiness probe failed it while it
+                                    ran; its dependents wait (probe.c) */
   uint64_t *after;               /* ids of earlier siblings it starts only after
                                     (arbor_service_start_after); malloc'd */
   uint32_t nafter;
@@ -193,6 +195,9 @@ struct arbor__svc {
   struct arbor__logfile *logfile;   /* process service: its log file, or NULL */
   struct arbor__usage_ref usage; /* process service: cpu_percent's reference */
   struct arbor__memwatch mem;    /* process service: its memory limit (memlimit.c) */
+  struct arbor__probe *probe[2]; /* liveness, readiness (arbor_probe_role_t), or NULL */
+  uint8_t inc_ready;             /* its incarnation reported ready; the readiness probe
+                                    may still hold its run in STARTING */
 };
 
 struct arbor__sup {
@@ -625,6 +630,22 @@ void arbor__memlimit_unwatch(arbor_node_t *svc);
 /* procsvc.c: a spec's limit (both 0 for a NULL spec). */
 void arbor__proc_spec_memory(const struct arbor__proc_spec *ps, uint64_t *max_bytes,
                              uint64_t *for_ms);
+/* probe.c: a service's health probes (the comment at the top of probe.c).
+ * _new validates and copies (ARBOR_EINVAL, ARBOR_ENOMEM); _prepare makes its
+ * timer before a run (ARBOR_ENOMEM), so that _start cannot fail; _stop when the
+ * run stops or ends; _close when the service FINISHED; _free with the node.
+ * _passing: 1 for NULL. service.c's arbor__svc_readiness hears a readiness
+ * probe's verdict (err: the reference a NOT_READY event gets, or NULL). */
+struct arbor__probe;
+int arbor__probe_new(const arbor_health_probe_t *spec, arbor_probe_role_t role,
+                     struct arbor__probe **out);
+int arbor__probe_prepare(struct arbor__probe *p, arbor_node_t *svc);
+void arbor__probe_start(struct arbor__probe *p);
+void arbor__probe_stop(struct arbor__probe *p);
+void arbor__probe_close(struct arbor__probe *p);
+void arbor__probe_free(struct arbor__probe *p);
+int arbor__probe_passing(const struct arbor__probe *p);
+void arbor__svc_readiness(arbor_node_t *svc, int ready, arbor_error_t *err);
 
 static inline int arbor__is_finished(const arbor_node_t *n) {
   return n->state == ARBOR_STATE_FINISHED;

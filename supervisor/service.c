@@ -132,6 +132,10 @@ void arbor__child_node_finished(arbor_node_t *n) {
     arbor__logfile_close(n->u.svc->logfile);   /* it never runs again: flush, close */
     n->u.svc->logfile = NULL;
   }
+  if (n->kind == ARBOR_KIND_SERVICE) {
+    arbor__probe_close(n->u.svc->probe[ARBOR_PROBE_LIVENESS]);
+    arbor__probe_close(n->u.svc->probe[ARBOR_PROBE_READINESS]);
+  }
   wake_start_waiters(c);
 }
 
@@ -154,6 +158,8 @@ void arbor__child_free(arbor_node_t *n) {
       arbor__logring_free(&s->log);
       arbor__logfile_close(s->logfile);
     }
+    arbor__probe_free(s->probe[ARBOR_PROBE_LIVENESS]);
+    arbor__probe_free(s->probe[ARBOR_PROBE_READINESS]);
     free(s);
   } else {
     struct arbor__sup *s = n->u.sup;
@@ -174,6 +180,10 @@ static void on_shutdown_timeout(uv_timer_t *h);
 int arbor__svc_start(arbor_node_t *n) {
   struct arbor__svc *s = svc_of(n);
   ARBOR_ASSERT(s->inc == NULL);
+  int rc;
+  if ((rc = arbor__probe_prepare(s->probe[ARBOR_PROBE_LIVENESS], n)) < 0 ||
+      (rc = arbor__probe_prepare(s->probe[ARBOR_PROBE_READINESS], n)) < 0)
+    return rc;
   if (s->next_proc != NULL) {    /* arbor_service_update's: no run uses the old one now */
     arbor__proc_spec_free(s->proc);
     s->proc = s->next_proc;
@@ -190,14 +200,18 @@ int arbor__svc_start(arbor_node_t *n) {
                            .fn = s->fiber != NULL ? s->fiber : arbor__process_body,
                            .arg = s->fiber != NULL ? n->arg : (void *)n,
                            .stack_size = s->stack_size};
-  int rc = arbor__fiber_spawn_kind(n, &fs, s->proc != NULL || s->handshake,
-                                   s->proc != NULL ? ARBOR_KIND_PROCESS : ARBOR_KIND_TASK,
-                                   &s->inc);
+  rc = arbor__fiber_spawn_kind(n, &fs, s->proc != NULL || s->handshake,
+                               s->proc != NULL ? ARBOR_KIND_PROCESS : ARBOR_KIND_TASK,
+                               &s->inc);
   if (rc < 0) {
     s->inc = NULL;
     return rc;
   }
   s->c.phase = ARBOR_PHASE_STARTING;
+  s->inc_ready = 0;
+  s->c.not_ready = 0;
+  arbor__probe_start(s->probe[ARBOR_PROBE_LIVENESS]);    /* a run's probes start over */
+  arbor__probe_start(s->probe[ARBOR_PROBE_READINESS]);
   if (n->state == ARBOR_STATE_CREATED)
     arbor__transition(n, ARBOR_STATE_STARTING);
   return 0;
@@ -213,6 +227,8 @@ void arbor__svc_stop(arbor_node_t *n) {
     return;
   }
   s->c.phase = ARBOR_PHASE_STOPPING;
+  arbor__probe_stop(s->probe[ARBOR_PROBE_LIVENESS]);     /* a stopping run is not probed */
+  arbor__probe_stop(s->probe[ARBOR_PROBE_READINESS]);
   arbor_node_t *inc = s->inc;
   arbor__cancel(inc);            /* may finish it at once (never ran) */
   if (s->inc == inc && !arbor__is_finished(inc))
@@ -278,10 +294,9 @@ void arbor__svc_final(arbor_node_t *n) {
 
 void arbor__svc_cancel(arbor_node_t *n) { arbor__svc_final(n); }
 
-void arbor__svc_inc_ready(arbor_node_t *n, arbor_node_t *inc) {
+/* The run is ready: its incarnation said so, and its readiness probe passed. */
+static void run_ready(arbor_node_t *n, arbor_node_t *inc) {
   struct arbor__svc *s = svc_of(n);
-  if (inc != s->inc || s->c.phase != ARBOR_PHASE_STARTING)
-    return;
   s->c.phase = ARBOR_PHASE_RUNNING;
   s->c.ready_at = uv_now(n->rt->loop);
   if (s->c.runs > 1 && s->c.last_end_ns != 0)   /* a restart: how long it was down */
@@ -293,6 +308,40 @@ void arbor__svc_inc_ready(arbor_node_t *n, arbor_node_t *inc) {
     arbor__sup_child_ready(n->parent, n);
 }
 
+/* Its incarnation is STARTED. With a readiness probe that has not passed yet the
+ * run stays STARTING (and the service too, on its first run): the probe's pass
+ * makes it ready (arbor__svc_readiness). */
+void arbor__svc_inc_ready(arbor_node_t *n, arbor_node_t *inc) {
+  struct arbor__svc *s = svc_of(n);
+  if (inc != s->inc || s->c.phase != ARBOR_PHASE_STARTING)
+    return;
+  s->inc_ready = 1;
+  if (arbor__probe_passing(s->probe[ARBOR_PROBE_READINESS]))
+    run_ready(n, inc);
+}
+
+/* A readiness probe's verdict (probe.c). Passing: a run held in STARTING is
+ * ready now; a running one that was not ready is again (a READY event), and the
+ * dependents held back by it may start (its supervisor pumps). Failing while it
+ * runs: not ready (a NOT_READY event with err); its state stays STARTED, as the
+ * lifecycle never goes back, and running dependents are left alone, as in
+ * Kubernetes. Takes err. */
+void arbor__svc_readiness(arbor_node_t *n, int ready, arbor_error_t *err) {
+  struct arbor__svc *s = svc_of(n);
+  if (ready && s->c.phase == ARBOR_PHASE_STARTING && s->inc_ready && s->inc != NULL) {
+    run_ready(n, s->inc);
+  } else if (ready && s->c.not_ready) {
+    s->c.not_ready = 0;
+    arbor__record(n, ARBOR_EVENT_READY, NULL);
+    if (n->parent->kind == ARBOR_KIND_SUPERVISOR)
+      arbor__sup_pump(n->parent);
+  } else if (!ready && s->c.phase == ARBOR_PHASE_RUNNING && !s->c.not_ready) {
+    s->c.not_ready = 1;
+    arbor__record(n, ARBOR_EVENT_NOT_READY, err);
+  }
+  arbor_error_unref(err);
+}
+
 void arbor__svc_inc_finished(arbor_node_t *n, arbor_node_t *inc) {
   struct arbor__svc *s = svc_of(n);
   if (inc != s->inc) {           /* not the current one: nothing to decide */
@@ -301,6 +350,9 @@ void arbor__svc_inc_finished(arbor_node_t *n, arbor_node_t *inc) {
   }
   s->inc = NULL;
   uv_timer_stop(&s->c.timer->handle);
+  arbor__probe_stop(s->probe[ARBOR_PROBE_LIVENESS]);     /* ended on its own: no more probes */
+  arbor__probe_stop(s->probe[ARBOR_PROBE_READINESS]);
+  s->c.not_ready = 0;
   int requested = s->c.phase == ARBOR_PHASE_STOPPING && !s->c.fail_run;
   int failed = inc->outcome == ARBOR_OUTCOME_FAILED;
   s->c.fail_run = 0;
@@ -336,6 +388,30 @@ static int fiber_with_limit(const arbor_service_spec_t *spec) {
   return spec->fiber != NULL && (spec->max_memory > 0 || spec->max_memory_for_ms > 0);
 }
 
+/* The spec's probes, validated and copied into out[role]. Errors as
+ * arbor__probe_new; nothing is kept then. */
+static int probes_new(const arbor_service_spec_t *spec, struct arbor__probe **out) {
+  struct arbor__probe *live = NULL, *ready = NULL;
+  int rc = 0;
+  if (spec->liveness != NULL)
+    rc = arbor__probe_new(spec->liveness, ARBOR_PROBE_LIVENESS, &live);
+  if (rc == 0 && spec->readiness != NULL)
+    rc = arbor__probe_new(spec->readiness, ARBOR_PROBE_READINESS, &ready);
+  if (rc < 0) {
+    arbor__probe_free(live);
+    return rc;
+  }
+  out[ARBOR_PROBE_LIVENESS] = live;
+  out[ARBOR_PROBE_READINESS] = ready;
+  return 0;
+}
+
+static void probes_free(struct arbor__probe **p) {
+  arbor__probe_free(p[ARBOR_PROBE_LIVENESS]);
+  arbor__probe_free(p[ARBOR_PROBE_READINESS]);
+  p[ARBOR_PROBE_LIVENESS] = p[ARBOR_PROBE_READINESS] = NULL;
+}
+
 /* Copies the fiber or process part of a spec into a new service node. */
 static int svc_add(arbor_node_t *parent, const arbor_service_spec_t *spec, int daemon,
                    arbor_node_t **out) {
@@ -352,8 +428,13 @@ static int svc_add(arbor_node_t *parent, const arbor_service_spec_t *spec, int d
   struct arbor__svc *s = calloc(1, sizeof *s);
   if (s == NULL)
     return ARBOR_ENOMEM;
+  if ((rc = probes_new(spec, s->probe)) < 0) {
+    free(s);
+    return rc;
+  }
   if (spec->argv != NULL) {
     if ((rc = arbor__proc_spec_new(spec, &s->proc)) < 0) {
+      probes_free(s->probe);
       free(s);
       return rc;
     }
@@ -361,6 +442,7 @@ static int svc_add(arbor_node_t *parent, const arbor_service_spec_t *spec, int d
         (rc = arbor__reaper_start(rt)) < 0) {
       arbor__logring_free(&s->log);
       arbor__proc_spec_free(s->proc);
+      probes_free(s->probe);
       free(s);
       return rc;
     }
@@ -380,6 +462,7 @@ static int svc_add(arbor_node_t *parent, const arbor_service_spec_t *spec, int d
       arbor__logring_free(&s->log);
       arbor__proc_spec_free(s->proc);
     }
+    probes_free(s->probe);
     free(s);
     return ARBOR_ENOMEM;
   }
@@ -484,13 +567,24 @@ int arbor_service_update(arbor_node_t *n, const arbor_service_spec_t *spec) {
   if ((spec->argv != NULL) != (s->proc != NULL))
     return ARBOR_EINVAL;         /* a fiber stays a fiber, a program a program */
   struct arbor__proc_spec *ps = NULL;
+  struct arbor__probe *probes[2];
+  int rc = probes_new(spec, probes);
+  if (rc < 0)
+    return rc;
   if (spec->argv != NULL) {
-    int rc = arbor__proc_spec_new(spec, &ps);
-    if (rc < 0)
+    if ((rc = arbor__proc_spec_new(spec, &ps)) < 0) {
+      probes_free(probes);
       return rc;
+    }
     arbor__proc_spec_free(s->next_proc);
     s->next_proc = ps;           /* the running program keeps reading the old one */
   }
+  /* The new probes replace the old at once: the restart below stops this run,
+   * and the next one is probed as the new spec says (an attempt of the old ones
+   * in flight is abandoned). */
+  probes_free(s->probe);
+  s->probe[ARBOR_PROBE_LIVENESS] = probes[ARBOR_PROBE_LIVENESS];
+  s->probe[ARBOR_PROBE_READINESS] = probes[ARBOR_PROBE_READINESS];
   s->fiber = spec->fiber;
   s->stack_size = spec->stack_size;
   s->handshake = spec->handshake;
@@ -739,6 +833,7 @@ int arbor_service_info(const arbor_node_t *cn, arbor_service_info_t *info) {
     info->tasks_total = s->tasks_total;
     info->tasks_finished = s->tasks_finished;
     info->pid = s->proc != NULL ? arbor__process_pid(n) : 0;
+    info->ready = c->phase == ARBOR_PHASE_RUNNING && !c->not_ready;
   } else {
     struct arbor__sup *s = n->u.sup;
     info->strategy = (arbor_strategy_t)s->strategy;

@@ -262,17 +262,17 @@ static void ended(arbor_node_t *g) {
 }
 
 /* The first sibling c was told to start after (arbor_service_start_after) that
- * is neither STARTED (phase running) nor gone for good (done, finished): c must
- * not start yet. NULL: nothing holds it. */
+ * is neither STARTED (phase running, and not made not ready by its readiness
+ * probe) nor gone for good (done, finished): c must not start yet. NULL: nothing holds it. */
 static arbor_node_t *held_by(arbor_node_t *g, const arbor_node_t *c) {
   const struct arbor__child *cc = arbor__child_of((arbor_node_t *)c);
   for (uint32_t i = 0; i < cc->nafter; i++) {
     arbor_node_t *x = arbor_node_find(g->rt, cc->after[i]);
     if (x == NULL || x->parent != g || arbor__is_finished(x))
       continue;
-    uint8_t phase = arbor__child_of(x)->phase;
-    if (phase != ARBOR_PHASE_RUNNING && phase != ARBOR_PHASE_DONE)
-      return x;
+    const struct arbor__child *xc = arbor__child_of(x);
+    if ((xc->phase != ARBOR_PHASE_RUNNING && xc->phase != ARBOR_PHASE_DONE) || xc->not_ready)
+      return x;                  /* not_ready: its readiness probe failed it (probe.c) */
   }
   return NULL;
 }

@@ -30,7 +30,8 @@
  * service ran. EEXIST: a name already taken (the admin server's live service
  * changes). EPERM: what only root may do, asked of an arbor that is not root
  * (a process service run as another user). EMEMLIMIT: a process service's
- * program stayed over its max_memory. */
+ * program stayed over its max_memory. EPROBE: a health probe's verdict, or an
+ * HTTP probe's status outside 200..399. */
 #define ARBOR_ERRNO_MAP(XX)                                                            \
   XX(EINVAL, (-EINVAL), "invalid argument")                                            \
   XX(ENOMEM, (-ENOMEM), "out of memory")                                               \
@@ -57,7 +58,8 @@
   XX(EEXIT, (-10008), "process exited with a non-zero status")                         \
   XX(ESIGNAL, (-10009), "process killed by a signal")                                  \
   XX(EDAEMON, (-10010), "daemon task exited unexpectedly")                             \
-  XX(EMEMLIMIT, (-10011), "memory limit exceeded")
+  XX(EMEMLIMIT, (-10011), "memory limit exceeded")                                     \
+  XX(EPROBE, (-10012), "health probe failed")
 
 /* Node kinds: XX(NAME, text). */
 #define ARBOR_KIND_MAP(XX)                                                             \
@@ -92,6 +94,9 @@
   XX(CANCEL, "cancel")       /* cancellation was requested for a node */               \
   XX(RESTART, "restart")     /* a service was restarted */                             \
   XX(DEADLINE, "deadline")   /* a deadline expired */                                  \
-  XX(STUCK, "stuck")         /* a node stayed STOPPING past its shutdown timeout */
+  XX(STUCK, "stuck")         /* a node stayed STOPPING past its shutdown timeout */   \
+  XX(PROBE_FAILED, "probe_failed") /* a service's probe attempt failed; error: why */   \
+  XX(NOT_READY, "not_ready") /* its readiness probe failed it; error: the verdict */   \
+  XX(READY, "ready")         /* ... and passed again: ready once more */
 
 #endif /* ARBOR_NAMES_H */
