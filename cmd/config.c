@@ -315,7 +315,8 @@ static const char *const service_keys[] = {
     "service", "argv", "env", "cwd", "restart", "stop_signal", "shutdown_timeout_ms",
     "min_uptime_ms", "notify_fd", "log_size", "log_file", "log_file_max_bytes",
     "log_file_backups", "log_timestamps", "requires", "after", "user", "group", "groups",
-    "umask", "rlimits", "env_file", "max_memory", "max_memory_for_ms", NULL};
+    "umask", "rlimits", "env_file", "max_memory", "max_memory_for_ms", "liveness", "readiness",
+    NULL};
 
 /* The log file keys (docs/config.md). The sizes mean nothing without a file, so
  * they are refused alone rather than ignored: a typo'd or forgotten log_file
@@ -437,6 +438,10 @@ static int parse_service(struct ctx *cx, const cJSON *obj, struct config_node *n
     return -1;
   n->log_size = (size_t)u;
   if (parse_log_file(cx, obj, n) < 0)
+    return -1;
+  if (config_probe_parse(obj, path, "liveness", cx->file, &n->liveness, cx->err, cx->errlen) < 0 ||
+      config_probe_parse(obj, path, "readiness", cx->file, &n->readiness, cx->err,
+                         cx->errlen) < 0)
     return -1;
   char key[PATH_MAX_LEN], msg[CONFIG_ERR_MAX];
   if (config_exec_parse(obj, cx->dir, n, key, sizeof key, msg, sizeof msg) < 0) {
@@ -978,6 +983,8 @@ static void node_free(struct config_node *n) {
   strv_free(n->env);
   free(n->cwd);
   free(n->log_file);
+  config_probe_free(n->liveness);
+  config_probe_free(n->readiness);
   strv_free(n->requires);
   strv_free(n->after);
   config_exec_free(n);
@@ -1029,7 +1036,9 @@ int config_service_equal(const struct config_node *a, const struct config_node *
          a->log_file_max_bytes == b->log_file_max_bytes &&
          a->log_file_backups == b->log_file_backups && a->log_timestamps == b->log_timestamps &&
          config_exec_equal(a, b) && a->max_memory == b->max_memory &&
-         a->max_memory_for_ms == b->max_memory_for_ms;
+         a->max_memory_for_ms == b->max_memory_for_ms &&
+         config_probe_equal(a->liveness, b->liveness) &&
+         config_probe_equal(a->readiness, b->readiness);
 }
 
 /* Same names, in any order (a set). */

@@ -73,6 +73,8 @@ struct config_node {
   uint64_t max_memory;           /* bytes; 0: no limit */
   uint64_t max_memory_for_ms;
   int log_file_told;             /* daemon.c: the log file error last logged; 0: none */
+  arbor_health_probe_t *liveness;   /* config_probe.c: defaults filled in; NULL: none */
+  arbor_health_probe_t *readiness;
 
   uint64_t id;                   /* config_apply: the live node's id; 0: none */
 };
@@ -120,8 +122,19 @@ void config_node_free(struct config_node *n);
 int config_json_syntax(const char *text, size_t len, int *line, int *col, const char **what);
 
 /* 1 when the two services would run the same way (argv, env, cwd, restart type,
- * stop signal, timeouts, notify fd, log size, log file settings, memory limit). */
+ * stop signal, timeouts, notify fd, log size, log file settings, memory limit,
+ * probes). */
 int config_service_equal(const struct config_node *a, const struct config_node *b);
+/* config_probe.c: the "liveness" or "readiness" (key) of the service object obj
+ * at path, or *out NULL when absent or null. Returns 0, or -1 with err filled
+ * ("FILE: PATH.liveness.http.port: expected ..."). _equal: same behaviour (NULL
+ * equals NULL only); _free takes NULL. */
+struct cJSON;
+int config_probe_parse(const struct cJSON *obj, const char *path, const char *key,
+                       const char *file, arbor_health_probe_t **out, char *err, size_t errlen);
+int config_probe_equal(const arbor_health_probe_t *a, const arbor_health_probe_t *b);
+void config_probe_free(arbor_health_probe_t *p);
+
 /* 1 when the two nodes name the same requires and after (in any order). */
 int config_deps_equal(const struct config_node *a, const struct config_node *b);
 /* 1 when two supervisors have the same options (children not compared). */

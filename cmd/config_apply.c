@@ -78,6 +78,8 @@ static int service_spec(const struct config_node *n, arbor_service_spec_t *spec,
   config_exec_spec(n, spec);
   spec->max_memory = n->max_memory;
   spec->max_memory_for_ms = n->max_memory_for_ms;
+  spec->liveness = n->liveness;
+  spec->readiness = n->readiness;
   return 0;
 }
 

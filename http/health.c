@@ -7,7 +7,9 @@
  * READY_IDS_MAX of them ("more": how many were left out). A service or
  * supervisor that FINISHED with outcome OK is done, not unready (a transient
  * service that completed); one that failed or was cancelled is unready for
- * good. Subtrees of FINISHED nodes are skipped: all of it has finished too.
+ * good. A STARTED service that its readiness probe made not ready (probe.c) is
+ * listed too: not_started then means "not ready". Subtrees of FINISHED nodes are
+ * skipped: all of it has finished too.
  */
 #include "http.h"
 
@@ -19,14 +21,23 @@ struct ready_walk {
   int oom;
 };
 
+/* A STARTED service whose readiness probe failed it (its phase running but not
+ * ready); one in its backoff stays ready, as above. */
+static int probe_unready(arbor_node_t *node) {
+  arbor_service_info_t si;
+  return arbor_node_kind(node) == ARBOR_KIND_SERVICE && arbor_service_info(node, &si) == 0 &&
+         si.phase == ARBOR_PHASE_RUNNING && !si.ready;
+}
+
 static int visit(arbor_node_t *node, int depth, void *arg) {
   (void)depth;
   struct ready_walk *w = arg;
   arbor_kind_t kind = arbor_node_kind(node);
   arbor_state_t state = arbor_node_state(node);
   if ((kind == ARBOR_KIND_SERVICE || kind == ARBOR_KIND_SUPERVISOR) &&
-      state != ARBOR_STATE_STARTED &&
-      !(state == ARBOR_STATE_FINISHED && arbor_node_outcome(node) == ARBOR_OUTCOME_OK)) {
+      (state == ARBOR_STATE_STARTED ? probe_unready(node)
+                                    : !(state == ARBOR_STATE_FINISHED &&
+                                        arbor_node_outcome(node) == ARBOR_OUTCOME_OK))) {
     if (w->count < READY_IDS_MAX &&
         !cJSON_AddItemToArray(w->ids, cJSON_CreateNumber((double)arbor_node_id(node))))
       w->oom = 1;

@@ -460,6 +460,67 @@ static void memory_limit_families(struct mbuf *b, const struct services *s) {
   }
 }
 
+/* The health probe families of the live services that have probes (probe.c):
+ * counters and the last verdict and duration the loop already keeps, so a
+ * scrape costs no probe. */
+static void probe_families(struct mbuf *b, const struct services *s) {
+  static const char *const results[] = {"success", "failure", "timeout"};
+  char id[24], text[32];
+  family(b, "arbor_service_ready", "gauge",
+         "1 when the live service's run is ready: STARTED and not failed by its readiness "
+         "probe.");
+  for (size_t i = 0; i < s->n; i++) {
+    arbor_service_info_t si;
+    if (arbor_node_kind(s->v[i]) != ARBOR_KIND_SERVICE || arbor_service_info(s->v[i], &si) != 0)
+      continue;
+    snprintf(id, sizeof id, "%" PRIu64, arbor_node_id(s->v[i]));
+    sample(b, "arbor_service_ready",
+           (const char *const[]){"service", arbor_node_name(s->v[i]), "id", id, NULL},
+           si.ready ? "1" : "0");
+  }
+  for (int f = 0; f < 3; f++) {
+    static const struct {
+      const char *name, *type, *help;
+    } fam[] = {
+        {"arbor_probe_results_total", "counter",
+         "Attempts of a service's health probe by result (failure excludes timeouts)."},
+        {"arbor_probe_up", "gauge",
+         "1 while a service's health probe passes (liveness: not failed failure_threshold "
+         "times in a row; readiness: ready), else 0."},
+        {"arbor_probe_duration_seconds", "gauge",
+         "How long a service's health probe's last attempt took, in seconds."},
+    };
+    family(b, fam[f].name, fam[f].type, fam[f].help);
+    for (size_t i = 0; i < s->n; i++) {
+      for (int role = ARBOR_PROBE_LIVENESS; role <= ARBOR_PROBE_READINESS; role++) {
+        arbor_probe_info_t pi;
+        if (arbor_node_kind(s->v[i]) != ARBOR_KIND_SERVICE ||
+            arbor_service_probe_info(s->v[i], (arbor_probe_role_t)role, &pi) != 0)
+          continue;
+        snprintf(id, sizeof id, "%" PRIu64, arbor_node_id(s->v[i]));
+        const char *probe = arbor_probe_role_name((arbor_probe_role_t)role);
+        if (f == 0) {
+          const uint64_t counts[] = {pi.successes, pi.failures - pi.timeouts, pi.timeouts};
+          for (int r = 0; r < 3; r++)
+            sample_u64(b, fam[f].name,
+                       (const char *const[]){"service", arbor_node_name(s->v[i]), "id", id,
+                                             "probe", probe, "result", results[r], NULL},
+                       counts[r]);
+          continue;
+        }
+        const char *const labels[] = {"service", arbor_node_name(s->v[i]), "id", id,
+                                      "probe", probe, NULL};
+        if (f == 1) {
+          sample(b, fam[f].name, labels, pi.passing ? "1" : "0");
+        } else if (pi.last_time_ns != 0) {
+          fmt_seconds(pi.last_duration_ns, text);
+          sample(b, fam[f].name, labels, text);
+        }
+      }
+    }
+  }
+}
+
 /* The per-service families, from one walk (their samples must not interleave,
  * hence the list). Returns -1 when out of memory. */
 static int service_families(struct mbuf *b, arbor_runtime_t *rt) {
@@ -488,6 +549,7 @@ static int service_families(struct mbuf *b, arbor_runtime_t *rt) {
            (const char *const[]){"service", arbor_node_name(s.v[i]), "id", id, NULL},
            service_up(rt, s.v[i]) ? "1" : "0");
   }
+  probe_families(b, &s);
   int rc = usage_families(b, &s);
   memory_limit_families(b, &s);
   free(s.v);

@@ -3,7 +3,8 @@
  *
  * The detail is the node's own fields (json.c) plus what only some kinds have:
  * a fiber's wait site and stack, a service's or supervisor's phase and counters
- * (a process service's log file, resource usage and memory limit among them), and its failure
+ * (a process service's log file, resource usage and memory limit among them, a
+ * service's readiness and health probes), and its failure
  * history. Mutations map arbor's codes onto HTTP statuses once, here: a finished
  * node is a 409, a node of the wrong kind a 400, an unknown id a 404, so clients
  * can tell "you asked wrongly" from "too late".
@@ -97,6 +98,48 @@ static void add_waiting_for(struct http_jcx *cx, cJSON *s, arbor_node_t *node) {
   http_jadd_str(cx, o, "phase", arbor_phase_name(phase));
 }
 
+/* service.probes.liveness / .readiness: a probe's settings and what it last
+ * saw (arbor_service_probe_info), or null when the service has none. */
+static void add_probe(struct http_jcx *cx, cJSON *ps, arbor_node_t *node,
+                      arbor_probe_role_t role) {
+  arbor_probe_info_t pi;
+  if (arbor_service_probe_info(node, role, &pi) != 0) {
+    http_jadd(cx, ps, arbor_probe_role_name(role), cJSON_CreateNull());
+    return;
+  }
+  cJSON *p = http_jadd(cx, ps, arbor_probe_role_name(role), cJSON_CreateObject());
+  if (p == NULL)
+    return;
+  http_jadd_str(cx, p, "kind", arbor_probe_kind_name(pi.kind));
+  http_jadd_str(cx, p, "target", pi.target);
+  http_jadd_bool(cx, p, "active", pi.active);
+  http_jadd_bool(cx, p, "passing", pi.passing);
+  http_jadd_u64(cx, p, "failures_in_row", pi.failures_in_row);
+  http_jadd_u64(cx, p, "successes_in_row", pi.successes_in_row);
+  http_jadd_u64(cx, p, "successes", pi.successes);
+  http_jadd_u64(cx, p, "failures", pi.failures);
+  http_jadd_u64(cx, p, "timeouts", pi.timeouts);
+  if (pi.last_time_ns != 0) {
+    http_jadd_time(cx, p, arbor_node_runtime(node), "last_time", pi.last_time_ns);
+    http_jadd_bool(cx, p, "last_ok", pi.last_ok);
+    /* Whole microseconds: a loopback probe takes tens of them. */
+    http_jadd(cx, p, "last_duration_seconds",
+              cJSON_CreateNumber((double)(pi.last_duration_ns / 1000u) / 1e6));
+  } else {
+    http_jadd_u64(cx, p, "last_time_ns", 0);
+    http_jadd(cx, p, "last_time", cJSON_CreateNull());
+    http_jadd(cx, p, "last_ok", cJSON_CreateNull());
+    http_jadd(cx, p, "last_duration_seconds", cJSON_CreateNull());
+  }
+  http_jadd(cx, p, "last_error",
+            pi.last_error != NULL ? http_jerror(cx, pi.last_error) : cJSON_CreateNull());
+  http_jadd_u64(cx, p, "interval_ms", pi.spec.interval_ms);
+  http_jadd_u64(cx, p, "timeout_ms", pi.spec.timeout_ms);
+  http_jadd_u64(cx, p, "failure_threshold", pi.spec.failure_threshold);
+  http_jadd_u64(cx, p, "success_threshold", pi.spec.success_threshold);
+  http_jadd_u64(cx, p, "initial_delay_ms", pi.spec.initial_delay_ms);
+}
+
 /* "service" and "history" for services and supervisors. */
 static void add_service(struct http_jcx *cx, cJSON *o, arbor_node_t *node) {
   arbor_service_info_t si;
@@ -129,6 +172,14 @@ static void add_service(struct http_jcx *cx, cJSON *o, arbor_node_t *node) {
   http_jadd_exec(cx, s, node);
   add_usage(cx, s, node);
   add_memory_limit(cx, s, node);
+  if (arbor_node_kind(node) == ARBOR_KIND_SERVICE) {
+    http_jadd_bool(cx, s, "ready", si.ready);
+    cJSON *ps = http_jadd(cx, s, "probes", cJSON_CreateObject());
+    if (ps != NULL) {
+      add_probe(cx, ps, node, ARBOR_PROBE_LIVENESS);
+      add_probe(cx, ps, node, ARBOR_PROBE_READINESS);
+    }
+  }
   if (arbor_node_kind(node) == ARBOR_KIND_SUPERVISOR) {
     http_jadd_str(cx, s, "strategy", arbor_strategy_name(si.strategy));
     http_jadd_i64(cx, s, "intensity", si.intensity);

@@ -71,7 +71,7 @@ static void config_unknown_key_is_an_error(void **state) {
                "argv, env, cwd, restart, stop_signal, shutdown_timeout_ms, min_uptime_ms, "
                "notify_fd, log_size, log_file, log_file_max_bytes, log_file_backups, "
                "log_timestamps, requires, after, user, group, groups, umask, rlimits, "
-               "env_file, max_memory, max_memory_for_ms)\n");
+               "env_file, max_memory, max_memory_for_ms, liveness, readiness)\n");
   expect_error("{\"tree\": [" STAMP "], \"admn\": {}}",
                "arbor: bad.json: unknown key \"admn\" (expected one of: admin, "
                "shutdown_timeout_ms, event_capacity, service_name, trace_out, trace_format, "
@@ -301,6 +301,43 @@ static void config_log_file_error_logged_once_service_runs(void **state) {
   arbor_proc_cleanup(&p);
 }
 
+/* Health probes: exactly one kind, each value checked, the path named. */
+static void config_probe_errors_name_the_key(void **state) {
+#define SVC(probe) "{\"tree\": [" STAMP ", {\"service\": \"a\", \"argv\": [\"true\"], " probe "}]}"
+  expect_error(SVC("\"liveness\": {\"interval_ms\": 5}"),
+               "arbor: bad.json: tree[1].liveness: expected exactly one of \"http\", \"tcp\" and "
+               "\"exec\" (what to probe), not none\n");
+  expect_error(SVC("\"readiness\": {\"tcp\": {\"port\": 1}, \"exec\": [\"true\"]}"),
+               "arbor: bad.json: tree[1].readiness: expected exactly one of \"http\", \"tcp\" and "
+               "\"exec\" (what to probe), not several\n");
+  expect_error(SVC("\"liveness\": {\"http\": {\"port\": 0}}"),
+               "arbor: bad.json: tree[1].liveness.http.port: expected an integer from 1 to "
+               "65535, not this number\n");
+  expect_error(SVC("\"liveness\": {\"http\": {\"port\": 80, \"path\": \"healthz\"}}"),
+               "arbor: bad.json: tree[1].liveness.http.path: expected a path starting with '/', "
+               "without spaces or control characters, not this string\n");
+  expect_error(SVC("\"liveness\": {\"tcp\": {\"port\": 80, \"path\": \"/\"}}"),
+               "arbor: bad.json: tree[1].liveness.tcp: unknown key \"path\" (expected one of: "
+               "port, host)\n");
+  expect_error(SVC("\"readiness\": {\"exec\": []}"),
+               "arbor: bad.json: tree[1].readiness.exec: expected a non-empty array of strings "
+               "(the command and its arguments), not this array\n");
+  expect_error(SVC("\"liveness\": {\"tcp\": {\"port\": 80}, \"timeout_ms\": 0}"),
+               "arbor: bad.json: tree[1].liveness.timeout_ms: expected an integer from 1 to "
+               "86400000, not this number\n");
+  expect_error(SVC("\"liveness\": {\"tcp\": {\"port\": 80}, \"success_threshold\": 2}"),
+               "arbor: bad.json: tree[1].liveness.success_threshold: must be 1 for a liveness "
+               "probe (one pass shows it is alive; as in Kubernetes)\n");
+  expect_error(SVC("\"readiness\": {\"tcp\": {\"port\": 80, \"host\": \"a b\"}}"),
+               "arbor: bad.json: tree[1].readiness.tcp.host: expected a host name or an IP "
+               "address (letters, digits, '.', '-', ':'), not this string\n");
+  expect_error(SVC("\"readiness\": {\"tcp\": {\"port\": 80}, \"period\": 1}"),
+               "arbor: bad.json: tree[1].readiness: unknown key \"period\" (expected one of: "
+               "http, tcp, exec, interval_ms, timeout_ms, failure_threshold, success_threshold, "
+               "initial_delay_ms)\n");
+#undef SVC
+}
+
 static void config_missing_file_is_an_error(void **state) {
   struct arbor_proc p;
   arbor_proc_init(&p);
@@ -329,7 +366,12 @@ static void config_check_accepts_a_good_config(void **state) {
                    "     \"log_size\": 4096, \"log_file\": \"a.log\","
                    "     \"log_file_max_bytes\": 65536, \"log_file_backups\": 3,"
                    "     \"log_timestamps\": false, \"max_memory\": \"512M\","
-                   "     \"max_memory_for_ms\": 1000},\n"
+                   "     \"max_memory_for_ms\": 1000,"
+                   "     \"liveness\": {\"http\": {\"port\": 8080, \"path\": \"/healthz\","
+                   "       \"host\": \"localhost\"}, \"interval_ms\": 1000, \"timeout_ms\": 500,"
+                   "       \"failure_threshold\": 3, \"success_threshold\": 1,"
+                   "       \"initial_delay_ms\": 0},"
+                   "     \"readiness\": {\"tcp\": {\"port\": 6379}, \"success_threshold\": 2}},\n"
                    "    {\"service\": \"b\", \"argv\": [\"true\"], \"max_memory\": 1048576},\n"
                    "    {\"service\": \"c\", \"argv\": [\"true\"], \"max_memory\": \"2GiB\"},\n"
                    "    {\"service\": \"d\", \"argv\": [\"true\"], \"max_memory\": \"1024k\"}]}]}\n");
@@ -362,6 +404,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(config_dependency_cycle_is_named),
     cmocka_unit_test(config_dependency_on_unknown_name_is_an_error),
     cmocka_unit_test(config_log_file_error_logged_once_service_runs),
+    cmocka_unit_test(config_probe_errors_name_the_key),
     cmocka_unit_test(config_missing_file_is_an_error),
     cmocka_unit_test(config_check_accepts_a_good_config),
 };

@@ -638,6 +638,61 @@ static void daemon_max_memory_restarts_the_service(void **state) {
   arbor_proc_cleanup(&p);
 }
 
+/* GET /readyz's status, polled until it is want (bounded: 2000 x 10 ms). */
+static void wait_readyz(struct arbor_proc *p, long want) {
+  long status = 0;
+  for (int i = 0; i < 2000 && status != want; i++) {
+    char *body = NULL;
+    status = arbor_proc_http(p, "GET", "/readyz", &body);
+    free(body);
+    if (status != want)
+      usleep(10000);
+  }
+  assert_int_eq(status, want);
+}
+
+/* A readiness probe from the config: db counts as started (for /readyz and for
+ * web, which requires it) only once its exec probe passes. */
+static void daemon_readiness_probe_decides_readyz_and_requires(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  char *json = NULL, more[512];
+  size_t len = 0;
+  FILE *f = open_memstream(&json, &len);
+  fprintf(f, "{\"admin\": {\"port\": 0}, \"tree\": [");
+  snprintf(more, sizeof more,
+           ", \"readiness\": {\"exec\": [\"test\", \"-e\", \"%s/db-ready\"], "
+           "\"interval_ms\": 20}",
+           p.dir);
+  dep_service(f, &p, "db", more);
+  fprintf(f, ", ");
+  dep_service(f, &p, "web", ", \"requires\": [\"db\"]");
+  fprintf(f, "]}\n");
+  fclose(f);
+  start_config(&p, json, NULL);
+  free(json);
+  arbor_proc_wait_text(&p, "started", "db\n");
+  if (api_available(&p)) {
+    wait_readyz(&p, 503);
+    cJSON *tree = get_json(&p, "/api/v1/tree?depth=8");
+    const cJSON *root = cJSON_GetObjectItemCaseSensitive(tree, "root");
+    const cJSON *db = find_node(root, "service", "db");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(db, "state")->valuestring, "STARTING");
+    cJSON_Delete(tree);
+  }
+  char *started = arbor_proc_read(&p, "started");
+  assert_string_equal(started, "db\n");   /* web waits for db's probe */
+  free(started);
+  arbor_proc_write(&p, "db-ready", "");
+  arbor_proc_wait_text(&p, "started", "web\n");
+  if (api_available(&p))
+    wait_readyz(&p, 200);
+  arbor_proc_write(&p, "stop", "");
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  arbor_proc_cleanup(&p);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_version_and_help),
     cmocka_unit_test(daemon_run_serves_the_admin_api_on_a_free_port),
@@ -653,6 +708,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_reload_of_requires_restarts_nothing),
     cmocka_unit_test(daemon_requires_holds_dependent_while_dependency_restarts),
     cmocka_unit_test(daemon_max_memory_restarts_the_service),
+    cmocka_unit_test(daemon_readiness_probe_decides_readyz_and_requires),
 };
 
 ARBOR_TEST_MAIN(tests)

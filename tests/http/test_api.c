@@ -684,6 +684,53 @@ static void api_node_detail(void **state) {
   world_close(&w);
 }
 
+static int sleeps(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  int rc;
+  while ((rc = arbor_sleep(cx, 3600 * 1000)) == 0)
+    ;
+  return rc;
+}
+
+/* service.ready and service.probes: each probe's settings, verdict, counters and
+ * last error (a refused TCP connect), null for a probe it does not have. */
+static void api_node_probes(void **state) {
+  struct world w;
+  world_open(&w, NULL, NULL);
+  char *ok[] = {"true", NULL};
+  arbor_health_probe_t live = {.kind = ARBOR_PROBE_TCP, .port = 1, .interval_ms = 5,
+                               .failure_threshold = 1000000};
+  arbor_health_probe_t ready = {.kind = ARBOR_PROBE_EXEC, .argv = ok, .interval_ms = 5};
+  arbor_node_t *svc = service(arbor_root(w.rt),
+                              &(arbor_service_spec_t){.name = "probed", .fiber = sleeps,
+                                                      .liveness = &live, .readiness = &ready});
+  arbor_probe_info_t li;
+  arbor_test_run_ticking_until(&w.loop, arbor_node_state(svc) == ARBOR_STATE_STARTED &&
+                                            arbor_service_probe_info(svc, ARBOR_PROBE_LIVENESS,
+                                                                     &li) == 0 &&
+                                            li.failures >= 1);
+  cJSON *o = api(&w, "GET", 200, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(svc));
+  cJSON *sv = field(o, "service");
+  assert_true(bool_field(sv, "ready"));
+  cJSON *lp = field(field(sv, "probes"), "liveness");
+  assert_string_equal(str_field(lp, "kind"), "tcp");
+  assert_string_equal(str_field(lp, "target"), "127.0.0.1:1");
+  assert_true(bool_field(lp, "passing"));
+  assert_false(bool_field(lp, "last_ok"));
+  assert_true(num_field(lp, "failures") >= 1);
+  assert_int_eq(num_field(lp, "interval_ms"), 5);
+  assert_int_eq(num_field(lp, "timeout_ms"), 1000);
+  assert_string_equal(str_field(field(lp, "last_error"), "message"),
+                      "TCP connect 127.0.0.1:1: connection refused");
+  cJSON *rp = field(field(sv, "probes"), "readiness");
+  assert_string_equal(str_field(rp, "kind"), "exec");
+  assert_true(bool_field(rp, "passing"));
+  assert_true(cJSON_IsNull(field(rp, "last_error")));
+  assert_rfc3339(str_field(rp, "last_time"));
+  cJSON_Delete(o);
+  world_close(&w);
+}
+
 /* service.waiting_for: a supervisor's child held back by an earlier sibling
  * that is not STARTED names it, with its state (the dashboard's "waiting for
  * db: STARTING"); null for the sibling itself and once everything runs. */
@@ -1323,6 +1370,7 @@ static void api_dump_responses(void **state) {
   api_tree_depth_limit_root(state);
   api_node_detail(state);
   api_node_waiting_for_names_the_sibling(state);
+  api_node_probes(state);
   api_children_paging(state);
   api_cancel_group_cancels_every_descendant(state);
   api_restart_service_same_id_count_plus_one(state);
@@ -1342,6 +1390,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(api_tree_depth_limit_root),
     cmocka_unit_test(api_node_detail),
     cmocka_unit_test(api_node_waiting_for_names_the_sibling),
+    cmocka_unit_test(api_node_probes),
     cmocka_unit_test(api_children_paging),
     cmocka_unit_test(api_cancel_group_cancels_every_descendant),
     cmocka_unit_test(api_restart_service_same_id_count_plus_one),

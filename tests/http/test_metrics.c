@@ -542,6 +542,10 @@ static void metrics_every_family_declared_with_help_and_type(void **state) {
       {"arbor_service_processes", "gauge"},
       {"arbor_service_memory_limit_bytes", "gauge"},
       {"arbor_service_memory_limit_exceeded_total", "counter"},
+      {"arbor_service_ready", "gauge"},
+      {"arbor_probe_results_total", "counter"},
+      {"arbor_probe_up", "gauge"},
+      {"arbor_probe_duration_seconds", "gauge"},
       {"arbor_admin_http_requests_total", "counter"},
       {"process_cpu_seconds_total", "counter"},
       {"process_resident_memory_bytes", "gauge"},
@@ -962,6 +966,50 @@ static void metrics_service_memory_limit(void **state) {
   world_close(&w);
 }
 
+/* The probe families: results by probe and result, the verdict, the last
+ * duration; arbor_service_ready for every service. A refused TCP liveness probe
+ * below its threshold and an exec readiness probe that passes. */
+static void metrics_probe_families(void **state) {
+  struct world w;
+  struct expo e;
+  world_open(&w, NULL);
+  char *ok[] = {"true", NULL};
+  arbor_health_probe_t live = {.kind = ARBOR_PROBE_TCP, .port = 1, .interval_ms = 5,
+                               .failure_threshold = 1000000};
+  arbor_health_probe_t ready = {.kind = ARBOR_PROBE_EXEC, .argv = ok, .interval_ms = 5};
+  arbor_node_t *svc = service(arbor_root(w.rt),
+                              &(arbor_service_spec_t){.name = "probed", .fiber = sleeper,
+                                                      .liveness = &live, .readiness = &ready});
+  arbor_node_t *plain = service(arbor_root(w.rt),
+                                &(arbor_service_spec_t){.name = "plain", .fiber = sleeper});
+  arbor_probe_info_t li;
+  arbor_test_run_ticking_until(&w.loop, arbor_node_state(svc) == ARBOR_STATE_STARTED &&
+                                            arbor_service_probe_info(svc, ARBOR_PROBE_LIVENESS,
+                                                                     &li) == 0 &&
+                                            li.failures >= 2);
+  scrape(&w, &e);
+  const char *id = id_of(0, svc);
+  assert_true(value(&e, "arbor_probe_results_total", "service", "probed", "id", id, "probe",
+                    "liveness", "result", "failure", NULL) >= 2);
+  assert_int_eq(value(&e, "arbor_probe_results_total", "service", "probed", "id", id, "probe",
+                      "liveness", "result", "success", NULL), 0);
+  assert_int_eq(value(&e, "arbor_probe_results_total", "service", "probed", "id", id, "probe",
+                      "liveness", "result", "timeout", NULL), 0);
+  assert_true(value(&e, "arbor_probe_results_total", "service", "probed", "id", id, "probe",
+                    "readiness", "result", "success", NULL) >= 1);
+  assert_int_eq(value(&e, "arbor_probe_up", "service", "probed", "id", id, "probe", "liveness",
+                      NULL), 1);
+  assert_int_eq(value(&e, "arbor_probe_up", "service", "probed", "id", id, "probe", "readiness",
+                      NULL), 1);
+  assert_true(value(&e, "arbor_probe_duration_seconds", "service", "probed", "id", id, "probe",
+                    "readiness", NULL) > 0);
+  assert_int_eq(value(&e, "arbor_service_ready", "service", "probed", "id", id, NULL), 1);
+  assert_null(find(&e, "arbor_probe_up", "service", "plain", "id", id_of(1, plain), "probe",
+                   "liveness", NULL));
+  expo_free(&e);
+  world_close(&w);
+}
+
 /* A port nobody listens on: bound, then closed. */
 static int closed_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1034,6 +1082,7 @@ static void metrics_otlp_families_while_exporter_runs(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(metrics_every_family_declared_with_help_and_type),
+    cmocka_unit_test(metrics_probe_families),
     cmocka_unit_test(metrics_values_match_the_tree),
     cmocka_unit_test(metrics_histogram_le_exact_seconds),
     cmocka_unit_test(metrics_requests_counted_by_status),

@@ -477,6 +477,78 @@ static void server_readyz_503_until_services_started(void **state) {
   fx_close(&f);
 }
 
+/* A readiness probe decides /readyz too: a STARTED service it fails is listed
+ * (503) until it passes again; the node's detail shows the probe. */
+static void on_probe_conn(uv_stream_t *server, int status) {
+  (void)status;
+  uv_tcp_t *c = malloc(sizeof *c);
+  assert_non_null(c);
+  uv_tcp_init(server->loop, c);
+  (void)uv_accept(server, (uv_stream_t *)c);
+  uv_close((uv_handle_t *)c, (uv_close_cb)free);   /* accepted: the probe passed */
+}
+
+static int svc_not_ready(void *arg) {
+  arbor_service_info_t si;
+  return arbor_service_info(arg, &si) == 0 && si.phase == ARBOR_PHASE_RUNNING && !si.ready;
+}
+
+static void server_readyz_follows_readiness_probe(void **state) {
+  struct fx f;
+  fx_open(&f, NULL);
+  uv_tcp_t lis;
+  struct sockaddr_in a;
+  assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &a), 0);
+  assert_int_eq(uv_tcp_init(&f.loop, &lis), 0);
+  assert_int_eq(uv_tcp_bind(&lis, (const struct sockaddr *)&a, 0), 0);
+  assert_int_eq(uv_listen((uv_stream_t *)&lis, 16, on_probe_conn), 0);
+  int len = sizeof a;
+  assert_int_eq(uv_tcp_getsockname(&lis, (struct sockaddr *)&a, &len), 0);
+
+  arbor_node_t *sup, *svc;
+  assert_code(arbor_supervisor_new(arbor_root(f.rt), NULL, &sup), 0);
+  arbor_health_probe_t hp = {.kind = ARBOR_PROBE_TCP, .port = ntohs(a.sin_port),
+                             .interval_ms = 5, .failure_threshold = 1};
+  ready_flag = 1;
+  arbor_service_spec_t spec = {.name = "db", .fiber = handshake_body, .arg = &ready_flag,
+                               .handshake = 1, .readiness = &hp};
+  assert_code(arbor_service_add(sup, &spec, &svc), 0);
+  httpc_run_until(&f.loop, node_started, sup);
+  struct resp r = req(&f, "GET", "/readyz", NULL, NULL);
+  assert_int_eq(r.status, 200);
+  resp_free(&r);
+
+  uv_close((uv_handle_t *)&lis, NULL);   /* connects are refused from now on */
+  httpc_run_until(&f.loop, svc_not_ready, svc);
+  r = req(&f, "GET", "/readyz", NULL, NULL);
+  assert_int_eq(r.status, 503);
+  cJSON *j = cJSON_Parse(r.body);
+  cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "not_started");
+  assert_int_eq(cJSON_GetArraySize(ids), 1);     /* the service; its supervisor runs */
+  assert_uint_eq(cJSON_GetArrayItem(ids, 0)->valuedouble, arbor_node_id(svc));
+  cJSON_Delete(j);
+  resp_free(&r);
+
+  char path[64];
+  snprintf(path, sizeof path, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(svc));
+  r = req(&f, "GET", path, NULL, NULL);
+  assert_int_eq(r.status, 200);
+  j = cJSON_Parse(r.body);
+  cJSON *sv = cJSON_GetObjectItemCaseSensitive(j, "service");
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(sv, "ready")));
+  cJSON *probes = cJSON_GetObjectItemCaseSensitive(sv, "probes");
+  assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(probes, "liveness")));
+  cJSON *rp = cJSON_GetObjectItemCaseSensitive(probes, "readiness");
+  assert_string_equal(cJSON_GetObjectItemCaseSensitive(rp, "kind")->valuestring, "tcp");
+  assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rp, "passing")));
+  cJSON *le = cJSON_GetObjectItemCaseSensitive(rp, "last_error");
+  assert_non_null(strstr(cJSON_GetObjectItemCaseSensitive(le, "message")->valuestring,
+                         "connection refused"));
+  cJSON_Delete(j);
+  resp_free(&r);
+  fx_close(&f);
+}
+
 /* -------------------------------------------------------------- static */
 
 /* The page's own headers and CSP are test_static.c's; here only that the
@@ -972,6 +1044,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(server_ipv6_loopback),
     cmocka_unit_test(server_healthz_ok),
     cmocka_unit_test(server_readyz_503_until_services_started),
+    cmocka_unit_test(server_readyz_follows_readiness_probe),
     cmocka_unit_test(server_api_csp_strict),
     cmocka_unit_test(server_head_has_headers_no_body),
     cmocka_unit_test(server_cors_only_when_configured),
