@@ -165,6 +165,10 @@ typedef struct {
                               program as another user, with a umask or rlimits;
                               copied; NULL: the installed one
                               ($(PREFIX)/libexec/arbor/arbor-exec, fixed at build) */
+  int memory_scan;         /* 1: memory limits are read from a scan of all of /proc
+                              each tick, as on a kernel without children lists,
+                              instead of following each limited program's tree.
+                              For measuring what the fallback costs (bench/). */
 } arbor_runtime_opts_t;
 
 typedef void (*arbor_runtime_close_cb)(arbor_runtime_t *rt, void *arg);
@@ -948,8 +952,8 @@ typedef struct {
    * resident memory for max_memory_for_ms is failed with ARBOR_EMEMLIMIT, the
    * reading in its chain (arbor_service_fail: restarted as any failure). Read
    * every ARBOR_MEMORY_CHECK_MS by one timer of the runtime that runs only while
-   * a program with a limit runs (less often where reading /proc takes more than
-   * 2 % of that time: a machine with thousands of processes). Not a hard cap
+   * a program with a limit runs (less often where the readings would take more
+   * than 2 % of a core: hundreds of limited programs). Not a hard cap
    * (the kernel's cgroups are). */
   uint64_t max_memory;           /* bytes; 0: no limit; else at least 1 MiB */
   uint64_t max_memory_for_ms;    /* over it at every reading for this long; 0: the

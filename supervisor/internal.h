@@ -388,6 +388,7 @@ struct arbor_runtime_s {
   struct arbor__reaper *reaper;  /* procsvc.c: SIGCHLD watcher, once a process service exists */
   char *exec_helper;             /* arbor_runtime_opts_t's, copied; NULL: the installed one */
   struct arbor__memlimit *memlimit;   /* memlimit.c: once a limited program ran */
+  int memory_scan;               /* arbor_runtime_opts_t's: memlimit.c scans /proc */
   struct arbor__closer *closers; /* other modules' handles to close (extension.h) */
   arbor_stats_t stats;           /* stats.c; the event counts live in rec */
   arbor_otlp_t *otlp;            /* its OTLP exporter, or NULL (extension.h) */
@@ -618,6 +619,13 @@ int arbor__procstat_scan(struct arbor__pstable **out);
 void arbor__procstat_free(struct arbor__pstable *t);
 int arbor__procstat_tree(const struct arbor__pstable *t, int pid, int flags,
                          arbor_process_usage_t *out, double *life_percent);
+/* One process's /proc/PID/stat: 0, or ARBOR_ENOENT when it is gone. */
+struct arbor__psone {
+  int ppid, sid;
+  uint32_t threads;
+  uint64_t rss_bytes;
+};
+int arbor__procstat_one(int pid, struct arbor__psone *out);
 void arbor__reaper_close(arbor_runtime_t *rt);   /* from the runtime's close */
 
 /* memlimit.c: memory limits (the comment at the top of memlimit.c). procsvc.c

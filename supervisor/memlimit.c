@@ -9,14 +9,28 @@
  * Why a timer, and only one: RSS grows without any event the loop could wait
  * for, so it has to be read. PM2 reads it every 30 s, which lets a leak run for
  * half a minute past its limit; here one runtime-wide timer reads it every
- * ARBOR_MEMORY_CHECK_MS for every limited program at once, with ONE read of
- * /proc per tick (procstat.c's scan, then each program's tree from that table,
- * fds not counted). That read costs a /proc/PID/stat per process of the
- * machine (about 10 us each), however few programs are limited, so on a
- * machine with thousands of processes a 100 ms period would cost several % of
- * a core: the next tick comes COST_SHARE times the last tick's duration later
- * when that is longer than ARBOR_MEMORY_CHECK_MS, which keeps the readings
- * under 2 % of a core anywhere and at 100 ms where they are cheap.
+ * ARBOR_MEMORY_CHECK_MS for every limited program at once.
+ *
+ * What a tick reads: only the limited programs' trees, so that its cost grows
+ * with them and not with the machine. From each program, its children are
+ * followed through /proc/PID/task/TID/children (one small file per thread:
+ * a child is listed under the thread that forked it), and each member's RSS
+ * read from /proc/PID/stat: two files per single-threaded process. Orphans
+ * the program left count too, as procstat.c counts them: arbor is the child
+ * subreaper, so they are arbor's children now, in the program's session; the
+ * tick lists arbor's children once, drops the programs libuv spawned (a walk
+ * of the loop's process handles, no file read) and reads the session of the
+ * rest (few, usually none). A process that forks or exits while its parent's
+ * list is read may be missed by that reading (proc(5) says the lists are
+ * exact only for stopped processes); the next one has it. Without those lists
+ * (a kernel without CONFIG_PROC_CHILDREN) a tick falls back to procstat.c's
+ * scan of all of /proc and each program's tree from that table, which costs a
+ * /proc/PID/stat per process of the machine (about 10 us each).
+ *
+ * Either way a tick never takes more than 1/COST_SHARE of a core: the next
+ * one comes COST_SHARE times the last tick's duration later when that is
+ * longer than ARBOR_MEMORY_CHECK_MS (many limited programs, or the scan on a
+ * machine with thousands of processes).
  *
  * Why it costs an idle arbor nothing: the timer runs only while at least one
  * limited program runs. A program is put on the list when it is spawned with a
@@ -42,12 +56,28 @@
  * reaped, so its incarnation is not FINISHED, so neither is its service, and no
  * node can be freed while listed (child_free unlists anyway, as a guard).
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
 /* A tick may take at most 1/COST_SHARE of the time between two: 2 % of a core. */
 #define COST_SHARE 50
+#define MEMBERS_MAX 4096         /* processes one program's reading follows at most */
+#define ORPHANS_MAX 4096         /* children of arbor one tick looks at */
+
+/* A list of pids that grows, kept from tick to tick (no malloc per tick). */
+struct pids {
+  int *v;
+  size_t n, cap;
+};
+
+struct orphan {
+  int pid, sid;
+};
 
 struct arbor__memlimit {
   uv_timer_t timer;              /* armed for the next tick while n > 0 */
@@ -57,6 +87,12 @@ struct arbor__memlimit {
   uint32_t n, cap;
   uint64_t ticks;
   uint64_t period_ms;            /* until the next tick (ARBOR_MEMORY_CHECK_MS or more) */
+  int direct;                    /* 1: the children lists are there; 0: scan /proc */
+  struct pids queue;             /* one program's members, breadth first */
+  struct pids kids;              /* arbor's children */
+  struct pids spawned;           /* the pids of the loop's uv_process_t handles */
+  struct orphan *orphans;        /* arbor's other children and their sessions */
+  size_t norphans, orphans_cap;
 };
 
 /* ------------------------------------------------------------- the text */
@@ -97,6 +133,131 @@ static arbor_error_t *limit_error(arbor_node_t *svc, const struct arbor__memwatc
                             svc->name, m->pid, line);
 }
 
+/* ------------------------------------------------------- reading a tree */
+
+/* Appends pid, unless max are there already or memory is short (then the
+ * reading misses it: a partial figure, not an error). */
+static void pids_push(struct pids *p, int pid, size_t max) {
+  if (p->n == p->cap) {
+    size_t cap = p->cap > 0 ? p->cap * 2 : 64;
+    int *v = p->n < max ? realloc(p->v, cap * sizeof *v) : NULL;
+    if (v == NULL)
+      return;
+    p->v = v;
+    p->cap = cap;
+  }
+  if (p->n < max)
+    p->v[p->n++] = pid;
+}
+
+/* The pids of a children file ("12 345 "), appended to out. */
+static void read_children_file(const char *path, struct pids *out, size_t max) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;                      /* the thread or process is gone */
+  char buf[4096];
+  int pid = 0, in = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    for (ssize_t i = 0; i < n; i++) {
+      if (buf[i] >= '0' && buf[i] <= '9') {
+        pid = pid * 10 + (buf[i] - '0');
+        in = 1;
+      } else if (in) {
+        pids_push(out, pid, max);
+        pid = in = 0;
+      }
+    }
+  }
+  if (in)
+    pids_push(out, pid, max);
+  close(fd);
+}
+
+/* The children of process pid: one file when it has one thread, else one per
+ * thread (threads 0: unknown, read them all). */
+static void children_of(int pid, uint32_t threads, struct pids *out, size_t max) {
+  char path[96];
+  if (threads == 1) {
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
+    read_children_file(path, out, max);
+    return;
+  }
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR *d = opendir(path);
+  if (d == NULL)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9')
+      continue;
+    snprintf(path, sizeof path, "/proc/%d/task/%.16s/children", pid, e->d_name);
+    read_children_file(path, out, max);
+  }
+  closedir(d);
+}
+
+static void collect_spawned(uv_handle_t *h, void *arg) {
+  if (h->type == UV_PROCESS && !uv_is_closing(h))
+    pids_push(arg, ((uv_process_t *)h)->pid, SIZE_MAX);
+}
+
+/* Once a tick: arbor's children that libuv did not spawn, with their
+ * sessions: the orphans a program left (see the top of the file). */
+static void collect_orphans(struct arbor__memlimit *ml) {
+  ml->kids.n = ml->spawned.n = ml->norphans = 0;
+  children_of((int)getpid(), 0, &ml->kids, ORPHANS_MAX);
+  uv_walk(ml->rt->loop, collect_spawned, &ml->spawned);
+  for (size_t i = 0; i < ml->kids.n; i++) {
+    int pid = ml->kids.v[i], known = 0;
+    for (size_t k = 0; k < ml->spawned.n && !known; k++)
+      known = ml->spawned.v[k] == pid;
+    struct arbor__psone one;
+    if (known || arbor__procstat_one(pid, &one) < 0)
+      continue;
+    if (ml->norphans == ml->orphans_cap) {
+      size_t cap = ml->orphans_cap > 0 ? ml->orphans_cap * 2 : 16;
+      struct orphan *v = realloc(ml->orphans, cap * sizeof *v);
+      if (v == NULL)
+        return;
+      ml->orphans = v;
+      ml->orphans_cap = cap;
+    }
+    ml->orphans[ml->norphans++] = (struct orphan){.pid = pid, .sid = one.sid};
+  }
+}
+
+/* The program pid, its descendants and the orphans of its session, summed
+ * into *u (rss_bytes, processes). ARBOR_ENOENT when the program is gone. */
+static int read_tree(struct arbor__memlimit *ml, int pid, arbor_process_usage_t *u) {
+  struct pids *q = &ml->queue;
+  q->n = 0;
+  pids_push(q, pid, MEMBERS_MAX);
+  for (size_t i = 0; i < ml->norphans; i++)
+    if (ml->orphans[i].sid == pid && ml->orphans[i].pid != pid)
+      pids_push(q, ml->orphans[i].pid, MEMBERS_MAX);
+  memset(u, 0, sizeof *u);
+  u->pid = pid;
+  u->sampled_ns = arbor__now();
+  for (size_t head = 0; head < q->n; head++) {
+    struct arbor__psone one;
+    if (arbor__procstat_one(q->v[head], &one) < 0) {
+      if (head == 0)
+        return ARBOR_ENOENT;
+      continue;                  /* gone since it was listed */
+    }
+    u->rss_bytes += one.rss_bytes;
+    u->processes++;
+    children_of(q->v[head], one.threads, q, MEMBERS_MAX);
+  }
+  u->partial = q->n == MEMBERS_MAX;
+  return 0;
+}
+
 /* ------------------------------------------------------------ the verdict */
 
 /* The run goes over its limit: unlisted first (its program is being stopped,
@@ -118,15 +279,21 @@ static void exceeded(arbor_node_t *svc, uint64_t over_ms) {
    * the program as well. */
 }
 
-/* One reading of one service from the tick's table. Returns 1 when the run
- * must be failed, with how long it has been over in *over_ms. */
-static int judge(const struct arbor__pstable *t, arbor_node_t *svc, uint64_t *over_ms) {
+/* One reading of one service: its tree walked (t NULL), or from the tick's
+ * table of /proc. Returns 1 when the run must be failed, with how long it has
+ * been over in *over_ms. */
+static int judge(struct arbor__memlimit *ml, const struct arbor__pstable *t, arbor_node_t *svc,
+                 uint64_t *over_ms) {
   struct arbor__memwatch *m = &svc->u.svc->mem;
   arbor_process_usage_t u;
-  if (arbor__process_pid(svc) != m->pid ||
-      arbor__procstat_tree(t, m->pid, ARBOR__PROCSTAT_NO_FDS | ARBOR__PROCSTAT_FROM_TABLE, &u,
-                           NULL) < 0)
+  if (arbor__process_pid(svc) != m->pid)
     return 0;                    /* exiting: its reap unlists it */
+  int rc = t == NULL ? read_tree(ml, m->pid, &u)
+                     : arbor__procstat_tree(t, m->pid,
+                                            ARBOR__PROCSTAT_NO_FDS | ARBOR__PROCSTAT_FROM_TABLE,
+                                            &u, NULL);
+  if (rc < 0)
+    return 0;
   m->readings++;
   m->rss_bytes = u.rss_bytes;
   m->processes = u.processes;
@@ -156,8 +323,10 @@ static void on_tick(uv_timer_t *h) {
   struct arbor__memlimit *ml = h->data;
   uint64_t t0 = uv_hrtime();
   ml->ticks++;
-  struct arbor__pstable *t;
-  if (arbor__procstat_scan(&t) < 0) {
+  struct arbor__pstable *t = NULL;
+  if (ml->direct) {
+    collect_orphans(ml);
+  } else if (arbor__procstat_scan(&t) < 0) {
     rearm(ml, uv_hrtime() - t0);   /* out of memory (or no /proc): the next tick tries */
     return;
   }
@@ -168,10 +337,10 @@ static void on_tick(uv_timer_t *h) {
       continue;                  /* the list shrank under a verdict */
     arbor_node_t *svc = ml->v[i];
     uint64_t over_ms = 0;
-    if (judge(t, svc, &over_ms))
+    if (judge(ml, t, svc, &over_ms))
       exceeded(svc, over_ms);
   }
-  arbor__procstat_free(t);
+  arbor__procstat_free(t);      /* NULL is fine */
   rearm(ml, uv_hrtime() - t0);
 }
 
@@ -181,6 +350,10 @@ static void memlimit_closed(uv_handle_t *h) {
   struct arbor__memlimit *ml = h->data;
   arbor_runtime_t *rt = ml->rt;
   free(ml->v);
+  free(ml->queue.v);
+  free(ml->kids.v);
+  free(ml->spawned.v);
+  free(ml->orphans);
   free(ml);
   arbor__runtime_release(rt);
 }
@@ -208,6 +381,9 @@ int arbor__memlimit_reserve(arbor_runtime_t *rt) {
     ml->timer.data = ml;
     ml->rt = rt;
     ml->closer.close = memlimit_close;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    ml->direct = access(path, R_OK) == 0 && !rt->memory_scan;
     arbor__runtime_hold(rt);
     arbor__runtime_add_closer(rt, &ml->closer);
     rt->memlimit = ml;

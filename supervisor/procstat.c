@@ -113,6 +113,18 @@ static int read_stat(int pid, struct ps_entry *e) {
   return 0;
 }
 
+int arbor__procstat_one(int pid, struct arbor__psone *out) {
+  struct ps_entry e;
+  long page = sysconf(_SC_PAGESIZE);
+  if (read_stat(pid, &e) != 0 || page <= 0)
+    return ARBOR_ENOENT;
+  out->ppid = e.ppid;
+  out->sid = e.sid;
+  out->threads = e.threads;
+  out->rss_bytes = e.rss_pages * (uint64_t)page;
+  return 0;
+}
+
 /* Reads up to ARBOR_USAGE_SCAN_MAX processes of /proc. Errors: ARBOR_ENOENT (no
  * /proc), ARBOR_ENOMEM. *out is the caller's (arbor__procstat_free). */
 int arbor__procstat_scan(struct arbor__pstable **out) {

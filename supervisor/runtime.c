@@ -124,6 +124,7 @@ int arbor_runtime_new(arbor_runtime_t **out, uv_loop_t *loop, const arbor_runtim
   rt->loop = loop;
   rt->retain_max = opts != NULL && opts->retain_finished > 0 ? opts->retain_finished : 1024;
   rt->no_signals = opts != NULL && opts->no_signals;
+  rt->memory_scan = opts != NULL && opts->memory_scan;
   rt->shutdown_timeout_ms =
       opts != NULL && opts->shutdown_timeout_ms > 0 ? opts->shutdown_timeout_ms : 10000;
   arbor__stacks_init(&rt->stacks,

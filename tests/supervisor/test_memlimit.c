@@ -212,6 +212,59 @@ static void memlimit_for_ms_waits_before_the_restart(void **state) {
   arbor_test_tmp_close(&t);
 }
 
+/* Unsupervised, it allocates at once: the run ends FAILED with EMEMLIMIT.
+ * Returns the chain's message (valid while rt is). */
+static const char *fails_over_limit(uv_loop_t *loop, arbor_runtime_t *rt, const char *script) {
+  arbor_node_t *svc = add_script(arbor_root(rt), "hog", script, 16 * MiB, 0);
+  arbor_test_run_ticking_until(loop, arbor_node_state(svc) == ARBOR_STATE_FINISHED);
+  assert_outcome(svc, FAILED);
+  const arbor_error_t *e = arbor_node_error(svc);
+  assert_int_eq(arbor_error_code(e), ARBOR_EMEMLIMIT);
+  return arbor_error_message(e);
+}
+
+/* A script whose memory is held by an orphan it left: a subshell starts the
+ * hog and exits, and only then (D/go) does the hog allocate, re-parented to
+ * arbor (the subreaper) in the program's session by then. */
+static void orphan_hog(char *script, size_t size, const char *dir) {
+  snprintf(script, size,
+           "(sh -c 'i=0; while [ ! -e %s/go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); "
+           "done; " HOG "; i=0; while [ -d %s ] && [ $i -lt 600 ]; do sleep 0.2; "
+           "i=$((i+1)); done' &); : > %s/go; " LINGER("%s"),
+           dir, dir, dir, dir);
+}
+
+/* The orphan the program left still counts. */
+static void memlimit_counts_the_orphans_the_program_left(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_test_tmp_t t;
+  arbor_test_open(&loop, &rt, NULL);
+  arbor_test_tmp_open(&t, "memlimit");
+  char script[1024];
+  orphan_hog(script, sizeof script, t.dir);
+  const char *msg = fails_over_limit(&loop, rt, script);
+  assert_non_null(strstr(msg, "over max_memory 16 MiB"));
+  arbor_test_close(rt, &loop);
+  arbor_test_tmp_close(&t);
+}
+
+/* arbor_runtime_opts_t.memory_scan: the readings come from a scan of all of
+ * /proc (the fallback without children lists) and decide the same way. */
+static void memlimit_scan_fallback_decides_the_same(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_test_tmp_t t;
+  arbor_test_open(&loop, &rt, &(arbor_runtime_opts_t){.memory_scan = 1});
+  arbor_test_tmp_open(&t, "memlimit");
+  char script[1024];
+  orphan_hog(script, sizeof script, t.dir);   /* the orphan counts here too */
+  const char *msg = fails_over_limit(&loop, rt, script);
+  assert_non_null(strstr(msg, "over max_memory 16 MiB"));
+  arbor_test_close(rt, &loop);
+  arbor_test_tmp_close(&t);
+}
+
 /* No limited program: no active timer at all (an idle arbor sleeps). The
  * timer runs while one does and stops once it is reaped. */
 static void memlimit_timer_runs_only_while_a_limited_program_runs(void **state) {
@@ -285,6 +338,8 @@ static const struct CMUnitTest memlimit_tests[] = {
       cmocka_unit_test(memlimit_program_under_it_is_left_alone),
       cmocka_unit_test(memlimit_spike_shorter_than_for_ms_is_let_through),
       cmocka_unit_test(memlimit_for_ms_waits_before_the_restart),
+      cmocka_unit_test(memlimit_counts_the_orphans_the_program_left),
+      cmocka_unit_test(memlimit_scan_fallback_decides_the_same),
       cmocka_unit_test(memlimit_timer_runs_only_while_a_limited_program_runs),
       cmocka_unit_test(memlimit_bad_values_refused),
 };
