@@ -232,6 +232,8 @@ export function mountDetail(panel, { api, onSelect, onClose, onFocusTimeline }) 
     if (s.is_process) rows.push(['usage', { testid: 'usage', text: usageText(s.usage) }]);
     // How the program is executed, when the config says (user, umask, rlimits ...).
     if (s.exec) rows.push(['runs as', { testid: 'exec', text: execText(s.exec) }]);
+    // max_memory and what the run's readings saw, when the config sets one.
+    if (s.memory_limit) rows.push(['memory limit', { testid: 'memory-limit', text: memoryLimitText(s.memory_limit) }]);
     if (s.strategy) rows.push(['strategy', `${s.strategy}, at most ${s.intensity} restarts in ${s.period_ms} ms`]);
     els.service.replaceChildren(...definitions(rows, onSelect));
   }
@@ -485,6 +487,17 @@ export function usageText(u) {
     + ` · CPU ${u.cpu_seconds.toFixed(2)} s, ${u.cpu_percent.toFixed(1)} %`
     + ` · ${mib(u.rss_bytes)} resident · ${u.open_fds} fd${u.open_fds === 1 ? '' : 's'}`
     + (u.partial ? ' · partial: too many processes to read them all' : '');
+}
+
+// A process service's memory limit (service.memory_limit): "512.0 MiB for 2000 ms ·
+// now 38.2 MiB, 2 processes, read every 100 ms · over it for 300 ms · 1 run ended by it".
+export function memoryLimitText(m) {
+  const parts = [mib(m.max_memory) + (m.max_memory_for_ms ? ` for ${m.max_memory_for_ms} ms` : '')];
+  if (m.readings > 0)
+    parts.push(`now ${mib(m.rss_bytes)}, ${m.processes} process${m.processes === 1 ? '' : 'es'}, read every ${m.check_ms} ms`);
+  if (m.over_ms > 0) parts.push(`over it for ${m.over_ms} ms`);
+  if (m.exceeded > 0) parts.push(`${m.exceeded} run${m.exceeded === 1 ? '' : 's'} ended by it`);
+  return parts.join(' · ');
 }
 
 // A process service's execution settings (service.exec, as resolved when it was
