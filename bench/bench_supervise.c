@@ -36,6 +36,11 @@
  *        the `sleep` children, takes the time and sends SIGTERM, arbor's shutdown
  *        signal. stop_all_ms runs from that SIGTERM until arbor_run has returned:
  *        every program reaped, the runtime closed. Prints sup_bench's idle RESULT line.
+ *        With ARBOR_BENCH_MAX_MEMORY=BYTES in the environment every service gets that
+ *        max_memory (issue 10: what the memory limit's readings cost; the line then
+ *        says max_memory=BYTES): with a limit high enough, nothing is restarted and
+ *        the wake-ups are the limit's timer. ARBOR_BENCH_MEMORY_SCAN=1 as well: the
+ *        readings scan all of /proc (arbor_runtime_opts_t.memory_scan, the fallback).
  *   gaps PEER LIFE_MS FILE [COUNT]  parses a stamp file another supervisor produced
  *        (bench/run.sh runs the uv-loop floor, respawn_uv.c, that way) and prints the
  *        same GAPS and RESULT lines, so floor and arbor are computed by one parser.
@@ -336,7 +341,8 @@ static void new_runtime(int no_signals) {
   uv_loop_t *loop = uv_default_loop();
   /* The default event ring: the watcher reads it before every poll, so it cannot
    * overflow between two reads, and a bigger one would only make fork dearer. */
-  int rc = arbor_runtime_new(&rt, loop, &(arbor_runtime_opts_t){.no_signals = no_signals});
+  int rc = arbor_runtime_new(&rt, loop, &(arbor_runtime_opts_t){
+      .no_signals = no_signals, .memory_scan = getenv("ARBOR_BENCH_MEMORY_SCAN") != NULL});
   if (rc < 0)
     die("arbor_runtime_new", rc);
 }
@@ -718,11 +724,14 @@ static int run_idle(size_t children, double window_s, double settle_s, int paral
   if (rc < 0)
     die("arbor_supervisor_new", rc);
   static char *argv[] = {"/bin/sleep", "3600", NULL};
+  const char *mm = getenv("ARBOR_BENCH_MAX_MEMORY");
+  uint64_t max_memory = mm != NULL ? strtoull(mm, NULL, 10) : 0;
   for (size_t i = 0; i < children; i++) {
-    char name[16];
+    char name[24];
     snprintf(name, sizeof name, "s%03zu", i);
     rc = arbor_service_add(sup,
                            &(arbor_service_spec_t){.name = name, .argv = argv,
+                                                   .max_memory = max_memory,
                                                    .finish = on_svc_finish,
                                                    .arg = (void *)(uintptr_t)i},
                            &sleepers[i]);
@@ -766,7 +775,7 @@ static int run_idle(size_t children, double window_s, double settle_s, int paral
          "wakeups_per_s=%.2f vol_per_s=%.2f nonvol_per_s=%.2f main_wakeups_per_s=%.2f "
          "cpu_us_per_s=%.1f window_s=%.1f stop_all_ms=%.1f leftover_killed=%ld run_rc=%s "
          "first_svc_finished_ms=%.1f last_svc_finished_ms=%.1f sup_finished_ms=%.1f "
-         "finished_in_reverse=%zu stop=%s\n",
+         "finished_in_reverse=%zu stop=%s max_memory=%llu memory_scan=%d\n",
          children, sh->children_end, (double)(t_ready - t_begin) / 1e9, sh->rss_kb, sh->pss_kb,
          sh->rss_kb, sh->pss_kb, (double)(sh->s1.ctx - sh->s0.ctx) / w,
          (double)(sh->s1.vol - sh->s0.vol) / w, (double)(sh->s1.nonvol - sh->s0.nonvol) / w,
@@ -776,7 +785,8 @@ static int run_idle(size_t children, double window_s, double settle_s, int paral
          rc == 0 ? "0" : arbor_strerror(rc), first ? (double)(first - sh->t_kill) / 1e6 : -1.0,
          last ? (double)(last - sh->t_kill) / 1e6 : -1.0,
          sup_finished ? (double)(sup_finished - sh->t_kill) / 1e6 : -1.0, in_reverse,
-         parallel ? "parallel" : "sequential");
+         parallel ? "parallel" : "sequential", (unsigned long long)max_memory,
+         getenv("ARBOR_BENCH_MEMORY_SCAN") != NULL);
   return bad;
 }
 
