@@ -693,6 +693,42 @@ static void daemon_readiness_probe_decides_readyz_and_requires(void **state) {
   arbor_proc_cleanup(&p);
 }
 
+/* A reload that changes max_memory restarts that service with the new limit,
+ * and leaves a service whose limit did not change alone. */
+static void daemon_reload_of_max_memory_restarts_with_the_new_limit(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  char cfg[4096];
+  const char *fmt = "{\"admin\": {\"port\": 0}, \"tree\": ["
+                    "{\"service\": \"a\", \"max_memory\": \"%s\", \"argv\": %s}, "
+                    "{\"service\": \"b\", \"max_memory\": 268435456, \"argv\": %s}]}\n";
+  char argv_a[1024];
+  snprintf(argv_a, sizeof argv_a, "%s", arbor_proc_service_argv(&p, "a", NULL));
+  snprintf(cfg, sizeof cfg, fmt, "512M", argv_a, arbor_proc_service_argv(&p, "b", NULL));
+  start_config(&p, cfg, NULL);
+  arbor_proc_wait_lines(&p, "a.pids", 1);
+  arbor_proc_wait_lines(&p, "b.pids", 1);
+  snprintf(cfg, sizeof cfg, fmt, "1G", argv_a, arbor_proc_service_argv(&p, "b", NULL));
+  arbor_proc_write(&p, "arbor.json", cfg);
+  arbor_proc_kill(&p, SIGHUP);
+  arbor_proc_wait_text(&p, "stderr", "arbor: reloaded: 1 restarted");
+  arbor_proc_wait_lines(&p, "a.pids", 2);
+  assert_int_eq(arbor_proc_lines(&p, "b.pids"), 1);
+  double id = 0, restarts = 0;
+  assert_true(service_state(&p, "a", &id, &restarts));
+  char path[64];
+  snprintf(path, sizeof path, "/api/v1/nodes/%.0f", id);
+  cJSON *node = get_json(&p, path);
+  const cJSON *ml = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(node, "service"), "memory_limit");
+  assert_true(cJSON_IsObject(ml));
+  assert_true(cJSON_GetObjectItemCaseSensitive(ml, "max_memory")->valuedouble == 1073741824.0);
+  cJSON_Delete(node);
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  arbor_proc_cleanup(&p);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_version_and_help),
     cmocka_unit_test(daemon_run_serves_the_admin_api_on_a_free_port),
@@ -708,6 +744,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_reload_of_requires_restarts_nothing),
     cmocka_unit_test(daemon_requires_holds_dependent_while_dependency_restarts),
     cmocka_unit_test(daemon_max_memory_restarts_the_service),
+    cmocka_unit_test(daemon_reload_of_max_memory_restarts_with_the_new_limit),
     cmocka_unit_test(daemon_readiness_probe_decides_readyz_and_requires),
 };
 
