@@ -305,11 +305,38 @@ static void print_status_fiber(struct ctl *c, const cJSON *fiber) {
   print_other_fields(c, fiber, known, 2);
 }
 
+/* "liveness probe: http http://127.0.0.1:8080/healthz every 1000 ms: failing, 2
+ * failures in a row (of 3); last error: HTTP GET ...: status 503". */
+static void print_status_probe(struct ctl *c, const char *role, const cJSON *p) {
+  if (!cJSON_IsObject(p))
+    return;
+  char label[32];
+  snprintf(label, sizeof label, "%s probe:", role);
+  status_label(c, 2, label);
+  ctl_put_safe(c->out, ctl_jstr(p, "kind") ? ctl_jstr(p, "kind") : "?");
+  fputc(' ', c->out);
+  ctl_put_safe(c->out, ctl_jstr(p, "target") ? ctl_jstr(p, "target") : "?");
+  int readiness = strcmp(role, "readiness") == 0;
+  const char *verdict = !ctl_jtrue(p, "active")   ? "not running"
+                        : ctl_jtrue(p, "passing") ? (readiness ? "ready" : "passing")
+                                                  : (readiness ? "not ready" : "failing");
+  fprintf(c->out, " every %llu ms: %s, %llu failures in a row (of %llu), %llu passed, %llu failed",
+          ctl_ju64(p, "interval_ms"), verdict, ctl_ju64(p, "failures_in_row"),
+          ctl_ju64(p, "failure_threshold"), ctl_ju64(p, "successes"), ctl_ju64(p, "failures"));
+  const cJSON *le = ctl_jget(p, "last_error");
+  if (cJSON_IsObject(le) && ctl_jstr(le, "message") != NULL) {
+    fputs("; last error: ", c->out);
+    ctl_put_safe(c->out, ctl_jstr(le, "message"));
+  }
+  fputc('\n', c->out);
+}
+
 static void print_status_service(struct ctl *c, const cJSON *svc) {
   static const char *const known[] = {"restart", "phase", "is_process", "daemon",
                                       "incarnation_id", "next_restart_ns", "last_backoff_ms",
                                       "tasks_total", "tasks_finished", "pid", "strategy",
-                                      "intensity", "period_ms", "waiting_for", NULL};
+                                      "intensity", "period_ms", "waiting_for", "ready",
+                                      "probes", NULL};
   fputs("service:\n", c->out);
   status_label(c, 2, "restart:");
   ctl_put_safe(c->out, ctl_jstr(svc, "restart"));
@@ -342,6 +369,13 @@ static void print_status_service(struct ctl *c, const cJSON *svc) {
   if (ctl_ju64(svc, "next_restart_ns") != 0)
     fprintf(c->out, ", next restart at monotonic %llu ns", ctl_ju64(svc, "next_restart_ns"));
   fputc('\n', c->out);
+  const cJSON *probes = ctl_jget(svc, "probes");
+  print_status_probe(c, "liveness", ctl_jget(probes, "liveness"));
+  print_status_probe(c, "readiness", ctl_jget(probes, "readiness"));
+  if (cJSON_IsObject(ctl_jget(probes, "readiness"))) {
+    status_label(c, 2, "ready:");
+    fprintf(c->out, "%s\n", yes_no(ctl_jtrue(svc, "ready")));
+  }
   if (ctl_jstr(svc, "strategy") != NULL) {
     status_label(c, 2, "strategy:");
     ctl_put_safe(c->out, ctl_jstr(svc, "strategy"));

@@ -10,7 +10,8 @@ const TOKEN_KEY = 'arbor.token';
 // The SSE event types the server names (include/arbor/names.h), plus "gap".
 // EventSource delivers named events only to listeners of that name, never to
 // onmessage, so each needs its own listener.
-export const EVENT_TYPES = ['created', 'state', 'failed', 'cancel', 'restart', 'deadline', 'stuck'];
+export const EVENT_TYPES = ['created', 'state', 'failed', 'cancel', 'restart', 'deadline', 'stuck',
+  'probe_failed', 'not_ready', 'ready'];
 
 // A non-2xx answer: the status and the server's {"error":{code,message}} body
 // (or whatever JSON it sent, e.g. /readyz's {"ready":false}).

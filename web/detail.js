@@ -234,6 +234,13 @@ export function mountDetail(panel, { api, onSelect, onClose, onFocusTimeline }) 
     if (s.exec) rows.push(['runs as', { testid: 'exec', text: execText(s.exec) }]);
     // max_memory and what the run's readings saw, when the config sets one.
     if (s.memory_limit) rows.push(['memory limit', { testid: 'memory-limit', text: memoryLimitText(s.memory_limit) }]);
+    // Health probes (docs/config.md, "Health probes"): what each one checks, its
+    // verdict, failures in a row and its last error.
+    for (const role of ['liveness', 'readiness']) {
+      const p = s.probes && s.probes[role];
+      if (p) rows.push([`${role} probe`, { testid: `probe-${role}`, text: probeText(role, p) }]);
+    }
+    if (s.probes && s.probes.readiness) rows.push(['ready', { testid: 'service-ready', text: s.ready ? 'yes' : 'no' }]);
     if (s.strategy) rows.push(['strategy', `${s.strategy}, at most ${s.intensity} restarts in ${s.period_ms} ms`]);
     els.service.replaceChildren(...definitions(rows, onSelect));
   }
@@ -497,6 +504,20 @@ export function memoryLimitText(m) {
     parts.push(`now ${mib(m.rss_bytes)}, ${m.processes} process${m.processes === 1 ? '' : 'es'}, read every ${m.check_ms} ms`);
   if (m.over_ms > 0) parts.push(`over it for ${m.over_ms} ms`);
   if (m.exceeded > 0) parts.push(`${m.exceeded} run${m.exceeded === 1 ? '' : 's'} ended by it`);
+  return parts.join(' · ');
+}
+
+// A service's health probe (service.probes.liveness / .readiness): "http
+// http://127.0.0.1:8080/healthz every 1000 ms · failing: 2 failures in a row (of 3)
+// · last error: HTTP GET ...: status 503".
+export function probeText(role, p) {
+  const verdict = !p.active ? 'not running'
+    : p.passing ? (role === 'readiness' ? 'ready' : 'passing')
+    : (role === 'readiness' ? 'not ready' : 'failing');
+  const parts = [`${p.kind} ${p.target} every ${p.interval_ms} ms`, verdict];
+  if (p.failures_in_row > 0) parts.push(`${p.failures_in_row} failure${p.failures_in_row === 1 ? '' : 's'} in a row (of ${p.failure_threshold})`);
+  parts.push(`${p.successes} passed, ${p.failures} failed`);
+  if (p.last_error) parts.push(`last error: ${p.last_error.message}`);
   return parts.join(' · ');
 }
 

@@ -386,6 +386,38 @@ static void ctl_status_prints_every_part(void **state) {
                 "      caused by: … (left out by the server)\n");
 }
 
+/* A service's probes: one line each (kind, target, verdict, failures in a row,
+ * the last error) and whether it is ready. */
+static void ctl_status_prints_probes(void **state) {
+  struct fake f = {0};
+  struct run r;
+  fake_add(&f, "200 OK",
+           "{\"id\":5,\"parent_id\":2,\"name\":\"api\",\"kind\":\"service\","
+           "\"state\":\"STARTED\",\"outcome\":\"NONE\",\"cancel_requested\":false,"
+           "\"stuck\":false,\"service\":{\"restart\":\"permanent\",\"phase\":\"running\","
+           "\"is_process\":false,\"daemon\":false,\"incarnation_id\":9,"
+           "\"next_restart_ns\":0,\"last_backoff_ms\":0,\"tasks_total\":0,"
+           "\"tasks_finished\":0,\"pid\":0,\"waiting_for\":null,\"ready\":false,"
+           "\"probes\":{\"liveness\":null,\"readiness\":{\"kind\":\"http\","
+           "\"target\":\"http://127.0.0.1:8080/healthz\",\"active\":true,\"passing\":false,"
+           "\"failures_in_row\":3,\"successes_in_row\":0,\"successes\":10,\"failures\":3,"
+           "\"timeouts\":0,\"last_error\":{\"code\":-10012,\"name\":\"EPROBE\","
+           "\"message\":\"HTTP GET http://127.0.0.1:8080/healthz: status 503\"},"
+           "\"interval_ms\":1000,\"timeout_ms\":1000,\"failure_threshold\":3,"
+           "\"success_threshold\":1,\"initial_delay_ms\":0}}},\"history\":[]}");
+  fake_start(&f);
+  run_ctl(&r, f.port, "status", "5");
+  fake_stop(&f);
+  assert_int_eq(r.status, ARBOR_CTL_OK);
+  assert_non_null(strstr(r.out, "  readiness probe:  http http://127.0.0.1:8080/healthz every "
+                                "1000 ms: not ready, 3 failures in a row (of 3), 10 passed, 3 "
+                                "failed; last error: HTTP GET http://127.0.0.1:8080/healthz: "
+                                "status 503\n"
+                                "  ready:            no\n"));
+  assert_null(strstr(r.out, "liveness"));
+  assert_null(strstr(r.out, "probes:"));   /* not printed again as an unknown field */
+}
+
 /* ---------------------------------------------------- cancel, restart */
 
 static void ctl_cancel_and_restart_print_202(void **state) {
@@ -994,6 +1026,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(ctl_tree_colours_states),
     cmocka_unit_test(ctl_tree_depth_limit_root),
     cmocka_unit_test(ctl_status_prints_every_part),
+    cmocka_unit_test(ctl_status_prints_probes),
     cmocka_unit_test(ctl_cancel_and_restart_print_202),
     cmocka_unit_test(ctl_add_update_remove_send_the_spec),
     cmocka_unit_test(ctl_service_usage_errors_exit_2),
