@@ -344,8 +344,8 @@ static void attempt_abandon(struct attempt *a) {
   a->p = NULL;
   if (a->resolving)              /* still queued: its callback comes with UV_ECANCELED */
     (void)uv_cancel((uv_req_t *)&a->gai);
-  if (a->has_h && a->h.process.type == UV_PROCESS && !a->exited)
-    kill(-(pid_t)a->pid, SIGKILL);
+  if (a->has_h && a->h.process.type == UV_PROCESS && !a->exited && a->pid > 0)
+    kill(-(pid_t)a->pid, SIGKILL);   /* never -0: that is arbor's own group */
   if (a->has_out)
     close_handle((uv_handle_t *)&a->out);
   if (a->has_h && (a->h.process.type != UV_PROCESS || a->exited))
@@ -644,6 +644,8 @@ static void on_timer(uv_timer_t *h);
 
 static void attempt_begin(struct arbor__probe *p) {
   size_t extra = p->spec.kind == ARBOR_PROBE_HTTP ? p->request_len : 0;
+  p->att_start_ms = uv_now(p->svc->rt->loop);   /* the next one paces from here, even
+                                                   when this one cannot be made */
   struct attempt *a = malloc(sizeof *a + extra);
   if (a == NULL) {
     probe_result(p, arbor_error_ref(p->svc->rt->oom_error), 0, 0);
@@ -656,7 +658,6 @@ static void attempt_begin(struct arbor__probe *p) {
   a->rt = p->svc->rt;
   a->t0_ns = uv_hrtime();
   p->att = a;
-  p->att_start_ms = uv_now(a->rt->loop);
   uv_timer_start(&p->timer->handle, on_timer, p->spec.timeout_ms, 0);
   if (p->spec.kind == ARBOR_PROBE_EXEC)
     spawn(a);
@@ -711,7 +712,7 @@ static void probe_result(struct arbor__probe *p, arbor_error_t *err, int timed_o
     p->oks_row = 0;
     arbor_error_unref(p->last_error);
     p->last_error = err;         /* the probe's reference */
-    arbor__error_set_node(err, svc->id);
+    arbor__error_set_node(err, svc->id);   /* only an error nobody else holds yet */
     arbor__record(svc, ARBOR_EVENT_PROBE_FAILED, err);
   }
   schedule_next(p);

@@ -729,6 +729,50 @@ static void daemon_reload_of_max_memory_restarts_with_the_new_limit(void **state
   arbor_proc_cleanup(&p);
 }
 
+/* A reload compares probes too: the service whose probe changed (its interval)
+ * restarts, the one whose probe is the same (an explicit default equals an
+ * absent key) is left alone. */
+static void daemon_reload_of_a_probe_restarts_that_service(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  const char *v1[] = {"a", "b", NULL};
+  char *json = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&json, &len);
+  fprintf(f, "{\"admin\": {\"port\": 0}, \"tree\": [");
+  dep_service(f, &p, v1[0], ", \"liveness\": {\"exec\": [\"true\"], \"interval_ms\": 100}");
+  fprintf(f, ", ");
+  dep_service(f, &p, v1[1], ", \"readiness\": {\"tcp\": {\"port\": 1}, \"initial_delay_ms\": 3600000}");
+  fprintf(f, "]}\n");
+  fclose(f);
+  /* b never gets ready (its probe waits an hour), so nothing waits on /readyz. */
+  start_config(&p, json, NULL);
+  free(json);
+  arbor_proc_wait_lines(&p, "started", 2);   /* a and b, in either order */
+  json = NULL;
+  f = open_memstream(&json, &len);
+  fprintf(f, "{\"admin\": {\"port\": 0}, \"tree\": [");
+  dep_service(f, &p, v1[0], ", \"liveness\": {\"exec\": [\"true\"], \"interval_ms\": 200}");
+  fprintf(f, ", ");
+  dep_service(f, &p, v1[1], ", \"readiness\": {\"tcp\": {\"port\": 1, \"host\": \"127.0.0.1\"}, "
+                            "\"initial_delay_ms\": 3600000, \"failure_threshold\": 3}");
+  fprintf(f, "]}\n");
+  fclose(f);
+  arbor_proc_write(&p, "arbor.json", json);
+  free(json);
+  arbor_proc_kill(&p, SIGHUP);
+  arbor_proc_wait_text(&p, "stderr", "arbor: reloaded: 1 restarted, 0 added, 0 removed");
+  arbor_proc_wait_lines(&p, "started", 3);
+  arbor_proc_write(&p, "stop", "");
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  char *started = arbor_proc_read(&p, "started");
+  arbor_proc_cleanup(&p);
+  /* a started twice (the restart), b once: never restarted. */
+  assert_true(strcmp(started, "a\nb\na\n") == 0 || strcmp(started, "b\na\na\n") == 0);
+  free(started);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_version_and_help),
     cmocka_unit_test(daemon_run_serves_the_admin_api_on_a_free_port),
@@ -746,6 +790,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_max_memory_restarts_the_service),
     cmocka_unit_test(daemon_reload_of_max_memory_restarts_with_the_new_limit),
     cmocka_unit_test(daemon_readiness_probe_decides_readyz_and_requires),
+    cmocka_unit_test(daemon_reload_of_a_probe_restarts_that_service),
 };
 
 ARBOR_TEST_MAIN(tests)
