@@ -14,7 +14,6 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,146 +22,11 @@
 #include <cJSON.h>
 
 #include "config.h"
-
-#define PATH_MAX_LEN 1024
-
-struct ctx {
-  const char *file;
-  char *dir;                     /* the config's directory, absolute: relative paths */
-  char *err;
-  size_t errlen;
-};
-
-/* "FILE: PATH: message". Returns -1 so callers can `return errorf(...)`. */
-__attribute__((format(printf, 3, 4))) static int errorf(struct ctx *cx, const char *path,
-                                                        const char *fmt, ...) {
-  char msg[CONFIG_ERR_MAX];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (path != NULL && path[0] != '\0')
-    snprintf(cx->err, cx->errlen, "%s: %s: %s", cx->file, path, msg);
-  else
-    snprintf(cx->err, cx->errlen, "%s: %s", cx->file, msg);
-  return -1;
-}
-
-static int oom(struct ctx *cx) { return errorf(cx, NULL, "out of memory"); }
-
-/* path + "." + key, or path + "[i]". */
-static void path_key(char *out, const char *path, const char *key) {
-  if (snprintf(out, PATH_MAX_LEN, "%s%s%s", path, path[0] != '\0' ? "." : "", key) >= PATH_MAX_LEN)
-    memcpy(out + PATH_MAX_LEN - 4, "...", 4);   /* 64 levels of long keys: say it is cut */
-}
-static void path_index(char *out, const char *path, size_t i) {
-  if (snprintf(out, PATH_MAX_LEN, "%s[%zu]", path, i) >= PATH_MAX_LEN)
-    memcpy(out + PATH_MAX_LEN - 4, "...", 4);
-}
-
-/* ------------------------------------------------------------- objects */
-
-/* Every member's key is in `allowed` (NULL-terminated) and appears once. */
-static int check_keys(struct ctx *cx, const cJSON *obj, const char *path,
-                      const char *const *allowed) {
-  for (const cJSON *m = obj->child; m != NULL; m = m->next) {
-    size_t i;
-    for (i = 0; allowed[i] != NULL; i++)
-      if (strcmp(m->string, allowed[i]) == 0)
-        break;
-    if (allowed[i] == NULL) {
-      char list[CONFIG_ERR_MAX - 64] = "";   /* a service has 24 keys: ~300 bytes */
-      size_t used = 0;
-      for (size_t k = 0; allowed[k] != NULL && used < sizeof list; k++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k > 0 ? ", " : "",
-                                 allowed[k]);
-      return errorf(cx, path, "unknown key \"%s\" (expected one of: %s)", m->string, list);
-    }
-    for (const cJSON *o = obj->child; o != m; o = o->next)
-      if (strcmp(o->string, m->string) == 0)
-        return errorf(cx, path, "duplicate key \"%s\"", m->string);
-  }
-  return 0;
-}
-
-static const char *type_name(const cJSON *v) {
-  if (cJSON_IsObject(v)) return "an object";
-  if (cJSON_IsArray(v)) return "an array";
-  if (cJSON_IsString(v)) return "a string";
-  if (cJSON_IsNumber(v)) return "a number";
-  if (cJSON_IsBool(v)) return "a boolean";
-  return "null";
-}
-
-/* An integer in [min, max] under key, or dflt when the key is absent. */
-static int get_uint(struct ctx *cx, const cJSON *obj, const char *path, const char *key,
-                    uint64_t min, uint64_t max, uint64_t dflt, uint64_t *out) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (v == NULL) {
-    *out = dflt;
-    return 0;
-  }
-  double d = v->valuedouble;
-  if (!cJSON_IsNumber(v) || !isfinite(d) || d != floor(d) || d < (double)min || d > (double)max) {
-    char p[PATH_MAX_LEN];
-    path_key(p, path, key);
-    return errorf(cx, p, "expected an integer from %llu to %llu, not %s", (unsigned long long)min,
-                  (unsigned long long)max, cJSON_IsNumber(v) ? "this number" : type_name(v));
-  }
-  *out = (uint64_t)d;
-  return 0;
-}
-
-static int get_bool(struct ctx *cx, const cJSON *obj, const char *path, const char *key,
-                    int dflt, int *out) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (v == NULL) {
-    *out = dflt;
-    return 0;
-  }
-  if (!cJSON_IsBool(v)) {
-    char p[PATH_MAX_LEN];
-    path_key(p, path, key);
-    return errorf(cx, p, "expected true or false, not %s", type_name(v));
-  }
-  *out = cJSON_IsTrue(v);
-  return 0;
-}
-
-/* A non-empty string (copied into *out), or NULL when absent (or null, if
- * null_ok). */
-static int get_string(struct ctx *cx, const cJSON *obj, const char *path, const char *key,
-                      int null_ok, char **out) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  *out = NULL;
-  if (v == NULL || (null_ok && cJSON_IsNull(v)))
-    return 0;
-  if (!cJSON_IsString(v) || v->valuestring[0] == '\0') {
-    char p[PATH_MAX_LEN];
-    path_key(p, path, key);
-    return errorf(cx, p, "expected a non-empty string%s, not %s", null_ok ? " or null" : "",
-                  cJSON_IsString(v) ? "\"\"" : type_name(v));
-  }
-  if ((*out = strdup(v->valuestring)) == NULL)
-    return oom(cx);
-  return 0;
-}
-
-/* A path relative to the config's directory made absolute. Takes *p. */
-static int absolutize(struct ctx *cx, char **p) {
-  if (*p == NULL || (*p)[0] == '/')
-    return 0;
-  char *abs = NULL;
-  if (asprintf(&abs, "%s/%s", cx->dir, *p) < 0)
-    return oom(cx);
-  free(*p);
-  *p = abs;
-  return 0;
-}
+#include "config_read.h"
 
 /* --------------------------------------------------------------- enums */
 
-static int get_restart(struct ctx *cx, const cJSON *obj, const char *path,
+static int get_restart(struct config_read *cx, const cJSON *obj, const char *path,
                        arbor_restart_t *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "restart");
   *out = ARBOR_PERMANENT;
@@ -174,12 +38,11 @@ static int get_restart(struct ctx *cx, const cJSON *obj, const char *path,
       *out = all[i];
       return 0;
     }
-  char p[PATH_MAX_LEN];
-  path_key(p, path, "restart");
-  return errorf(cx, p, "expected \"permanent\", \"transient\" or \"temporary\"");
+  return config_error_at(cx, path, "restart",
+                         "expected \"permanent\", \"transient\" or \"temporary\"");
 }
 
-static int get_strategy(struct ctx *cx, const cJSON *obj, const char *path,
+static int get_strategy(struct config_read *cx, const cJSON *obj, const char *path,
                         arbor_strategy_t *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "strategy");
   *out = ARBOR_ONE_FOR_ONE;
@@ -192,9 +55,8 @@ static int get_strategy(struct ctx *cx, const cJSON *obj, const char *path,
       *out = all[i];
       return 0;
     }
-  char p[PATH_MAX_LEN];
-  path_key(p, path, "strategy");
-  return errorf(cx, p, "expected \"one_for_one\", \"one_for_all\" or \"rest_for_one\"");
+  return config_error_at(cx, path, "strategy",
+                         "expected \"one_for_one\", \"one_for_all\" or \"rest_for_one\"");
 }
 
 static const struct {
@@ -207,7 +69,7 @@ static const struct {
 };
 
 /* "SIGTERM", "TERM" or 15. */
-static int get_signal(struct ctx *cx, const cJSON *obj, const char *path, int *out) {
+static int get_signal(struct config_read *cx, const cJSON *obj, const char *path, int *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "stop_signal");
   *out = SIGTERM;
   if (v == NULL)
@@ -227,84 +89,65 @@ static int get_signal(struct ctx *cx, const cJSON *obj, const char *path, int *o
         return 0;
       }
   }
-  char p[PATH_MAX_LEN];
-  path_key(p, path, "stop_signal");
-  return errorf(cx, p, "expected a signal name (\"SIGTERM\", \"SIGINT\", \"SIGQUIT\", "
-                       "\"SIGHUP\", \"SIGUSR1\", ...) or a number from 1 to 64");
+  return config_error_at(cx, path, "stop_signal",
+                         "expected a signal name (\"SIGTERM\", \"SIGINT\", \"SIGQUIT\", "
+                         "\"SIGHUP\", \"SIGUSR1\", ...) or a number from 1 to 64");
 }
 
 /* ------------------------------------------------------------ services */
 
-static void strv_free(char **v) {
-  if (v == NULL)
-    return;
-  for (char **p = v; *p != NULL; p++)
-    free(*p);
-  free(v);
-}
-
-static int get_argv(struct ctx *cx, const cJSON *obj, const char *path, char ***out) {
+static int get_argv(struct config_read *cx, const cJSON *obj, const char *path, char ***out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "argv");
-  char p[PATH_MAX_LEN];
-  path_key(p, path, "argv");
+  char p[CONFIG_PATH_MAX];
+  config_path_key(p, path, "argv");
   int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 0;
   if (n == 0)
-    return errorf(cx, p, "expected a non-empty array of strings%s",
-                  v == NULL ? " (the program and its arguments)" : "");
+    return config_errorf(cx, p, "expected a non-empty array of strings%s",
+                         v == NULL ? " (the program and its arguments)" : "");
   for (const cJSON *a = v->child; a != NULL; a = a->next)
     if (!cJSON_IsString(a) || (a == v->child && a->valuestring[0] == '\0'))
-      return errorf(cx, p, "expected a non-empty array of strings%s",
-                    cJSON_IsString(a) ? " (the program name is empty)" : "");
-  char **argv = calloc((size_t)n + 1, sizeof *argv);
-  if (argv == NULL)
-    return oom(cx);
-  size_t i = 0;
-  for (const cJSON *a = v->child; a != NULL; a = a->next, i++)
-    if ((argv[i] = strdup(a->valuestring)) == NULL) {
-      strv_free(argv);
-      return oom(cx);
-    }
-  *out = argv;
-  return 0;
+      return config_errorf(cx, p, "expected a non-empty array of strings%s",
+                           cJSON_IsString(a) ? " (the program name is empty)" : "");
+  return (*out = config_strv_dup(v)) == NULL ? config_oom(cx) : 0;
 }
 
 /* {"K": "V"} -> {"K=V", NULL}: added to (or replacing in) arbor's environment
  * when the service is built. */
-static int get_env(struct ctx *cx, const cJSON *obj, const char *path, char ***out) {
+static int get_env(struct config_read *cx, const cJSON *obj, const char *path, char ***out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "env");
-  char p[PATH_MAX_LEN];
-  path_key(p, path, "env");
+  char p[CONFIG_PATH_MAX];
+  config_path_key(p, path, "env");
   *out = NULL;
   if (v == NULL)
     return 0;
   if (!cJSON_IsObject(v))
-    return errorf(cx, p, "expected an object of strings ({\"NAME\": \"value\"}), not %s",
-                  type_name(v));
+    return config_errorf(cx, p, "expected an object of strings ({\"NAME\": \"value\"}), not %s",
+                         config_type_name(v));
   int n = cJSON_GetArraySize(v);
   char **env = calloc((size_t)n + 1, sizeof *env);
   if (env == NULL)
-    return oom(cx);
+    return config_oom(cx);
   size_t i = 0;
   for (const cJSON *e = v->child; e != NULL; e = e->next, i++) {
-    char ep[PATH_MAX_LEN];
-    path_key(ep, p, e->string);
+    char ep[CONFIG_PATH_MAX];
+    config_path_key(ep, p, e->string);
     if (e->string[0] == '\0' || strchr(e->string, '=') != NULL) {
-      strv_free(env);
-      return errorf(cx, ep, "expected a variable name without '='");
+      config_strv_free(env);
+      return config_errorf(cx, ep, "expected a variable name without '='");
     }
     if (!cJSON_IsString(e)) {
-      strv_free(env);
-      return errorf(cx, ep, "expected a string, not %s", type_name(e));
+      config_strv_free(env);
+      return config_errorf(cx, ep, "expected a string, not %s", config_type_name(e));
     }
     for (const cJSON *o = v->child; o != e; o = o->next)
       if (strcmp(o->string, e->string) == 0) {
-        strv_free(env);
-        return errorf(cx, p, "duplicate key \"%s\"", e->string);
+        config_strv_free(env);
+        return config_errorf(cx, p, "duplicate key \"%s\"", e->string);
       }
     if (asprintf(&env[i], "%s=%s", e->string, e->valuestring) < 0) {
       env[i] = NULL;
-      strv_free(env);
-      return oom(cx);
+      config_strv_free(env);
+      return config_oom(cx);
     }
   }
   *out = env;
@@ -321,15 +164,15 @@ static const char *const service_keys[] = {
 /* The log file keys (docs/config.md). The sizes mean nothing without a file, so
  * they are refused alone rather than ignored: a typo'd or forgotten log_file
  * would otherwise pass unnoticed. */
-static int parse_log_file(struct ctx *cx, const cJSON *obj, struct config_node *n) {
+static int parse_log_file(struct config_read *cx, const cJSON *obj, struct config_node *n) {
   const char *path = n->path;
   uint64_t u;
-  if (get_string(cx, obj, path, "log_file", 1, &n->log_file) < 0 ||
-      absolutize(cx, &n->log_file) < 0 ||
-      get_uint(cx, obj, path, "log_file_max_bytes", 64, 1ull << 40, 0,
-               &n->log_file_max_bytes) < 0 ||
-      get_uint(cx, obj, path, "log_file_backups", 0, 1000, 0, &u) < 0 ||
-      get_bool(cx, obj, path, "log_timestamps", 0, &n->log_timestamps) < 0)
+  if (config_get_string(cx, obj, path, "log_file", 1, &n->log_file) < 0 ||
+      config_absolutize(cx, &n->log_file) < 0 ||
+      config_get_uint(cx, obj, path, "log_file_max_bytes", 64, 1ull << 40, 0,
+                      &n->log_file_max_bytes) < 0 ||
+      config_get_uint(cx, obj, path, "log_file_backups", 0, 1000, 0, &u) < 0 ||
+      config_get_bool(cx, obj, path, "log_timestamps", 0, &n->log_timestamps) < 0)
     return -1;
   n->log_file_backups = (unsigned)u;
   if (n->log_file == NULL) {
@@ -337,9 +180,8 @@ static int parse_log_file(struct ctx *cx, const cJSON *obj, struct config_node *
                                         "log_timestamps", NULL};
     for (size_t i = 0; needs[i] != NULL; i++) {
       if (cJSON_GetObjectItemCaseSensitive(obj, needs[i]) != NULL) {
-        char p[PATH_MAX_LEN];
-        path_key(p, path, needs[i]);
-        return errorf(cx, p, "needs \"log_file\" (the file to write the output to)");
+        return config_error_at(cx, path, needs[i],
+                               "needs \"log_file\" (the file to write the output to)");
       }
     }
   }
@@ -383,11 +225,11 @@ static int parse_size(const char *s, uint64_t *out) {
 
 /* The memory limit (docs/config.md, "Memory limit"): max_memory as a number of
  * bytes or a size string, max_memory_for_ms only with it. */
-static int parse_max_memory(struct ctx *cx, const cJSON *obj, struct config_node *n) {
+static int parse_max_memory(struct config_read *cx, const cJSON *obj, struct config_node *n) {
   const char *path = n->path;
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "max_memory");
-  char p[PATH_MAX_LEN];
-  path_key(p, path, "max_memory");
+  char p[CONFIG_PATH_MAX];
+  config_path_key(p, path, "max_memory");
   n->max_memory = 0;
   if (v != NULL) {
     uint64_t b = 0;
@@ -397,59 +239,53 @@ static int parse_max_memory(struct ctx *cx, const cJSON *obj, struct config_node
     if (ok && cJSON_IsNumber(v))
       b = (uint64_t)v->valuedouble;
     if (!ok)
-      return errorf(cx, p, "expected a size in bytes: an integer, or a string with a binary "
+      return config_errorf(cx, p, "expected a size in bytes: an integer, or a string with a binary "
                            "unit such as \"512M\", \"1G\", \"64K\" or \"256MiB\", not %s",
-                    cJSON_IsString(v) ? "this string" : type_name(v));
+                           cJSON_IsString(v) ? "this string" : config_type_name(v));
     if (b < MAX_MEMORY_MIN || b > MAX_MEMORY_MAX)
-      return errorf(cx, p, "expected from 1M (1048576 bytes) to 16T, not %llu bytes",
-                    (unsigned long long)b);
+      return config_errorf(cx, p, "expected from 1M (1048576 bytes) to 16T, not %llu bytes",
+                           (unsigned long long)b);
     n->max_memory = b;
   }
-  if (get_uint(cx, obj, path, "max_memory_for_ms", 0, 86400000, 0, &n->max_memory_for_ms) < 0)
+  if (config_get_uint(cx, obj, path, "max_memory_for_ms", 0, 86400000, 0,
+                      &n->max_memory_for_ms) < 0)
     return -1;
   if (v == NULL && cJSON_GetObjectItemCaseSensitive(obj, "max_memory_for_ms") != NULL) {
-    path_key(p, path, "max_memory_for_ms");
-    return errorf(cx, p, "needs \"max_memory\" (the limit it applies to)");
+    return config_error_at(cx, path, "max_memory_for_ms",
+                           "needs \"max_memory\" (the limit it applies to)");
   }
   return 0;
 }
 
-static int parse_service(struct ctx *cx, const cJSON *obj, struct config_node *n) {
+static int parse_service(struct config_read *cx, const cJSON *obj, struct config_node *n) {
   const char *path = n->path;
   uint64_t u;
-  if (check_keys(cx, obj, path, service_keys) < 0 || get_argv(cx, obj, path, &n->argv) < 0 ||
-      get_env(cx, obj, path, &n->env) < 0 || get_string(cx, obj, path, "cwd", 0, &n->cwd) < 0 ||
-      absolutize(cx, &n->cwd) < 0 || get_restart(cx, obj, path, &n->restart) < 0 ||
+  if (config_check_keys(cx, obj, path, service_keys) < 0 ||
+      get_argv(cx, obj, path, &n->argv) < 0 || get_env(cx, obj, path, &n->env) < 0 ||
+      config_get_string(cx, obj, path, "cwd", 0, &n->cwd) < 0 ||
+      config_absolutize(cx, &n->cwd) < 0 || get_restart(cx, obj, path, &n->restart) < 0 ||
       get_signal(cx, obj, path, &n->stop_signal) < 0 ||
-      get_uint(cx, obj, path, "shutdown_timeout_ms", 1, 86400000, 5000,
-               &n->shutdown_timeout_ms) < 0 ||
-      get_uint(cx, obj, path, "min_uptime_ms", 0, 86400000, 0, &n->min_uptime_ms) < 0)
+      config_get_uint(cx, obj, path, "shutdown_timeout_ms", 1, 86400000, 5000,
+                      &n->shutdown_timeout_ms) < 0 ||
+      config_get_uint(cx, obj, path, "min_uptime_ms", 0, 86400000, 0, &n->min_uptime_ms) < 0)
     return -1;
-  if (get_uint(cx, obj, path, "notify_fd", 0, 1023, 0, &u) < 0)
+  if (config_get_uint(cx, obj, path, "notify_fd", 0, 1023, 0, &u) < 0)
     return -1;
   if (u == 1 || u == 2) {
-    char p[PATH_MAX_LEN];
-    path_key(p, path, "notify_fd");
-    return errorf(cx, p, "expected 0 (none) or a descriptor from 3 to 1023 (1 and 2 are "
-                         "the program's stdout and stderr)");
+    return config_error_at(cx, path, "notify_fd", "expected 0 (none) or a descriptor from 3 to "
+                                                  "1023 (1 and 2 are the program's stdout and "
+                                                  "stderr)");
   }
   n->notify_fd = (int)u;
-  if (get_uint(cx, obj, path, "log_size", 1024, 256u << 20, 65536, &u) < 0)
+  if (config_get_uint(cx, obj, path, "log_size", 1024, 256u << 20, 65536, &u) < 0)
     return -1;
   n->log_size = (size_t)u;
   if (parse_log_file(cx, obj, n) < 0)
     return -1;
-  if (config_probe_parse(obj, path, "liveness", cx->file, &n->liveness, cx->err, cx->errlen) < 0 ||
-      config_probe_parse(obj, path, "readiness", cx->file, &n->readiness, cx->err,
-                         cx->errlen) < 0)
+  if (config_probe_parse(cx, obj, path, "liveness", &n->liveness) < 0 ||
+      config_probe_parse(cx, obj, path, "readiness", &n->readiness) < 0 ||
+      config_exec_parse(cx, obj, path, n) < 0)
     return -1;
-  char key[PATH_MAX_LEN], msg[CONFIG_ERR_MAX];
-  if (config_exec_parse(obj, cx->dir, n, key, sizeof key, msg, sizeof msg) < 0) {
-    char p[PATH_MAX_LEN];
-    if (key[0] != '\0')
-      path_key(p, path, key);
-    return errorf(cx, key[0] != '\0' ? p : path, "%s", msg);
-  }
   return parse_max_memory(cx, obj, n);
 }
 
@@ -459,32 +295,32 @@ static const char *const supervisor_keys[] = {
     "supervisor", "strategy", "intensity", "period_ms", "backoff_ms", "backoff_max_ms",
     "restart",    "parallel_stop", "children", "requires", "after", NULL};
 
-static int parse_children(struct ctx *cx, const cJSON *arr, const char *path,
+static int parse_children(struct config_read *cx, const cJSON *arr, const char *path,
                           struct config_node *parent);
-static int resolve_parallel_stop(struct ctx *cx, struct config_node *n);
+static int resolve_parallel_stop(struct config_read *cx, struct config_node *n);
 
-static int parse_supervisor(struct ctx *cx, const cJSON *obj, struct config_node *n) {
+static int parse_supervisor(struct config_read *cx, const cJSON *obj, struct config_node *n) {
   const char *path = n->path;
   uint64_t u;
-  if (check_keys(cx, obj, path, supervisor_keys) < 0 ||
+  if (config_check_keys(cx, obj, path, supervisor_keys) < 0 ||
       get_strategy(cx, obj, path, &n->strategy) < 0 ||
-      get_uint(cx, obj, path, "intensity", 1, 100000, 3, &u) < 0)
+      config_get_uint(cx, obj, path, "intensity", 1, 100000, 3, &u) < 0)
     return -1;
   n->intensity = (int)u;
-  if (get_uint(cx, obj, path, "period_ms", 1, 86400000, 5000, &n->period_ms) < 0 ||
-      get_uint(cx, obj, path, "backoff_ms", 0, 86400000, 100, &n->backoff_ms) < 0 ||
-      get_uint(cx, obj, path, "backoff_max_ms", 1, 86400000, 30000, &n->backoff_max_ms) < 0 ||
+  if (config_get_uint(cx, obj, path, "period_ms", 1, 86400000, 5000, &n->period_ms) < 0 ||
+      config_get_uint(cx, obj, path, "backoff_ms", 0, 86400000, 100, &n->backoff_ms) < 0 ||
+      config_get_uint(cx, obj, path, "backoff_max_ms", 1, 86400000, 30000,
+                      &n->backoff_max_ms) < 0 ||
       get_restart(cx, obj, path, &n->restart) < 0 ||
-      get_bool(cx, obj, path, "parallel_stop", -1, &n->parallel_stop) < 0)
+      config_get_bool(cx, obj, path, "parallel_stop", -1, &n->parallel_stop) < 0)
     return -1;
   if (n->backoff_ms > 0 && n->backoff_max_ms < n->backoff_ms) {
-    char p[PATH_MAX_LEN];
-    path_key(p, path, "backoff_max_ms");
-    return errorf(cx, p, "expected at least backoff_ms (%llu)", (unsigned long long)n->backoff_ms);
+    return config_error_at(cx, path, "backoff_max_ms", "expected at least backoff_ms (%llu)",
+                           (unsigned long long)n->backoff_ms);
   }
   const cJSON *kids = cJSON_GetObjectItemCaseSensitive(obj, "children");
-  char p[PATH_MAX_LEN];
-  path_key(p, path, "children");
+  char p[CONFIG_PATH_MAX];
+  config_path_key(p, path, "children");
   if (kids != NULL && parse_children(cx, kids, p, n) < 0)
     return -1;
   return resolve_parallel_stop(cx, n);
@@ -504,56 +340,53 @@ static int name_ok(const char *s) {
 
 /* requires / after: an array of names (NULL when absent; [] is none too). Whether
  * they name siblings is checked once every sibling is parsed (check_deps). */
-static int get_names(struct ctx *cx, const cJSON *obj, const char *path, const char *key,
+static int get_names(struct config_read *cx, const cJSON *obj, const char *path, const char *key,
                      char ***out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
   *out = NULL;
   if (v == NULL)
     return 0;
-  char p[PATH_MAX_LEN];
-  path_key(p, path, key);
+  char p[CONFIG_PATH_MAX];
+  config_path_key(p, path, key);
   if (!cJSON_IsArray(v))
-    return errorf(cx, p, "expected an array of names (of this node's siblings), not %s",
-                  type_name(v));
+    return config_errorf(cx, p, "expected an array of names (of this node's siblings), not %s",
+                         config_type_name(v));
   size_t n = (size_t)cJSON_GetArraySize(v);
   if (n == 0)
     return 0;
-  if ((*out = calloc(n + 1, sizeof **out)) == NULL)
-    return oom(cx);
   size_t i = 0;
   for (const cJSON *e = v->child; e != NULL; e = e->next, i++) {
     if (!cJSON_IsString(e) || !name_ok(e->valuestring)) {
-      char q[PATH_MAX_LEN];
-      path_index(q, p, i);
-      return errorf(cx, q, "expected a name: 1 to %d characters from A-Z a-z 0-9 _ - .",
-                    CONFIG_NAME_MAX);
+      char q[CONFIG_PATH_MAX];
+      config_path_index(q, p, i);
+      return config_errorf(cx, q, "expected a name: 1 to %d characters from A-Z a-z 0-9 _ - .",
+                           CONFIG_NAME_MAX);
     }
-    if (((*out)[i] = strdup(e->valuestring)) == NULL)
-      return oom(cx);
   }
-  return 0;
+  return (*out = config_strv_dup(v)) == NULL ? config_oom(cx) : 0;
 }
 
-static int parse_node(struct ctx *cx, const cJSON *obj, struct config_node *n) {
+static int parse_node(struct config_read *cx, const cJSON *obj, struct config_node *n) {
   if (!cJSON_IsObject(obj))
-    return errorf(cx, n->path, "expected an object with \"service\" or \"supervisor\", not %s",
-                  type_name(obj));
+    return config_errorf(cx, n->path,
+                         "expected an object with \"service\" or \"supervisor\", not %s",
+                         config_type_name(obj));
   const cJSON *sup = cJSON_GetObjectItemCaseSensitive(obj, "supervisor");
   const cJSON *svc = cJSON_GetObjectItemCaseSensitive(obj, "service");
   if ((sup == NULL) == (svc == NULL))
-    return errorf(cx, n->path, sup == NULL ? "expected a \"service\" or a \"supervisor\" key "
-                                             "(the node's name)"
-                                           : "expected \"service\" or \"supervisor\", not both");
+    return config_errorf(cx, n->path,
+                         sup == NULL ? "expected a \"service\" or a \"supervisor\" key "
+                                       "(the node's name)"
+                                     : "expected \"service\" or \"supervisor\", not both");
   const cJSON *name = sup != NULL ? sup : svc;
   const char *key = sup != NULL ? "supervisor" : "service";
   if (!cJSON_IsString(name) || !name_ok(name->valuestring)) {
-    char p[PATH_MAX_LEN];
-    path_key(p, n->path, key);
-    return errorf(cx, p, "expected a name: 1 to %d characters from A-Z a-z 0-9 _ - .",
-                  CONFIG_NAME_MAX);
+    return config_error_at(cx, n->path, key,
+                           "expected a name: 1 to %d characters from A-Z a-z 0-9 _ - .",
+                           CONFIG_NAME_MAX);
   }
   if ((n->name = strdup(name->valuestring)) == NULL)
-    return oom(cx);
+    return config_oom(cx);
   n->is_supervisor = sup != NULL;
   if (get_names(cx, obj, n->path, "requires", &n->requires) < 0 ||
       get_names(cx, obj, n->path, "after", &n->after) < 0)
@@ -591,7 +424,7 @@ static int has_deps(const struct config_node *parent) {
 /* Depth-first from i; a sibling met again while still on the stack closes a
  * cycle, reported from that sibling round to itself, at the key of its edge. */
 struct dfs {
-  struct ctx *cx;
+  struct config_read *cx;
   const struct config_node *parent;
   unsigned char *color;          /* 0 new, 1 on the stack, 2 done */
   size_t *stack;
@@ -625,9 +458,8 @@ static int dfs_visit(struct dfs *d, size_t i) {
                                  d->parent->children[d->stack[s]].name);
       if (used < sizeof cycle)
         snprintf(cycle + used, sizeof cycle - used, "%s", d->parent->children[j].name);
-      char p[PATH_MAX_LEN];
-      path_key(p, d->parent->children[j].path, dep_key(d->via[from]));
-      return errorf(d->cx, p, "dependency cycle: %s", cycle);
+      return config_error_at(d->cx, d->parent->children[j].path, dep_key(d->via[from]),
+                             "dependency cycle: %s", cycle);
     }
   }
   d->depth--;
@@ -637,7 +469,7 @@ static int dfs_visit(struct dfs *d, size_t i) {
 
 /* Every name known, no cycle; then the siblings sorted so that each comes after
  * what it names, otherwise in file order (the first ready one each time). */
-static int check_deps(struct ctx *cx, struct config_node *parent) {
+static int check_deps(struct config_read *cx, struct config_node *parent) {
   size_t n = parent->nchildren;
   for (size_t i = 0; i < n; i++) {
     struct config_node *c = &parent->children[i];
@@ -649,14 +481,14 @@ static int check_deps(struct ctx *cx, struct config_node *parent) {
         const struct config_node *dep = j >= 0 ? &parent->children[j] : NULL;
         if (dep != NULL && (which == 1 || dep->restart == ARBOR_PERMANENT))
           continue;
-        char p[PATH_MAX_LEN], q[PATH_MAX_LEN];
-        path_key(p, c->path, dep_key(which));
-        path_index(q, p, k);
+        char p[CONFIG_PATH_MAX], q[CONFIG_PATH_MAX];
+        config_path_key(p, c->path, dep_key(which));
+        config_path_index(q, p, k);
         if (dep != NULL)         /* it could finish for good, leaving c without it */
-          return errorf(cx, q, "\"%s\" is %s: what a node requires must be permanent "
+          return config_errorf(cx, q, "\"%s\" is %s: what a node requires must be permanent "
                                "(\"after\" only orders)", names[k],
-                        arbor_restart_name(dep->restart));
-        return errorf(cx, q, "no sibling named \"%s\" (requires and after name nodes of "
+                               arbor_restart_name(dep->restart));
+        return config_errorf(cx, q, "no sibling named \"%s\" (requires and after name nodes of "
                              "the same supervisor)", names[k]);
       }
     }
@@ -670,7 +502,7 @@ static int check_deps(struct ctx *cx, struct config_node *parent) {
   d.via = calloc(n, sizeof *d.via);
   int rc = -1;
   if (sorted == NULL || d.color == NULL || d.stack == NULL || d.via == NULL) {
-    oom(cx);
+    config_oom(cx);
     goto out;
   }
   for (size_t i = 0; i < n; i++)
@@ -707,44 +539,43 @@ out:
 
 /* parallel_stop stops every child at once, which would not stop a node before
  * what it depends on: off by default under dependencies, refused if asked for. */
-static int resolve_parallel_stop(struct ctx *cx, struct config_node *n) {
+static int resolve_parallel_stop(struct config_read *cx, struct config_node *n) {
   int deps = has_deps(n);
   if (n->parallel_stop < 0) {
     n->parallel_stop = !deps;
     return 0;
   }
   if (n->parallel_stop && deps) {
-    char p[PATH_MAX_LEN];
-    path_key(p, n->path, "parallel_stop");
-    return errorf(cx, p, "true would stop every child at once, not each before what it "
-                         "requires or comes after: leave it out or set it to false");
+    return config_error_at(cx, n->path, "parallel_stop",
+                           "true would stop every child at once, not each before what it "
+                           "requires or comes after: leave it out or set it to false");
   }
   return 0;
 }
 
-static int parse_children(struct ctx *cx, const cJSON *arr, const char *path,
+static int parse_children(struct config_read *cx, const cJSON *arr, const char *path,
                           struct config_node *parent) {
   if (!cJSON_IsArray(arr))
-    return errorf(cx, path, "expected an array of services and supervisors, not %s",
-                  type_name(arr));
+    return config_errorf(cx, path, "expected an array of services and supervisors, not %s",
+                         config_type_name(arr));
   size_t n = (size_t)cJSON_GetArraySize(arr);
   if (n == 0)
     return 0;
   if ((parent->children = calloc(n, sizeof *parent->children)) == NULL)
-    return oom(cx);
+    return config_oom(cx);
   size_t i = 0;
   for (const cJSON *e = arr->child; e != NULL; e = e->next, i++) {
     struct config_node *c = &parent->children[i];
     parent->nchildren = i + 1;   /* so config_free frees what was parsed so far */
-    char p[PATH_MAX_LEN];
-    path_index(p, path, i);
+    char p[CONFIG_PATH_MAX];
+    config_path_index(p, path, i);
     if ((c->path = strdup(p)) == NULL)
-      return oom(cx);
+      return config_oom(cx);
     if (parse_node(cx, e, c) < 0)
       return -1;
     for (size_t k = 0; k < i; k++)
       if (strcmp(parent->children[k].name, c->name) == 0)
-        return errorf(cx, p, "duplicate name \"%s\" (also %s): names must be unique among "
+        return config_errorf(cx, p, "duplicate name \"%s\" (also %s): names must be unique among "
                              "siblings", c->name, parent->children[k].path);
   }
   return check_deps(cx, parent);
@@ -755,32 +586,33 @@ static int parse_children(struct ctx *cx, const cJSON *arr, const char *path,
 static const char *const admin_keys[] = {"bind", "port", "token", "token_file",
                                          "max_connections", "cors_origin", NULL};
 
-static int parse_admin(struct ctx *cx, const cJSON *a, struct config *cfg) {
+static int parse_admin(struct config_read *cx, const cJSON *a, struct config *cfg) {
   uint64_t u;
   if (a == NULL)
     return 0;
   if (!cJSON_IsObject(a))
-    return errorf(cx, "admin", "expected an object, not %s", type_name(a));
+    return config_errorf(cx, "admin", "expected an object, not %s", config_type_name(a));
   char *bind = NULL;
-  if (check_keys(cx, a, "admin", admin_keys) < 0 || get_string(cx, a, "admin", "bind", 0, &bind) < 0)
+  if (config_check_keys(cx, a, "admin", admin_keys) < 0 ||
+      config_get_string(cx, a, "admin", "bind", 0, &bind) < 0)
     return -1;
   if (bind != NULL) {
     free(cfg->bind);
     cfg->bind = bind;
   }
-  if (get_uint(cx, a, "admin", "port", 0, 65535, 7070, &u) < 0)
+  if (config_get_uint(cx, a, "admin", "port", 0, 65535, 7070, &u) < 0)
     return -1;
   cfg->port = (int)u;
-  if (get_string(cx, a, "admin", "token", 0, &cfg->token) < 0 ||
-      get_string(cx, a, "admin", "token_file", 0, &cfg->token_file) < 0 ||
-      absolutize(cx, &cfg->token_file) < 0)
+  if (config_get_string(cx, a, "admin", "token", 0, &cfg->token) < 0 ||
+      config_get_string(cx, a, "admin", "token_file", 0, &cfg->token_file) < 0 ||
+      config_absolutize(cx, &cfg->token_file) < 0)
     return -1;
   if (cfg->token != NULL && cfg->token_file != NULL)
-    return errorf(cx, "admin", "expected \"token\" or \"token_file\", not both");
-  if (get_uint(cx, a, "admin", "max_connections", 1, 100000, 64, &u) < 0)
+    return config_errorf(cx, "admin", "expected \"token\" or \"token_file\", not both");
+  if (config_get_uint(cx, a, "admin", "max_connections", 1, 100000, 64, &u) < 0)
     return -1;
   cfg->max_connections = (unsigned)u;
-  return get_string(cx, a, "admin", "cors_origin", 1, &cfg->cors_origin);
+  return config_get_string(cx, a, "admin", "cors_origin", 1, &cfg->cors_origin);
 }
 
 /* ------------------------------------------------------------------ file */
@@ -790,46 +622,46 @@ static const char *const top_keys[] = {"admin",        "shutdown_timeout_ms", "e
                                        "otlp_endpoint", "tree",               NULL};
 
 /* service_name, trace_out, trace_format, otlp_endpoint (docs/tracing.md). */
-static int parse_observability(struct ctx *cx, const cJSON *root, struct config *cfg) {
+static int parse_observability(struct config_read *cx, const cJSON *root, struct config *cfg) {
   char *fmt = NULL;
-  if (get_string(cx, root, "", "service_name", 0, &cfg->service_name) < 0 ||
-      get_string(cx, root, "", "trace_out", 0, &cfg->trace_out) < 0 ||
-      absolutize(cx, &cfg->trace_out) < 0 ||
-      get_string(cx, root, "", "otlp_endpoint", 0, &cfg->otlp_endpoint) < 0 ||
-      get_string(cx, root, "", "trace_format", 0, &fmt) < 0)
+  if (config_get_string(cx, root, "", "service_name", 0, &cfg->service_name) < 0 ||
+      config_get_string(cx, root, "", "trace_out", 0, &cfg->trace_out) < 0 ||
+      config_absolutize(cx, &cfg->trace_out) < 0 ||
+      config_get_string(cx, root, "", "otlp_endpoint", 0, &cfg->otlp_endpoint) < 0 ||
+      config_get_string(cx, root, "", "trace_format", 0, &fmt) < 0)
     return -1;
   if (fmt != NULL) {
     int f = arbor_trace_format_parse(fmt);
     free(fmt);
     if (f < 0)
-      return errorf(cx, "trace_format", "expected \"chrome\" or \"otlp\"");
+      return config_errorf(cx, "trace_format", "expected \"chrome\" or \"otlp\"");
     cfg->trace_format = f;
   }
   if (cfg->otlp_endpoint != NULL && strncmp(cfg->otlp_endpoint, "http://", 7) != 0 &&
       strncmp(cfg->otlp_endpoint, "https://", 8) != 0)
-    return errorf(cx, "otlp_endpoint",
-                  "expected an http:// or https:// URL (an OTLP/HTTP receiver such as "
-                  "http://127.0.0.1:4318), not \"%s\"",
-                  cfg->otlp_endpoint);
+    return config_errorf(cx, "otlp_endpoint",
+                         "expected an http:// or https:// URL (an OTLP/HTTP receiver such as "
+                         "http://127.0.0.1:4318), not \"%s\"",
+                         cfg->otlp_endpoint);
   return 0;
 }
 
-static int parse_top(struct ctx *cx, const cJSON *root, struct config *cfg) {
+static int parse_top(struct config_read *cx, const cJSON *root, struct config *cfg) {
   uint64_t u;
   if (!cJSON_IsObject(root))
-    return errorf(cx, NULL, "expected an object ({\"tree\": [...]}) at the top, not %s",
-                  type_name(root));
-  if (check_keys(cx, root, "", top_keys) < 0 ||
+    return config_errorf(cx, NULL, "expected an object ({\"tree\": [...]}) at the top, not %s",
+                         config_type_name(root));
+  if (config_check_keys(cx, root, "", top_keys) < 0 ||
       parse_admin(cx, cJSON_GetObjectItemCaseSensitive(root, "admin"), cfg) < 0 ||
-      get_uint(cx, root, "", "shutdown_timeout_ms", 1, 86400000, 10000,
-               &cfg->shutdown_timeout_ms) < 0 ||
-      get_uint(cx, root, "", "event_capacity", 16, 1u << 24, 16384, &u) < 0 ||
+      config_get_uint(cx, root, "", "shutdown_timeout_ms", 1, 86400000, 10000,
+                      &cfg->shutdown_timeout_ms) < 0 ||
+      config_get_uint(cx, root, "", "event_capacity", 16, 1u << 24, 16384, &u) < 0 ||
       parse_observability(cx, root, cfg) < 0)
     return -1;
   cfg->event_capacity = (size_t)u;
   const cJSON *tree = cJSON_GetObjectItemCaseSensitive(root, "tree");
   if (tree == NULL)
-    return errorf(cx, NULL, "expected a \"tree\" key: the array of services and supervisors "
+    return config_errorf(cx, NULL, "expected a \"tree\" key: the array of services and supervisors "
                             "to run");
   if (parse_children(cx, tree, "tree", &cfg->top) < 0)
     return -1;
@@ -838,14 +670,14 @@ static int parse_top(struct ctx *cx, const cJSON *root, struct config *cfg) {
 }
 
 /* The whole file into a NUL-terminated buffer, at most CONFIG_FILE_MAX bytes. */
-static int read_file(struct ctx *cx, char **out, size_t *len) {
+static int read_file(struct config_read *cx, char **out, size_t *len) {
   FILE *f = fopen(cx->file, "rb");
   if (f == NULL)
-    return errorf(cx, NULL, "%s", strerror(errno));
+    return config_errorf(cx, NULL, "%s", strerror(errno));
   char *buf = malloc(CONFIG_FILE_MAX + 1);
   if (buf == NULL) {
     fclose(f);
-    return oom(cx);
+    return config_oom(cx);
   }
   size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
   int bad = ferror(f);
@@ -853,11 +685,11 @@ static int read_file(struct ctx *cx, char **out, size_t *len) {
   fclose(f);
   if (bad) {
     free(buf);
-    return errorf(cx, NULL, "%s", strerror(saved));
+    return config_errorf(cx, NULL, "%s", strerror(saved));
   }
   if (n > CONFIG_FILE_MAX) {
     free(buf);
-    return errorf(cx, NULL, "too large: expected at most %u bytes", CONFIG_FILE_MAX);
+    return config_errorf(cx, NULL, "too large: expected at most %u bytes", CONFIG_FILE_MAX);
   }
   buf[n] = '\0';
   *out = buf;
@@ -881,7 +713,7 @@ static char *dir_of(const char *file) {
 }
 
 int config_load(const char *file, struct config *cfg, char *err, size_t errlen) {
-  struct ctx cx = {.file = file, .err = err, .errlen = errlen};
+  struct config_read cx = {.file = file, .err = err, .errlen = errlen};
   memset(cfg, 0, sizeof *cfg);
   char *text = NULL;
   size_t len = 0;
@@ -903,7 +735,7 @@ int config_load(const char *file, struct config *cfg, char *err, size_t errlen) 
   if ((cfg->file = strdup(file)) == NULL || (cfg->bind = strdup("127.0.0.1")) == NULL ||
       (top->name = strdup("config")) == NULL || (top->path = strdup("tree")) == NULL ||
       (cx.dir = dir_of(file)) == NULL) {
-    oom(&cx);
+    config_oom(&cx);
     goto out;
   }
   if (read_file(&cx, &text, &len) < 0)
@@ -915,7 +747,7 @@ int config_load(const char *file, struct config *cfg, char *err, size_t errlen) 
     goto out;
   }
   if ((root = cJSON_ParseWithLength(text, len)) == NULL) {
-    oom(&cx);                    /* the syntax was checked: only memory is left */
+    config_oom(&cx);                    /* the syntax was checked: only memory is left */
     goto out;
   }
   rc = parse_top(&cx, root, cfg);
@@ -934,7 +766,7 @@ static void node_free(struct config_node *n);
 
 int config_service_parse(const char *text, size_t len, const char *config_file,
                          struct config_node *n, char *err, size_t errlen) {
-  struct ctx cx = {.file = "body", .err = err, .errlen = errlen};
+  struct config_read cx = {.file = "body", .err = err, .errlen = errlen};
   memset(n, 0, sizeof *n);
   cJSON *root = NULL;
   int rc = -1;
@@ -946,18 +778,18 @@ int config_service_parse(const char *text, size_t len, const char *config_file,
   }
   /* Relative cwd and log_file mean what they mean in the file. */
   if ((cx.dir = dir_of(config_file)) == NULL || (n->path = strdup("")) == NULL) {
-    oom(&cx);
+    config_oom(&cx);
     goto out;
   }
   if ((root = cJSON_ParseWithLength(text, len)) == NULL) {
-    oom(&cx);
+    config_oom(&cx);
     goto out;
   }
   if (!cJSON_IsObject(root) || cJSON_GetObjectItemCaseSensitive(root, "supervisor") != NULL ||
       cJSON_GetObjectItemCaseSensitive(root, "service") == NULL) {
-    errorf(&cx, NULL, "expected one service object, as in the config's tree ({\"service\": "
+    config_errorf(&cx, NULL, "expected one service object, as in the config's tree ({\"service\": "
                       "\"NAME\", \"argv\": [...]}), not %s",
-           cJSON_IsObject(root) ? "an object without \"service\"" : type_name(root));
+                  cJSON_IsObject(root) ? "an object without \"service\"" : config_type_name(root));
     goto out;
   }
   rc = parse_node(&cx, root, n);
@@ -979,14 +811,14 @@ static void node_free(struct config_node *n) {
   free(n->children);
   free(n->name);
   free(n->path);
-  strv_free(n->argv);
-  strv_free(n->env);
+  config_strv_free(n->argv);
+  config_strv_free(n->env);
   free(n->cwd);
   free(n->log_file);
   config_probe_free(n->liveness);
   config_probe_free(n->readiness);
-  strv_free(n->requires);
-  strv_free(n->after);
+  config_strv_free(n->requires);
+  config_strv_free(n->after);
   config_exec_free(n);
 }
 
@@ -1014,25 +846,13 @@ void config_free(struct config *cfg) {
 
 /* ------------------------------------------------------------ comparing */
 
-static int str_eq(const char *a, const char *b) {
-  return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-static int strv_eq(char *const *a, char *const *b) {
-  if (a == NULL || b == NULL)
-    return a == b;
-  for (; *a != NULL && *b != NULL; a++, b++)
-    if (strcmp(*a, *b) != 0)
-      return 0;
-  return *a == NULL && *b == NULL;
-}
-
 int config_service_equal(const struct config_node *a, const struct config_node *b) {
-  return !a->is_supervisor && !b->is_supervisor && strv_eq(a->argv, b->argv) &&
-         strv_eq(a->env, b->env) && str_eq(a->cwd, b->cwd) && a->restart == b->restart &&
+  return !a->is_supervisor && !b->is_supervisor && config_strv_eq(a->argv, b->argv) &&
+         config_strv_eq(a->env, b->env) && config_str_eq(a->cwd, b->cwd) &&
+         a->restart == b->restart &&
          a->stop_signal == b->stop_signal && a->shutdown_timeout_ms == b->shutdown_timeout_ms &&
          a->min_uptime_ms == b->min_uptime_ms && a->notify_fd == b->notify_fd &&
-         a->log_size == b->log_size && str_eq(a->log_file, b->log_file) &&
+         a->log_size == b->log_size && config_str_eq(a->log_file, b->log_file) &&
          a->log_file_max_bytes == b->log_file_max_bytes &&
          a->log_file_backups == b->log_file_backups && a->log_timestamps == b->log_timestamps &&
          config_exec_equal(a, b) && a->max_memory == b->max_memory &&

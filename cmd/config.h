@@ -2,7 +2,9 @@
  * reloading it (SIGHUP). docs/config.md describes the format for users.
  *
  * config.c parses and checks a file into a struct config (every key known, every
- * value in range, names unique among siblings); config_syntax.c finds where a
+ * value in range, names unique among siblings), with config_probe.c and
+ * config_exec.c for some keys and config_read.c's shared getters and error
+ * format; config_syntax.c finds where a
  * file stops being JSON and says what was expected there; config_apply.c builds
  * the tree on a runtime and, on reload, diffs the old and the new config by the
  * path of names and applies the difference.
@@ -126,12 +128,13 @@ int config_json_syntax(const char *text, size_t len, int *line, int *col, const 
  * probes). */
 int config_service_equal(const struct config_node *a, const struct config_node *b);
 /* config_probe.c: the "liveness" or "readiness" (key) of the service object obj
- * at path, or *out NULL when absent or null. Returns 0, or -1 with err filled
- * ("FILE: PATH.liveness.http.port: expected ..."). _equal: same behaviour (NULL
- * equals NULL only); _free takes NULL. */
+ * at path, or *out NULL when absent or null. Returns 0, or -1 with cx's error
+ * filled ("FILE: PATH.liveness.http.port: expected ..."). _equal: same behaviour
+ * (NULL equals NULL only); _free takes NULL. */
 struct cJSON;
-int config_probe_parse(const struct cJSON *obj, const char *path, const char *key,
-                       const char *file, arbor_health_probe_t **out, char *err, size_t errlen);
+struct config_read;
+int config_probe_parse(struct config_read *cx, const struct cJSON *obj, const char *path,
+                       const char *key, arbor_health_probe_t **out);
 int config_probe_equal(const arbor_health_probe_t *a, const arbor_health_probe_t *b);
 void config_probe_free(arbor_health_probe_t *p);
 
@@ -143,12 +146,12 @@ int config_supervisor_equal(const struct config_node *a, const struct config_nod
 /* ------------------------------------------------------- config_exec.c */
 
 struct cJSON;
-/* user, group, groups, umask, rlimits, env_file of service obj into n (whose
- * name is set), relative env_file taken from dir; then checked by
- * arbor_service_exec_check. Returns 0, or -1 with the key (relative to the
- * service: "umask", "rlimits.nofile") and the message. */
-int config_exec_parse(const struct cJSON *obj, const char *dir, struct config_node *n,
-                      char *key, size_t keylen, char *msg, size_t msglen);
+/* user, group, groups, umask, rlimits, env_file of service obj at path into n
+ * (whose name is set), relative env_file taken from cx's directory; then checked
+ * by arbor_service_exec_check. Returns 0, or -1 with cx's error filled at the
+ * key ("FILE: PATH.rlimits.nofile: expected ..."). */
+int config_exec_parse(struct config_read *cx, const struct cJSON *obj, const char *path,
+                      struct config_node *n);
 /* Fills those fields of spec from n (borrowed). */
 void config_exec_spec(const struct config_node *n, arbor_service_spec_t *spec);
 void config_exec_free(struct config_node *n);

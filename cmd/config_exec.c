@@ -12,7 +12,6 @@
  */
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,70 +19,61 @@
 #include <cJSON.h>
 
 #include "config.h"
+#include "config_read.h"
 
-struct out {
-  char *key;
-  size_t keylen;
-  char *msg;
-  size_t msglen;
-};
-
-__attribute__((format(printf, 3, 4))) static int bad(struct out *o, const char *key,
-                                                     const char *fmt, ...) {
-  snprintf(o->key, o->keylen, "%s", key);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(o->msg, o->msglen, fmt, ap);
-  va_end(ap);
-  return -1;
+static int oom(struct config_read *cx, const char *path) {
+  return config_errorf(cx, path, "out of memory");
 }
 
-static int oom(struct out *o) { return bad(o, "", "out of memory"); }
-
-/* A user or group: a non-empty string, or an id as a number (kept as text). */
-static int get_id(struct out *o, const cJSON *obj, const char *key, char **out) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  *out = NULL;
-  if (v == NULL)
-    return 0;
+/* A user or group as text: a non-empty string as it is, an id as a number in
+ * decimal. Returns 0, 1 when v is neither, -1 when out of memory. */
+static int id_text(const cJSON *v, char **out) {
   if (cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble >= 0 &&
       v->valuedouble < 4294967295.0 && v->valuedouble == floor(v->valuedouble)) {
-    if (asprintf(out, "%.0f", v->valuedouble) < 0)
-      return oom(o);
+    if (asprintf(out, "%.0f", v->valuedouble) < 0) {
+      *out = NULL;
+      return -1;
+    }
     return 0;
   }
   if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
-    return bad(o, key, "expected a %s name or a number", strcmp(key, "user") == 0 ? "user" : "group");
-  return (*out = strdup(v->valuestring)) == NULL ? oom(o) : 0;
+    return 1;
+  return (*out = strdup(v->valuestring)) == NULL ? -1 : 0;
 }
 
-static int get_groups(struct out *o, const cJSON *obj, char ***out) {
+static int get_id(struct config_read *cx, const cJSON *obj, const char *path, const char *key,
+                  char **out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  *out = NULL;
+  int rc = v != NULL ? id_text(v, out) : 0;
+  if (rc > 0)
+    return config_error_at(cx, path, key, "expected a %s name or a number",
+                           strcmp(key, "user") == 0 ? "user" : "group");
+  return rc < 0 ? oom(cx, path) : 0;
+}
+
+static int get_groups(struct config_read *cx, const cJSON *obj, const char *path,
+                      char ***out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "groups");
   *out = NULL;
   if (v == NULL)
     return 0;
   if (!cJSON_IsArray(v))
-    return bad(o, "groups", "expected an array of group names or numbers");
+    return config_error_at(cx, path, "groups", "expected an array of group names or numbers");
   size_t n = (size_t)cJSON_GetArraySize(v);
   if (n == 0)
     return 0;
   if ((*out = calloc(n + 1, sizeof **out)) == NULL)
-    return oom(o);
+    return oom(cx, path);
   size_t i = 0;
   for (const cJSON *e = v->child; e != NULL; e = e->next, i++) {
-    char key[32];
-    snprintf(key, sizeof key, "groups[%zu]", i);
-    if (cJSON_IsNumber(e) && isfinite(e->valuedouble) && e->valuedouble >= 0 &&
-        e->valuedouble < 4294967295.0 && e->valuedouble == floor(e->valuedouble)) {
-      if (asprintf(&(*out)[i], "%.0f", e->valuedouble) < 0) {
-        (*out)[i] = NULL;
-        return oom(o);
-      }
-    } else if (cJSON_IsString(e) && e->valuestring[0] != '\0') {
-      if (((*out)[i] = strdup(e->valuestring)) == NULL)
-        return oom(o);
-    } else {
-      return bad(o, key, "expected a group name or a number");
+    int rc = id_text(e, &(*out)[i]);
+    if (rc < 0)
+      return oom(cx, path);
+    if (rc > 0) {
+      char key[32];
+      snprintf(key, sizeof key, "groups[%zu]", i);
+      return config_error_at(cx, path, key, "expected a group name or a number");
     }
   }
   return 0;
@@ -92,7 +82,7 @@ static int get_groups(struct out *o, const cJSON *obj, char ***out) {
 /* "0027": a string of octal digits. A JSON number is refused: JSON has no octal,
  * so 027 is not valid JSON and 27 would be read as decimal 27 (octal 033),
  * which is not what anyone who writes a umask means. */
-static int get_umask(struct out *o, const cJSON *obj, int *out) {
+static int get_umask(struct config_read *cx, const cJSON *obj, const char *path, int *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "umask");
   *out = -1;
   if (v == NULL)
@@ -100,11 +90,11 @@ static int get_umask(struct out *o, const cJSON *obj, int *out) {
   const char *s = cJSON_IsString(v) ? v->valuestring : NULL;
   if (s == NULL || *s == '\0' || strlen(s) > 4 || strspn(s, "01234567") != strlen(s) ||
       strtol(s, NULL, 8) > 0777)
-    return bad(o, "umask", "expected a string of octal digits from \"0000\" to \"0777\", such "
-                           "as \"0027\"%s",
-               cJSON_IsNumber(v) ? " (not a number: JSON numbers are decimal, so 27 would "
-                                   "mean octal 033)"
-                                 : "");
+    return config_error_at(cx, path, "umask", "expected a string of octal digits from \"0000\" "
+                                              "to \"0777\", such as \"0027\"%s",
+                           cJSON_IsNumber(v) ? " (not a number: JSON numbers are decimal, so 27 "
+                                               "would mean octal 033)"
+                                             : "");
   *out = (int)strtol(s, NULL, 8);
   return 0;
 }
@@ -123,56 +113,59 @@ static int limit_value(const cJSON *v, uint64_t *out) {
 }
 
 /* {"nofile": 65536, "core": "unlimited", "nproc": {"soft": 512, "hard": 1024}} */
-static int get_rlimits(struct out *o, const cJSON *obj, struct config_node *n) {
+static int get_rlimits(struct config_read *cx, const cJSON *obj, const char *path,
+                       struct config_node *n) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "rlimits");
   if (v == NULL)
     return 0;
   if (!cJSON_IsObject(v))
-    return bad(o, "rlimits", "expected an object of limits ({\"nofile\": 65536, \"core\": "
-                             "\"unlimited\"})");
+    return config_error_at(cx, path, "rlimits", "expected an object of limits ({\"nofile\": "
+                                                "65536, \"core\": \"unlimited\"})");
   size_t count = (size_t)cJSON_GetArraySize(v);
   if (count == 0)
     return 0;
   if ((n->rlimits = calloc(count, sizeof *n->rlimits)) == NULL)
-    return oom(o);
+    return oom(cx, path);
   for (const cJSON *e = v->child; e != NULL; e = e->next) {
     char key[96];
     snprintf(key, sizeof key, "rlimits.%.64s", e->string);
     arbor_rlimit_t *l = &n->rlimits[n->nrlimits];
     if ((l->name = strdup(e->string)) == NULL)
-      return oom(o);
+      return oom(cx, path);
     n->nrlimits++;
     if (cJSON_IsObject(e)) {
       const cJSON *soft = cJSON_GetObjectItemCaseSensitive(e, "soft");
       const cJSON *hard = cJSON_GetObjectItemCaseSensitive(e, "hard");
       if (cJSON_GetArraySize(e) != 2 || soft == NULL || hard == NULL ||
           limit_value(soft, &l->soft) < 0 || limit_value(hard, &l->hard) < 0)
-        return bad(o, key, "expected {\"soft\": N, \"hard\": N}, each an integer or "
-                           "\"unlimited\"");
+        return config_error_at(cx, path, key, "expected {\"soft\": N, \"hard\": N}, each an "
+                                              "integer or \"unlimited\"");
     } else if (limit_value(e, &l->soft) == 0) {
       l->hard = l->soft;         /* one number: both, as systemd's LimitNOFILE=N */
     } else {
-      return bad(o, key, "expected an integer, \"unlimited\" or {\"soft\": N, \"hard\": N}");
+      return config_error_at(cx, path, key,
+                             "expected an integer, \"unlimited\" or {\"soft\": N, \"hard\": N}");
     }
   }
   return 0;
 }
 
-int config_exec_parse(const struct cJSON *obj, const char *dir, struct config_node *n,
-                      char *key, size_t keylen, char *msg, size_t msglen) {
-  struct out o = {key, keylen, msg, msglen};
-  if (get_id(&o, obj, "user", &n->user) < 0 || get_id(&o, obj, "group", &n->group) < 0 ||
-      get_groups(&o, obj, &n->groups) < 0 || get_umask(&o, obj, &n->umask) < 0 ||
-      get_rlimits(&o, obj, n) < 0)
+int config_exec_parse(struct config_read *cx, const struct cJSON *obj, const char *path,
+                      struct config_node *n) {
+  if (get_id(cx, obj, path, "user", &n->user) < 0 ||
+      get_id(cx, obj, path, "group", &n->group) < 0 || get_groups(cx, obj, path, &n->groups) < 0 ||
+      get_umask(cx, obj, path, &n->umask) < 0 || get_rlimits(cx, obj, path, n) < 0)
     return -1;
   const cJSON *ef = cJSON_GetObjectItemCaseSensitive(obj, "env_file");
   if (ef != NULL) {
     if (!cJSON_IsString(ef) || ef->valuestring[0] == '\0')
-      return bad(&o, "env_file", "expected a non-empty string (a file of NAME=VALUE lines)");
-    if ((ef->valuestring[0] == '/' ? (n->env_file = strdup(ef->valuestring)) == NULL
-                                   : asprintf(&n->env_file, "%s/%s", dir, ef->valuestring) < 0)) {
+      return config_error_at(cx, path, "env_file",
+                             "expected a non-empty string (a file of NAME=VALUE lines)");
+    const char *f = ef->valuestring;
+    if ((f[0] == '/' ? (n->env_file = strdup(f)) == NULL
+                     : asprintf(&n->env_file, "%s/%s", cx->dir, f) < 0)) {
       n->env_file = NULL;
-      return oom(&o);
+      return oom(cx, path);
     }
   }
   /* What only the system knows, as arbor_service_add will see it. Its message
@@ -183,10 +176,10 @@ int config_exec_parse(const struct cJSON *obj, const char *dir, struct config_no
   if (arbor_service_exec_check(&spec, text, sizeof text) < 0) {
     const char *sep = strstr(text, ": ");
     if (sep == NULL)
-      return bad(&o, "", "%s", text);
-    snprintf(key, keylen, "%.*s", (int)(sep - text), text);
-    snprintf(msg, msglen, "%s", sep + 2);
-    return -1;
+      return config_errorf(cx, path, "%s", text);
+    char key[CONFIG_PATH_MAX];
+    snprintf(key, sizeof key, "%.*s", (int)(sep - text), text);
+    return config_error_at(cx, path, key, "%s", sep + 2);
   }
   return 0;
 }
@@ -205,31 +198,19 @@ void config_exec_spec(const struct config_node *n, arbor_service_spec_t *spec) {
 void config_exec_free(struct config_node *n) {
   free(n->user);
   free(n->group);
-  for (size_t i = 0; n->groups != NULL && n->groups[i] != NULL; i++)
-    free(n->groups[i]);
-  free(n->groups);
+  config_strv_free(n->groups);
   for (size_t i = 0; i < n->nrlimits; i++)
     free((char *)n->rlimits[i].name);
   free(n->rlimits);
   free(n->env_file);
 }
 
-static int str_eq(const char *a, const char *b) {
-  return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
 int config_exec_equal(const struct config_node *a, const struct config_node *b) {
-  if (!str_eq(a->user, b->user) || !str_eq(a->group, b->group) || a->umask != b->umask ||
-      !str_eq(a->env_file, b->env_file) || a->nrlimits != b->nrlimits)
+  if (!config_str_eq(a->user, b->user) || !config_str_eq(a->group, b->group) ||
+      a->umask != b->umask || !config_str_eq(a->env_file, b->env_file) ||
+      !config_strv_eq(a->groups, b->groups) || a->nrlimits != b->nrlimits)
     return 0;
-  size_t i = 0;
-  for (; a->groups != NULL && b->groups != NULL && a->groups[i] != NULL && b->groups[i] != NULL;
-       i++)
-    if (strcmp(a->groups[i], b->groups[i]) != 0)
-      return 0;
-  if ((a->groups != NULL && a->groups[i] != NULL) || (b->groups != NULL && b->groups[i] != NULL))
-    return 0;
-  for (i = 0; i < a->nrlimits; i++)
+  for (size_t i = 0; i < a->nrlimits; i++)
     if (strcmp(a->rlimits[i].name, b->rlimits[i].name) != 0 ||
         a->rlimits[i].soft != b->rlimits[i].soft || a->rlimits[i].hard != b->rlimits[i].hard)
       return 0;
