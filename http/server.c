@@ -445,7 +445,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
   (void)conn;
   struct http_ctx *ctx = calloc(1, sizeof *ctx);
   if (ctx == NULL)
-    return NULL;                 /* on_request then closes the connection */
+    return NULL;                 /* on_request then answers 503 (out_of_memory) */
   ctx->req.admin = cls;
   ctx->uri_len = strlen(uri);
   return ctx;
@@ -569,6 +569,26 @@ static enum MHD_Result take_body(struct http_ctx *ctx, const char *data, size_t 
   return MHD_YES;
 }
 
+/* on_uri could not allocate the request's context: a 503 whose body is a static
+ * buffer, so answering needs no memory of arbor's (only MHD's: when that fails
+ * too, MHD closes the connection). Without a context a later call for the same
+ * request cannot know it was answered: MHD refuses the second queue and closes. */
+static enum MHD_Result out_of_memory(struct MHD_Connection *conn) {
+  static const char body[] =
+      "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\"}}";
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL)
+    return MHD_NO;
+  enum MHD_Result ret =
+      MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                              "application/json; charset=utf-8") == MHD_YES
+          ? MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp)
+          : MHD_NO;
+  MHD_destroy_response(resp);
+  return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -576,8 +596,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   (void)version;
   struct arbor_admin_s *admin = cls;
   struct http_ctx *ctx = *con_cls;
-  if (ctx == NULL || admin->stopped)
+  if (admin->stopped)
     return MHD_NO;
+  if (ctx == NULL)
+    return out_of_memory(conn);
   struct http_req *r = &ctx->req;
   if (!ctx->seen) {
     ctx->seen = 1;

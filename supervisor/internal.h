@@ -493,6 +493,8 @@ int arbor__task_spawn(arbor_node_t *parent, const arbor_task_spec_t *spec, arbor
                       arbor_node_t **out);
 void *arbor__task_data(arbor_node_t *task);
 int arbor__task_after(arbor_node_t *task, uint64_t timeout, arbor_task_timer_cb cb);
+/* Room for n timer entries (node.c: one per unfinished node). ARBOR_ENOMEM. */
+int arbor__timers_reserve(arbor_runtime_t *rt, size_t n);
 void arbor__task_run(arbor_node_t *task);
 void arbor__task_cancel(arbor_node_t *task);
 void arbor__task_abandon(arbor_node_t *task);

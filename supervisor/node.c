@@ -21,9 +21,11 @@ arbor_node_t *arbor__node_new(arbor_node_t *parent, arbor_kind_t kind, const cha
     return NULL;
   size_t size = data_size > 0 ? data_off + data_size : offsetof(arbor_node_t, name) + nlen + 1;
   /* Reserve this node's retention and finish-callback slots now, so that finishing
-   * can never fail. */
+   * can never fail, and its timer slot, so that a fiber's sleep or deadline can
+   * always be armed. */
   if (rt != NULL && (arbor__queue_reserve(&rt->retainq, rt->unfinished + 1) < 0 ||
-                     arbor__queue_reserve(&rt->finq, rt->unfinished + 1) < 0))
+                     arbor__queue_reserve(&rt->finq, rt->unfinished + 1) < 0 ||
+                     arbor__timers_reserve(rt, rt->unfinished + 1) < 0))
     return NULL;
   arbor_node_t *n = malloc(size);
   if (n == NULL)

@@ -143,17 +143,33 @@ int arbor_task_after(arbor_node_t *n, uint64_t timeout, arbor_task_timer_cb cb) 
   return arbor__task_after(n, timeout, cb);
 }
 
+/* Grows the heap to hold at least n entries (doubling). ARBOR_ENOMEM leaves it
+ * as it was. */
+static int heap_grow(struct arbor__timers *t, size_t n) {
+  if (n <= t->cap)
+    return 0;
+  size_t cap = t->cap ? t->cap : 64;
+  while (cap < n)
+    cap *= 2;
+  struct arbor__timer_entry *v = realloc(t->heap, cap * sizeof *v);
+  if (v == NULL)
+    return ARBOR_ENOMEM;
+  t->heap = v;
+  t->cap = cap;
+  return 0;
+}
+
+/* A node holds at most one entry, and only while unfinished; node.c calls this
+ * for each new node with rt->unfinished + 1, so arming a timer never needs memory.
+ * That matters for a fiber: a sleep or a deadline whose timer could not be armed
+ * would park it for good. */
+int arbor__timers_reserve(arbor_runtime_t *rt, size_t n) { return heap_grow(&rt->timers, n); }
+
 int arbor__task_after(arbor_node_t *n, uint64_t timeout, arbor_task_timer_cb cb) {
   arbor_runtime_t *rt = n->rt;
   struct arbor__timers *t = &rt->timers;
-  if (n->u.task.timer_slot == 0 && t->len == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 64;
-    struct arbor__timer_entry *v = realloc(t->heap, cap * sizeof *v);
-    if (v == NULL)
-      return ARBOR_ENOMEM;
-    t->heap = v;
-    t->cap = cap;
-  }
+  if (n->u.task.timer_slot == 0 && t->len == t->cap && heap_grow(t, t->len + 1) < 0)
+    return ARBOR_ENOMEM;         /* not for a node of this runtime (reserved) */
   if (n->u.task.timer_slot != 0)
     heap_remove(t, n->u.task.timer_slot - 1);
   uint64_t now = uv_now(rt->loop);

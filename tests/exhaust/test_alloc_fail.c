@@ -1,0 +1,730 @@
+/* tests/exhaust/test_alloc_fail.c - out of memory anywhere in the core becomes a
+ * refusal (ARBOR_ENOMEM from the call) or an error in the tree, never a crash, a
+ * leak, a hang or a corrupted tree (issue 9, "Resource exhaustion").
+ *
+ * How allocations fail: this program alone is linked with
+ *   -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
+ * (the Makefile), so every such call made by libarbor's objects (supervisor/,
+ * tracing/, http/) and by this file lands in the __wrap_ functions below, which
+ * fail the Nth one once armed. Nothing in the library changes: the production
+ * build has no hook to pay for or to trip over. libuv, libmicrohttpd, cJSON,
+ * libcurl and libc are shared libraries and keep their own malloc, so the faults
+ * are arbor's own allocations only (strdup inside libc is not arbor's).
+ *
+ * Only the thread that armed the hook is counted: the loop thread, where all of
+ * arbor's logic runs. libuv's thread pool (log file writes, arbor_run_in_thread)
+ * and the HTTP client's helper thread allocate as usual, so the Nth allocation
+ * is the same one on every run.
+ *
+ * Each scenario runs once with nothing failing, to count its allocations, then
+ * once for each k = 1..N with the k-th failing, each in a fresh loop and
+ * runtime. Every run checks:
+ *  - every call returned what it returns without faults, or ARBOR_ENOMEM (and
+ *    then only when the fault happened);
+ *  - the tree's invariants (legal kinds, states and outcomes; an outcome exactly
+ *    when FINISHED; no FINISHED node with an unfinished child);
+ *  - the scenario ran to its end (nothing waits forever because a wake-up or a
+ *    finish was lost);
+ *  - the runtime closes and uv_loop_close returns 0 (no handle left open); the
+ *    ASan and valgrind runs of `make test` add "nothing leaked".
+ * It counts what each fault became: refused (a call returned ARBOR_ENOMEM),
+ * an error in the tree (a node FAILED with ARBOR_ENOMEM in its chain), or
+ * absorbed (nothing visible: an optional allocation, a dropped event, a 503).
+ * ALLOC_FAIL_VERBOSE=1 prints a line per k.
+ */
+#include "harness.h"
+#include "http/httpc.h"
+
+#include <errno.h>
+#include <execinfo.h>
+#include <pthread.h>
+#include <signal.h>
+
+/* ------------------------------------------------------ the wrappers */
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+
+static pthread_t armed_thread;
+static int armed;               /* counting on armed_thread */
+static int paused;              /* the test's own allocations: not counted */
+static long seen;               /* allocations counted since arm() */
+static long fail_at;            /* 1-based; 0: none fails */
+static long failed;             /* how many were failed */
+static int fail_rest;           /* 1: every allocation from fail_at on fails */
+
+/* Whether this allocation is the one to fail. */
+static int fault(void) {
+  if (!armed || paused || !pthread_equal(pthread_self(), armed_thread))
+    return 0;
+  ++seen;
+  if (fail_at == 0 || (fail_rest ? seen < fail_at : seen != fail_at))
+    return 0;
+  failed++;
+  if (getenv("ALLOC_FAIL_BT") != NULL) {         /* debugging: who allocated */
+    void *frames[16];
+    backtrace_symbols_fd(frames, backtrace(frames, 16), STDERR_FILENO);
+  }
+  errno = ENOMEM;
+  return 1;
+}
+
+void *__wrap_malloc(size_t n) { return fault() ? NULL : __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t size) { return fault() ? NULL : __real_calloc(n, size); }
+void *__wrap_realloc(void *p, size_t n) { return fault() ? NULL : __real_realloc(p, n); }
+char *__wrap_strdup(const char *s) { return fault() ? NULL : __real_strdup(s); }
+
+static void arm(long k) {
+  armed_thread = pthread_self();
+  seen = 0;
+  failed = 0;
+  fail_at = k;
+  fail_rest = 0;
+  paused = 0;
+  armed = 1;
+}
+
+static void disarm(void) { armed = 0; }
+
+/* From now on every allocation of this thread fails (out of memory for good). */
+static void arm_all(void) {
+  arm(1);
+  fail_rest = 1;
+}
+
+/* ------------------------------------------------------ one run */
+
+typedef struct {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  int refused;                  /* some call returned ARBOR_ENOMEM */
+  arbor_test_tmp_t tmp;
+  int have_tmp;
+} run_t;
+
+/* A call's result: what it returns without faults, or ARBOR_ENOMEM after one. */
+#define expect_rc(r, got, want)                                                        \
+  do {                                                                                 \
+    int g__ = (got);                                                                   \
+    if (g__ == ARBOR_ENOMEM && failed > 0) {                                           \
+      (r)->refused = 1;                                                                \
+    } else if (g__ != (want)) {                                                        \
+      print_error("fault at %ld (%ld failed): %s\n", fail_at, failed, #got);          \
+      assert_code(g__, (want));                                                        \
+    }                                                                                  \
+  } while (0)
+
+/* Drives the loop until cond holds, ticking so that a lost wake-up cannot block
+ * it: at most 5000 passes of at most 1 ms of waiting, then the tree is printed
+ * and the test fails. */
+static void tick_cb(uv_timer_t *t) { (void)t; }
+#define wait_for(r, cond)                                                              \
+  do {                                                                                 \
+    uv_timer_t tick_;                                                                  \
+    int k_, held_ = 0;                                                                 \
+    assert_int_eq(uv_timer_init(&(r)->loop, &tick_), 0);                              \
+    assert_int_eq(uv_timer_start(&tick_, tick_cb, 1, 1), 0);                          \
+    for (k_ = 0; k_ < 5000 && !(held_ = (cond)); k_++)                                 \
+      uv_run(&(r)->loop, UV_RUN_ONCE);                                                 \
+    uv_close((uv_handle_t *)&tick_, NULL);                                             \
+    uv_run(&(r)->loop, UV_RUN_NOWAIT);                                                 \
+    if (!held_) {                                                                      \
+      print_error("fault at %ld (%ld failed): never held: %s\n", fail_at, failed,     \
+                  #cond);                                                              \
+      arbor_tree_print(arbor_root((r)->rt), stderr);                                   \
+      fail();                                                                          \
+    }                                                                                  \
+  } while (0)
+
+/* ------------------------------------------------------ invariants */
+
+typedef struct {
+  int nodes;
+  int enomem_chains;            /* FAILED nodes with ARBOR_ENOMEM in their chain */
+  int unfinished;               /* nodes below the root not FINISHED */
+} tree_check_t;
+
+static int chain_has(const arbor_error_t *e, int code, int depth) {
+  if (e == NULL || depth > 64)
+    return 0;
+  if (arbor_error_code(e) == code)
+    return 1;
+  for (size_t i = 0; i < arbor_error_child_count(e); i++)
+    if (chain_has(arbor_error_child(e, i), code, depth + 1))
+      return 1;
+  return chain_has(arbor_error_cause(e), code, depth + 1);
+}
+
+static int check_node(arbor_node_t *n, int depth, void *arg) {
+  tree_check_t *c = arg;
+  arbor_node_info_t info;
+  arbor_node_info(n, &info);
+  c->nodes++;
+  if ((unsigned)info.kind >= ARBOR_KIND_COUNT || (unsigned)info.state >= ARBOR_STATE_COUNT ||
+      (unsigned)info.outcome >= ARBOR_OUTCOME_COUNT) {
+    print_error("fault at %ld: node %ju: kind %d state %d outcome %d\n", fail_at,
+                (uintmax_t)info.id, info.kind, info.state, info.outcome);
+    fail();
+  }
+  if ((info.state == ARBOR_STATE_FINISHED) != (info.outcome != ARBOR_OUTCOME_NONE)) {
+    print_error("fault at %ld: node %ju %s is %s with outcome %s\n", fail_at,
+                (uintmax_t)info.id, arbor_node_name(n), arbor_state_name(info.state),
+                arbor_outcome_name(info.outcome));
+    fail();
+  }
+  if (info.state == ARBOR_STATE_FINISHED && info.live_children != 0) {
+    print_error("fault at %ld: node %ju %s FINISHED with %u unfinished children\n",
+                fail_at, (uintmax_t)info.id, arbor_node_name(n), info.live_children);
+    fail();
+  }
+  if (depth > 0 && info.state != ARBOR_STATE_FINISHED)
+    c->unfinished++;
+  if (info.outcome == ARBOR_OUTCOME_FAILED && chain_has(arbor_node_error(n), ARBOR_ENOMEM, 0))
+    c->enomem_chains++;
+  return 0;
+}
+
+static tree_check_t check_tree(run_t *r) {
+  tree_check_t c = {0, 0, 0};
+  int was = paused;
+  paused = 1;                   /* the walk itself allocates nothing; keep it so */
+  assert_int_eq(arbor_tree_walk(arbor_root(r->rt), -1, check_node, &c), 0);
+  paused = was;
+  return c;
+}
+
+/* ------------------------------------------------------ the driver */
+
+typedef void (*scenario_fn)(run_t *r);
+
+typedef struct {
+  long runs, refused, in_tree, absorbed;
+} tally_t;
+
+/* Runs the scenario with allocation k failing (0: none); returns whether the
+ * k-th allocation happened (so k + 1 is worth a run). */
+static int run_once(const char *name, scenario_fn fn, long k, tally_t *t, long *count) {
+  run_t r;
+  memset(&r, 0, sizeof r);
+  assert_int_eq(uv_loop_init(&r.loop), 0);
+  if (getenv("ALLOC_FAIL_VERBOSE") != NULL)
+    fprintf(stderr, "%s: failing allocation %ld\n", name, k);
+  arm(k);
+  int rc = arbor_runtime_new(&r.rt, &r.loop, &(arbor_runtime_opts_t){.no_signals = 1});
+  if (rc != 0) {
+    disarm();
+    assert_code(rc, ARBOR_ENOMEM);
+    assert_int_eq(failed, 1);
+    assert_int_eq(uv_loop_close(&r.loop), 0);
+    t->runs++;
+    t->refused++;
+    return 1;
+  }
+  fn(&r);
+  tree_check_t c = check_tree(&r);
+  if (c.unfinished != 0) {
+    print_error("%s: fault at %ld: %d nodes never finished\n", name, k, c.unfinished);
+    arbor_tree_print(arbor_root(r.rt), stderr);
+    fail();
+  }
+  /* The close allocates too (it may be where the fault lands). */
+  arbor_test_close(r.rt, &r.loop);
+  disarm();
+  if (r.have_tmp)
+    arbor_test_tmp_close(&r.tmp);
+  if (k == 0) {
+    *count = seen;
+    return 1;
+  }
+  if (failed == 0)
+    return 0;
+  t->runs++;
+  const char *became = r.refused ? "refused" : c.enomem_chains > 0 ? "error in the tree"
+                                                                    : "absorbed";
+  if (r.refused)
+    t->refused++;
+  else if (c.enomem_chains > 0)
+    t->in_tree++;
+  else
+    t->absorbed++;
+  if (getenv("ALLOC_FAIL_VERBOSE") != NULL)
+    fprintf(stderr, "%s: allocation %ld of %ld failed: %s\n", name, k, *count, became);
+  return 1;
+}
+
+static void run_scenario(const char *name, scenario_fn fn) {
+  tally_t t = {0, 0, 0, 0};
+  long count = 0;
+  run_once(name, fn, 0, &t, &count);
+  const char *only = getenv("ALLOC_FAIL_AT");   /* debugging: that k alone */
+  if (only != NULL) {
+    run_once(name, fn, atol(only), &t, &count);
+    return;
+  }
+  assert_true(count > 0);
+  long k;
+  for (k = 1; run_once(name, fn, k, &t, &count); k++) {
+  }
+  /* Every counted allocation was failed once (thread-pool timing may move the
+   * count by a few between runs). */
+  assert_true(t.runs >= count - 4);
+  printf("%s: %ld allocations, each failed once: %ld refused, %ld an error in the tree, "
+         "%ld absorbed; no crash, leak, hang or broken invariant\n",
+         name, count, t.refused, t.in_tree, t.absorbed);
+}
+
+/* ------------------------------------------------------ scenario: callback tasks */
+
+static void on_tick(arbor_node_t *task, void *arg) {
+  (void)arg;
+  arbor_task_done(task);
+}
+static void on_tick_fail(arbor_node_t *task, void *arg) {
+  (void)arg;
+  arbor_task_fail(task, ARBOR_EFAILED, "task %s failed on purpose", arbor_node_name(task));
+}
+
+static int tick_start(arbor_node_t *task, void *arg) {
+  return arbor_task_after(task, 1, arg != NULL ? on_tick_fail : on_tick);
+}
+
+static void scenario_tasks(run_t *r) {
+  arbor_node_t *g = NULL, *t = NULL;
+  expect_rc(r, arbor_group_new(arbor_root(r->rt), &(arbor_group_opts_t){.name = "tasks"}, &g),
+            0);
+  if (g == NULL)
+    return;
+  for (int i = 0; i < 4; i++) {
+    t = NULL;
+    expect_rc(r,
+              arbor_task_spawn(g, &(arbor_task_spec_t){.name = "tick", .start = tick_start,
+                                                       .arg = i == 3 ? (void *)1 : NULL},
+                               &t),
+              0);
+    if (t != NULL)
+      expect_rc(r, arbor_node_attr_set(t, "role", "worker"), 0);
+  }
+  expect_rc(r, arbor_group_join(g, NULL, NULL), 0);
+  wait_for(r, arbor_node_is_finished(g));
+}
+
+/* ------------------------------------------------------ scenario: fibers */
+
+typedef struct {
+  arbor_channel_end_t tx, rx;
+  int have_channel;
+} fib_shared_t;
+
+static fib_shared_t fib;
+
+static int body_sender(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  int rc = arbor_sleep(cx, 1);
+  for (int i = 0; rc == 0 && i < 3; i++)
+    rc = arbor_channel_send(cx, &fib.tx, &i);
+  arbor_channel_close(&fib.tx);
+  return rc;
+}
+
+static int body_receiver(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  int item, rc;
+  while ((rc = arbor_channel_recv(cx, &fib.rx, &item)) == 0) {
+  }
+  arbor_channel_close(&fib.rx);
+  return rc == ARBOR_EOF ? 0 : rc;
+}
+
+static int body_deadline(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  arbor_scope_t s;
+  int rc = arbor_scope_enter(cx, &s, &(arbor_scope_opts_t){.move_on_after_ms = 1});
+  if (rc != 0)
+    return rc;
+  arbor_sleep(cx, 3600 * 1000);           /* cut short by the deadline */
+  return arbor_scope_exit(cx, &s);
+}
+
+static int body_child(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  int rc = arbor_fiber_started(cx, NULL);
+  return rc != 0 ? rc : arbor_yield(cx);
+}
+
+static int in_thread(void *arg) {
+  (void)arg;
+  return 7;
+}
+
+static int body_parent(arbor_ctx_t *cx, void *arg) {
+  arbor_node_t *g = arg;
+  arbor_fiber_spec_t spec = {.name = "child", .fn = body_child};
+  int rc = arbor_fiber_start(cx, g, &spec, NULL, NULL);
+  if (rc != 0)
+    return rc;
+  rc = arbor_run_in_thread(cx, in_thread, NULL);
+  return rc == 7 ? 0 : rc;
+}
+
+static void scenario_fibers(run_t *r) {
+  arbor_node_t *g = NULL;
+  fib.have_channel = 0;
+  expect_rc(r,
+            arbor_group_new(arbor_root(r->rt), &(arbor_group_opts_t){.name = "fibers"}, &g), 0);
+  if (g == NULL)
+    return;
+  int rc = arbor_channel_new(r->rt, 1, sizeof(int), &fib.tx, &fib.rx);
+  expect_rc(r, rc, 0);
+  if (rc == 0) {
+    /* A side whose fiber was refused is closed here, so the other one ends. */
+    int s = arbor_fiber_spawn(g, &(arbor_fiber_spec_t){.name = "sender", .fn = body_sender}, NULL);
+    expect_rc(r, s, 0);
+    if (s != 0)
+      arbor_channel_close(&fib.tx);
+    s = arbor_fiber_spawn(g, &(arbor_fiber_spec_t){.name = "receiver", .fn = body_receiver},
+                          NULL);
+    expect_rc(r, s, 0);
+    if (s != 0)
+      arbor_channel_close(&fib.rx);
+  }
+  expect_rc(r,
+            arbor_fiber_spawn(g, &(arbor_fiber_spec_t){.name = "parent", .fn = body_parent, .arg = g},
+                              NULL),
+            0);
+  expect_rc(r,
+            arbor_fiber_spawn(g, &(arbor_fiber_spec_t){.name = "deadline", .fn = body_deadline},
+                              NULL),
+            0);
+  expect_rc(r, arbor_group_join(g, NULL, NULL), 0);
+  wait_for(r, arbor_node_is_finished(g));
+  /* Ends a spawn refused above left open: the channel is the caller's. */
+  if (rc == 0) {
+    arbor_channel_close(&fib.tx);
+    arbor_channel_close(&fib.rx);
+  }
+}
+
+/* ------------------------------------------------------ scenario: supervision */
+
+static int flaky_runs;
+
+static int body_flaky(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  if (++flaky_runs <= 2)
+    return arbor_fiber_fail(cx, ARBOR_EFAILED, "flaky run %d", flaky_runs);
+  return arbor_sleep(cx, 3600 * 1000);
+}
+
+static int body_helper(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  return arbor_sleep(cx, 3600 * 1000);
+}
+
+static int body_manager(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  int rc = arbor_service_run_task(cx, &(arbor_fiber_spec_t){.name = "helper", .fn = body_helper},
+                                  NULL);
+  if (rc != 0)
+    return rc;
+  return arbor_sleep(cx, 3600 * 1000);
+}
+
+/* The supervisor failed, or every child runs, flaky after its two failures. */
+static int supervision_settled(arbor_node_t *sup, arbor_node_t *flaky, arbor_node_t *inner) {
+  if (arbor_node_is_finished(sup))
+    return 1;
+  return arbor_node_state(sup) == ARBOR_STATE_STARTED &&
+         (flaky == NULL || (flaky_runs >= 3 && arbor_service_is_running(flaky))) &&
+         (inner == NULL || arbor_node_state(inner) == ARBOR_STATE_STARTED);
+}
+
+static void scenario_supervision(run_t *r) {
+  arbor_node_t *sup = NULL, *flaky = NULL, *inner = NULL;
+  flaky_runs = 0;
+  expect_rc(r,
+            arbor_supervisor_new(arbor_root(r->rt),
+                                 &(arbor_sup_opts_t){.name = "sup", .intensity = 10,
+                                                     .no_backoff = 1},
+                                 &sup),
+            0);
+  if (sup == NULL)
+    return;
+  expect_rc(r,
+            arbor_service_add(sup, &(arbor_service_spec_t){.name = "flaky", .fiber = body_flaky},
+                              &flaky),
+            0);
+  expect_rc(r,
+            arbor_service_add(sup, &(arbor_service_spec_t){.name = "manager", .fiber = body_manager},
+                              NULL),
+            0);
+  expect_rc(r,
+            arbor_supervisor_new(sup, &(arbor_sup_opts_t){.name = "inner", .no_backoff = 1},
+                                 &inner),
+            0);
+  if (inner != NULL)
+    expect_rc(r,
+              arbor_service_add(inner,
+                                &(arbor_service_spec_t){.name = "leaf", .fiber = body_helper},
+                                NULL),
+              0);
+  wait_for(r, supervision_settled(sup, flaky, inner));
+  if (!arbor_node_is_finished(sup)) {
+    if (flaky != NULL)
+      expect_rc(r, arbor_service_restart(flaky), 0);
+    arbor_test_spin(&r->loop, 3);
+    expect_rc(r, arbor_node_cancel(sup), 0);
+  }
+  wait_for(r, arbor_node_is_finished(sup));
+}
+
+/* ------------------------------------------------------ scenario: a process service */
+
+static char *const prog_argv[] = {"/bin/sh", "-c", "echo out; echo err >&2; exit 3", NULL};
+
+static void scenario_process(run_t *r) {
+  arbor_node_t *sup = NULL, *svc = NULL;
+  arbor_test_tmp_open(&r->tmp, "allocfail");
+  r->have_tmp = 1;
+  char log[sizeof r->tmp.path];
+  snprintf(log, sizeof log, "%s", arbor_test_tmp_file(&r->tmp, "svc.log"));
+  /* intensity 1: two runs, then the supervisor fails with ARBOR_EINTENSITY. */
+  expect_rc(r,
+            arbor_supervisor_new(arbor_root(r->rt),
+                                 &(arbor_sup_opts_t){.name = "procs", .intensity = 1,
+                                                     .no_backoff = 1},
+                                 &sup),
+            0);
+  if (sup == NULL)
+    return;
+  expect_rc(r,
+            arbor_service_add(sup,
+                              &(arbor_service_spec_t){.name = "prog", .argv = prog_argv,
+                                                      .log_file = log, .log_timestamps = 1},
+                              &svc),
+            0);
+  wait_for(r, arbor_node_is_finished(sup) || svc == NULL);
+  if (svc == NULL) {
+    expect_rc(r, arbor_node_cancel(sup), 0);
+    wait_for(r, arbor_node_is_finished(sup));
+  }
+}
+
+/* ------------------------------------------------------ scenario: the admin server */
+
+static int body_sleeper(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  return arbor_sleep(cx, 3600 * 1000);
+}
+
+static void get(run_t *r, int port, const char *path) {
+  char url[128];
+  long status = 0;
+  char *body = NULL;
+  paused = 1;                   /* the client's allocations are not arbor's */
+  httpc_url(url, sizeof url, port, path);
+  paused = 0;
+  /* httpc allocates its call on this thread: only the server's part is counted,
+   * between begin and end. */
+  paused = 1;
+  struct httpc_call *c = httpc_begin(&r->loop, &(httpc_opts_t){.url = url});
+  paused = 0;
+  assert_non_null(c);
+  httpc_wait(c, NULL, NULL);
+  paused = 1;
+  int rc = httpc_end(c, &status, &body, NULL);
+  paused = 0;
+  assert_int_eq(rc, 0);
+  /* 200, or a refusal the server chose (500/503) once something failed. */
+  if (status != 200 && !(failed > 0 && (status == 500 || status == 503))) {
+    print_error("fault at %ld (%ld failed): GET %s: %ld\n", fail_at, failed, path, status);
+    fail();
+  }
+  if (status != 200)
+    r->refused = 1;
+  paused = 1;
+  free(body);
+  paused = 0;
+}
+
+static void scenario_admin(run_t *r) {
+  arbor_node_t *g = NULL, *f = NULL;
+  arbor_admin_t *admin = NULL;
+  expect_rc(r, arbor_group_new(arbor_root(r->rt), &(arbor_group_opts_t){.name = "app"}, &g), 0);
+  if (g != NULL)
+    expect_rc(r,
+              arbor_fiber_spawn(g, &(arbor_fiber_spec_t){.name = "sleeper", .fn = body_sleeper},
+                                &f),
+              0);
+  arbor_test_spin(&r->loop, 3);
+  expect_rc(r, arbor_admin_start(r->rt, &(arbor_admin_opts_t){.port = 0}, &admin), 0);
+  if (admin != NULL) {
+    int port = arbor_admin_port(admin);
+    char path[64];
+    get(r, port, "/api/v1/tree");
+    snprintf(path, sizeof path, "/api/v1/nodes/%ju",
+             (uintmax_t)(f != NULL ? arbor_node_id(f) : 1));
+    get(r, port, path);
+    get(r, port, "/metrics");
+    get(r, port, "/api/v1/trace");
+  }
+  if (g != NULL) {
+    if (!arbor_node_is_finished(g))   /* a fiber refused its stack failed it */
+      expect_rc(r, arbor_node_cancel(g), 0);
+    wait_for(r, arbor_node_is_finished(g));
+  }
+}
+
+/* ------------------------------------------------------ scenario: events and trace export */
+
+static int start_fail(arbor_node_t *task, void *arg) {
+  (void)task;
+  (void)arg;
+  return ARBOR_EFAILED;
+}
+
+static void scenario_trace(run_t *r) {
+  arbor_node_t *g = NULL;
+  expect_rc(r, arbor_group_new(arbor_root(r->rt), &(arbor_group_opts_t){.name = "traced"}, &g),
+            0);
+  if (g != NULL) {
+    expect_rc(r, arbor_task_spawn(g, &(arbor_task_spec_t){.name = "ok", .start = tick_start},
+                                  NULL),
+              0);
+    expect_rc(r,
+              arbor_task_spawn(g, &(arbor_task_spec_t){.name = "bad", .start = start_fail}, NULL),
+              0);
+    expect_rc(r, arbor_group_join(g, NULL, NULL), 0);
+    wait_for(r, arbor_node_is_finished(g));
+  }
+  paused = 1;
+  FILE *out = fopen("/dev/null", "w");
+  paused = 0;
+  assert_non_null(out);
+  expect_rc(r, arbor_trace_write(r->rt, ARBOR_TRACE_CHROME, out), 0);
+  expect_rc(r, arbor_trace_write(r->rt, ARBOR_TRACE_OTLP, out), 0);
+  paused = 1;
+  fclose(out);
+  paused = 0;
+  arbor_event_t ev[64];
+  uint64_t cursor = 1;
+  assert_true(arbor_events_read(r->rt, &cursor, ev, 64, NULL) >= 0);
+}
+
+/* ------------------------------------------------------ regressions */
+
+static int body_sleeper(arbor_ctx_t *cx, void *arg);
+static int nap_go;
+
+static int body_nap(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  while (!nap_go) {
+    int rc = arbor_yield(cx);
+    if (rc != 0)
+      return rc;
+  }
+  return arbor_sleep(cx, 1);
+}
+
+static int count_sleeping(arbor_node_t *g) {
+  int n = 0;
+  arbor_fiber_info_t fi;
+  for (arbor_node_t *c = arbor_node_first_child(g); c != NULL; c = arbor_node_next_sibling(c))
+    n += arbor_node_fiber_info(c, &fi) == 0 && fi.wait_what != NULL &&
+         strcmp(fi.wait_what, "sleep") == 0;
+  return n;
+}
+
+/* A fiber's sleep and deadlines arm the runtime's timer heap, which grew when
+ * full: out of memory then, the timer was not armed and the fiber slept for
+ * good (its group never finished). The slot is now reserved with the node: with
+ * 64 fibers asleep (the heap's first size) and no memory left, one more fiber's
+ * sleep still ends. */
+static void alloc_fail_fiber_sleep_needs_no_memory(void **state) {
+  run_t r;
+  arbor_node_t *nap = NULL;
+  memset(&r, 0, sizeof r);
+  nap_go = 0;
+  arbor_test_open(&r.loop, &r.rt, &(arbor_runtime_opts_t){.no_signals = 1});
+  arbor_node_t *g = arbor_test_group(arbor_root(r.rt), "sleepers");
+  assert_code(arbor_fiber_spawn(g, &(arbor_fiber_spec_t){.name = "nap", .fn = body_nap}, &nap),
+              0);
+  for (int i = 0; i < 64; i++)
+    assert_code(arbor_fiber_spawn(g, &(arbor_fiber_spec_t){.name = "sleeper", .fn = body_sleeper},
+                                  NULL),
+                0);
+  wait_for(&r, count_sleeping(g) == 64);
+  arm_all();
+  nap_go = 1;
+  wait_for(&r, arbor_node_is_finished(nap));
+  disarm();
+  assert_outcome(nap, OK);
+  assert_code(arbor_node_cancel(g), 0);
+  wait_for(&r, arbor_node_is_finished(g));
+  arbor_test_close(r.rt, &r.loop);
+}
+
+/* A request whose context cannot be allocated is answered 503 out_of_memory (it
+ * was a connection closed without a word); once memory is back the server
+ * answers as before. */
+static void alloc_fail_admin_request_without_memory_gets_503(void **state) {
+  run_t r;
+  arbor_admin_t *admin;
+  char url[128];
+  long status = 0;
+  char *body = NULL;
+  memset(&r, 0, sizeof r);
+  signal(SIGPIPE, SIG_IGN);
+  arbor_test_open(&r.loop, &r.rt, &(arbor_runtime_opts_t){.no_signals = 1});
+  assert_code(arbor_admin_start(r.rt, &(arbor_admin_opts_t){.port = 0}, &admin), 0);
+  httpc_url(url, sizeof url, arbor_admin_port(admin), "/api/v1/tree");
+  struct httpc_call *c = httpc_begin(&r.loop, &(httpc_opts_t){.url = url});
+  assert_non_null(c);
+  arm_all();
+  httpc_wait(c, NULL, NULL);
+  disarm();
+  assert_int_eq(httpc_end(c, &status, &body, NULL), 0);
+  assert_int_eq(status, 503);
+  assert_non_null(strstr(body, "out_of_memory"));
+  free(body);
+  assert_int_eq(httpc_request(&r.loop, "GET", url, NULL, NULL, &status, &body, NULL), 0);
+  assert_int_eq(status, 200);
+  free(body);
+  arbor_test_close(r.rt, &r.loop);
+}
+
+/* ------------------------------------------------------ the tests */
+
+static void alloc_fail_tasks_refused_or_failed_never_crash(void **state) {
+  run_scenario("tasks", scenario_tasks);
+}
+static void alloc_fail_fibers_refused_or_failed_never_crash(void **state) {
+  run_scenario("fibers", scenario_fibers);
+}
+static void alloc_fail_supervision_refused_or_failed_never_crash(void **state) {
+  run_scenario("supervision", scenario_supervision);
+}
+static void alloc_fail_process_service_refused_or_failed_never_crash(void **state) {
+  run_scenario("process service", scenario_process);
+}
+static void alloc_fail_admin_server_answers_or_refuses_never_crash(void **state) {
+  signal(SIGPIPE, SIG_IGN);
+  run_scenario("admin server", scenario_admin);
+}
+static void alloc_fail_trace_export_refused_never_crash(void **state) {
+  run_scenario("events and trace", scenario_trace);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(alloc_fail_tasks_refused_or_failed_never_crash),
+    cmocka_unit_test(alloc_fail_fibers_refused_or_failed_never_crash),
+    cmocka_unit_test(alloc_fail_supervision_refused_or_failed_never_crash),
+    cmocka_unit_test(alloc_fail_process_service_refused_or_failed_never_crash),
+    cmocka_unit_test(alloc_fail_admin_server_answers_or_refuses_never_crash),
+    cmocka_unit_test(alloc_fail_trace_export_refused_never_crash),
+    cmocka_unit_test(alloc_fail_fiber_sleep_needs_no_memory),
+    cmocka_unit_test(alloc_fail_admin_request_without_memory_gets_503),
+};
+
+ARBOR_TEST_MAIN(tests)
