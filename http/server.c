@@ -649,6 +649,7 @@ void http__run(struct arbor_admin_s *admin) {
     arbor_admin_stop(admin);
     return;
   }
+  http__emfile_check(admin);     /* out of fds: shed what MHD could not accept */
   /* MHD's epoll is edge-triggered: data it already read but has not processed
    * does not make the fd readable again; MHD_get_timeout says 0 then. */
   MHD_UNSIGNED_LONG_LONG ms;
@@ -791,6 +792,7 @@ static int still_ours(int fd, int port) {
 /* ------------------------------------------------------- start and stop */
 
 static void free_admin(struct arbor_admin_s *admin) {
+  http__emfile_free(admin);
   free(admin->token);
   free(admin->bind);
   free(admin->cors_origin);
@@ -837,6 +839,7 @@ int arbor_admin_start(arbor_runtime_t *rt, const arbor_admin_opts_t *opts,
   struct arbor_admin_s *admin = calloc(1, sizeof *admin);
   if (admin == NULL)
     return ARBOR_ENOMEM;
+  admin->listen_fd = admin->spare_fd = -1;
   int rc = fill_opts(opts, &admin->opts);
   if (rc < 0)
     goto fail;
@@ -878,6 +881,8 @@ int arbor_admin_start(arbor_runtime_t *rt, const arbor_admin_opts_t *opts,
     goto fail;
   }
   admin->mhd = start_mhd(admin, fd);
+  if (admin->mhd != NULL)
+    http__emfile_init(admin, fd);
   if (admin->mhd == NULL) {
     if (still_ours(fd, admin->port))
       close(fd);
@@ -937,6 +942,7 @@ int arbor_admin_stop(arbor_admin_t *admin) {
   uv_close((uv_handle_t *)&admin->beat, on_closed);
   http__streams_resume_all(admin, 1);
   MHD_stop_daemon(admin->mhd);   /* closes every connection: streams' done() run now */
+  admin->listen_fd = -1;         /* MHD closed it */
   admin->mhd = NULL;
   return 0;
 }

@@ -6,7 +6,14 @@
 
 #include "http.h"
 
-struct http_stream_s;            /* stream.c */
+struct http_stream_s;            /* emfile.c: out of fds, a pending connection is shed with a 503 instead of
+ * letting MHD spin the loop on it. */
+void http__emfile_init(struct arbor_admin_s *admin, int listen_fd);
+void http__emfile_free(struct arbor_admin_s *admin);
+/* After each MHD_run. */
+void http__emfile_check(struct arbor_admin_s *admin);
+
+/* stream.c */
 
 struct arbor_admin_s {
   arbor_runtime_t *rt;
@@ -34,6 +41,8 @@ struct arbor_admin_s {
   /* Responses queued, by status (HTTP_STATUS_FIRST..HTTP_STATUS_LAST), for
    * GET /metrics: counted in http__queue, which every response goes through. */
   uint64_t responses[HTTP_STATUS_LAST - HTTP_STATUS_FIRST + 1];
+  int listen_fd;                 /* MHD's (it closes it); -1 before start */
+  int spare_fd;                  /* emfile.c: freed to accept and shed a connection */
 };
 
 /* server.c */

@@ -1,0 +1,198 @@
+/* tests/exhaust/test_fd_exhaust.c - out of file descriptors (a low
+ * RLIMIT_NOFILE): each use of a new fd becomes a clear error, the loop does not
+ * spin while it lasts, and everything works again once fds are back (issue 9,
+ * "Resource exhaustion"; spawns are in test_spawn_fail.c).
+ *
+ * Each case runs in a forked child that lowers its own RLIMIT_NOFILE and fills
+ * its table with /dev/null, then reports through its exit status (cmocka's
+ * asserts cannot cross fork). valgrind keeps the fd limit to itself: skipped
+ * there.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#define FD_LIMIT 128
+
+static int in_child(void (*fn)(void)) {
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    struct rlimit lim = {FD_LIMIT, FD_LIMIT};
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+      _exit(77);
+    fn();
+    _exit(0);
+  }
+  int status;
+  assert_int_eq(waitpid(pid, &status, 0), pid);
+  int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+  if (rc == 77) {
+    print_message("skipped: RLIMIT_NOFILE cannot be lowered here (valgrind)\n");
+    skip();
+  }
+  return rc;
+}
+
+/* Fills the fd table; returns how many it opened (closed again by unfill). */
+static int fillers[FD_LIMIT], nfillers;
+
+static void fill(void) {
+  nfillers = 0;
+  while (nfillers < FD_LIMIT && (fillers[nfillers] = open("/dev/null", O_RDONLY)) >= 0)
+    nfillers++;
+  if (errno != EMFILE)
+    _exit(90);
+}
+
+static void unfill(void) {
+  while (nfillers > 0)
+    close(fillers[--nfillers]);
+}
+
+static void on_tick(uv_timer_t *t) { *(int *)t->data = 1; }
+
+/* Loop passes until a timer of ms fires: a loop that waits takes a handful, one
+ * that spins on a ready fd thousands. */
+static long passes_in(uv_loop_t *loop, uint64_t ms) {
+  uv_timer_t t;
+  int fired = 0;
+  long passes = 0;
+  uv_timer_init(loop, &t);
+  t.data = &fired;
+  uv_timer_start(&t, on_tick, ms, 0);
+  while (!fired && passes < 1000000) {
+    uv_run(loop, UV_RUN_ONCE);
+    passes++;
+  }
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return passes;
+}
+
+static int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+    _exit(91);
+  return fd;
+}
+
+/* Sends a GET on fd and drives the loop until the status line arrived; returns
+ * the status (0: the connection closed without one). */
+static int get_status(uv_loop_t *loop, int fd, const char *path) {
+  char req[256], buf[512];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                   path);
+  if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+    return -1;
+  size_t got = 0;
+  for (int k = 0; k < 20000; k++) {
+    ssize_t r = recv(fd, buf + got, sizeof buf - 1 - got, MSG_DONTWAIT);
+    if (r > 0) {
+      got += (size_t)r;
+      buf[got] = '\0';
+      if (strstr(buf, "\r\n") != NULL)
+        break;
+    } else if (r == 0) {
+      break;
+    }
+    passes_in(loop, 1);
+  }
+  buf[got] = '\0';
+  int status = 0;
+  if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+    status = 0;
+  return status;
+}
+
+static void close_runtime(uv_loop_t *loop, arbor_runtime_t *rt) {
+  int closed = 0;
+  if (arbor_runtime_close(rt, arbor_test_close_cb_, &closed) != 0)
+    _exit(95);
+  uv_run(loop, UV_RUN_DEFAULT);
+  if (closed != 1 || uv_loop_close(loop) != 0)
+    _exit(96);
+}
+
+/* Reads what the server sent on fd (without sending anything: a request the
+ * server never read would make its close a reset), driving the loop; returns
+ * the status of the first line, 0 when none came. */
+static int read_status(uv_loop_t *loop, int fd) {
+  char buf[512];
+  size_t got = 0;
+  for (int k = 0; k < 20000 && got < sizeof buf - 1; k++) {
+    ssize_t r = recv(fd, buf + got, sizeof buf - 1 - got, MSG_DONTWAIT);
+    if (r == 0)
+      break;
+    if (r > 0) {
+      got += (size_t)r;
+      continue;
+    }
+    passes_in(loop, 1);
+  }
+  buf[got] = '\0';
+  int status = 0;
+  if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+    status = 0;
+  return status;
+}
+
+/* The admin server with no fd left for accept(): the pending connection is
+ * told 503 at once (libmicrohttpd alone would leave it in the backlog and spin
+ * the loop on it), the loop then waits, and once fds are back a new connection
+ * is served. */
+static void admin_child(void) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_admin_t *admin;
+  if (uv_loop_init(&loop) != 0 ||
+      arbor_runtime_new(&rt, &loop, &(arbor_runtime_opts_t){.no_signals = 1}) != 0 ||
+      arbor_admin_start(rt, &(arbor_admin_opts_t){.port = 0}, &admin) != 0)
+    _exit(20);
+  int port = arbor_admin_port(admin);
+  int early = connect_to(port);  /* one served before, then closed: MHD holds none */
+  if (get_status(&loop, early, "/healthz") != 200)
+    _exit(21);
+  close(early);
+  passes_in(&loop, 10);
+  int c = connect_to(port);      /* completed by the kernel from the backlog */
+  fill();
+  int status = read_status(&loop, c);
+  if (status != 503) {
+    fprintf(stderr, "admin: status %d with no fd left\n", status);
+    _exit(22);
+  }
+  close(c);
+  long passes = passes_in(&loop, 200);
+  if (getenv("FD_EXHAUST_VERBOSE") != NULL)
+    fprintf(stderr, "admin: %ld loop passes in 200 ms with no fd left\n", passes);
+  if (passes > 100)
+    _exit(23);                   /* spinning */
+  unfill();
+  c = connect_to(port);
+  status = get_status(&loop, c, "/api/v1/tree");
+  if (status != 200) {
+    fprintf(stderr, "admin: status %d after fds came back\n", status);
+    _exit(24);
+  }
+  close(c);
+  close_runtime(&loop, rt);
+}
+
+static void fd_exhaust_admin_sheds_503_without_spinning_then_serves(void **state) {
+  assert_int_eq(in_child(admin_child), 0);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(fd_exhaust_admin_sheds_503_without_spinning_then_serves),
+};
+
+ARBOR_TEST_MAIN(tests)
