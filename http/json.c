@@ -326,8 +326,17 @@ cJSON *http_jnode(struct http_jcx *cx, arbor_node_t *node) {
 
   cJSON *attrs = http_jadd(cx, o, "attributes", cJSON_CreateObject());
   const char *k, *v;
-  for (size_t i = 0; attrs != NULL && arbor_node_attr_at(node, i, &k, &v) == 0; i++)
-    http_jadd_str(cx, attrs, k, v);
+  for (size_t i = 0; attrs != NULL && arbor_node_attr_at(node, i, &k, &v) == 0; i++) {
+    /* A key is the embedder's bytes too, and cJSON prints keys as they are:
+     * cleaned like the value (jw_key does the same). */
+    char *key = utf8_clean(k, SIZE_MAX);
+    if (key == NULL) {
+      cx->oom = 1;
+      break;
+    }
+    http_jadd_str(cx, attrs, key, v);
+    free(key);
+  }
 
   http_jadd(cx, o, "error", http_jerror(cx, arbor_node_error(node)));
   arbor_phase_t wphase;

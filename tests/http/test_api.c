@@ -225,6 +225,25 @@ static void json_invalid_utf8_replaced(void **state) {
   assert_int_eq(jw_utf8_complete("ab\xff", 3), 3);
 }
 
+/* An attribute's key that is not UTF-8 is cleaned like its value: the node's
+ * document (GET /api/v1/nodes/{id}) stays valid UTF-8, the same bytes as
+ * /tree's jw writer gives (found by fuzz/fuzz_views.c). */
+static void json_attribute_key_invalid_utf8_replaced(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_test_open(&loop, &rt, NULL);
+  arbor_node_t *g = arbor_test_group(arbor_root(rt), "g");
+  assert_code(arbor_node_attr_set(g, "k\xc0\xaf\xff", "v\xfe"), 0);
+  cJSON *back = roundtrip(http_json_node(g));
+  const cJSON *attrs = field(back, "attributes");
+  assert_string_equal(str_field(attrs, "k\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"),
+                      "v\xef\xbf\xbd");
+  assert_null(strstr(last_text, "\xc0"));
+  cJSON_Delete(back);
+  arbor_node_cancel(g);
+  arbor_test_close(rt, &loop);
+}
+
 /* A chain longer than the budget ends in "truncated"; a message is cut at a
  * character boundary. */
 static void json_error_chain_bounded(void **state) {
@@ -1386,6 +1405,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(json_node_failed_group_shape),
     cmocka_unit_test(json_times_and_big_integers_exact),
     cmocka_unit_test(json_invalid_utf8_replaced),
+    cmocka_unit_test(json_attribute_key_invalid_utf8_replaced),
     cmocka_unit_test(json_error_chain_bounded),
     cmocka_unit_test(api_tree_depth_limit_root),
     cmocka_unit_test(api_node_detail),
