@@ -10,13 +10,39 @@
 #include "config.h"
 #include "config_read.h"
 
+/* line into err (errlen bytes, NUL-terminated, cut if longer) with every
+ * control character written as \n, \t or \xHH. Messages quote the file's
+ * keys and strings, in which JSON allows any control character ("\n" is two
+ * bytes of text), and an error must stay the one line config.h promises: one
+ * line on stderr, one journal entry. */
+static void copy_one_line(char *err, size_t errlen, const char *line) {
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)line; *p != '\0'; p++) {
+    char esc[8];
+    int n = 1;
+    if (*p >= 0x20 && *p != 0x7f)
+      esc[0] = (char)*p;
+    else if (*p == '\n' || *p == '\t')
+      n = snprintf(esc, sizeof esc, "\\%c", *p == '\n' ? 'n' : 't');
+    else
+      n = snprintf(esc, sizeof esc, "\\x%02x", *p);
+    if (o + (size_t)n >= errlen)
+      break;
+    memcpy(err + o, esc, (size_t)n);
+    o += (size_t)n;
+  }
+  if (errlen > 0)
+    err[o] = '\0';
+}
+
 static int verrorf(struct config_read *cx, const char *path, const char *fmt, va_list ap) {
-  char msg[CONFIG_ERR_MAX];
+  char msg[CONFIG_ERR_MAX], line[CONFIG_ERR_MAX + 64];   /* cut to errlen after */
   vsnprintf(msg, sizeof msg, fmt, ap);
   if (path != NULL && path[0] != '\0')
-    snprintf(cx->err, cx->errlen, "%s: %s: %s", cx->file, path, msg);
+    snprintf(line, sizeof line, "%s: %s: %s", cx->file, path, msg);
   else
-    snprintf(cx->err, cx->errlen, "%s: %s", cx->file, msg);
+    snprintf(line, sizeof line, "%s: %s", cx->file, msg);
+  copy_one_line(cx->err, cx->errlen, line);
   return -1;
 }
 

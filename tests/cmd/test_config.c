@@ -78,6 +78,21 @@ static void config_unknown_key_is_an_error(void **state) {
                "otlp_endpoint, tree)\n");
 }
 
+/* JSON lets a key hold any control character ("\n" in the text): the error that
+ * quotes it is still one line, the character written as an escape (found by
+ * fuzz/fuzz_service.c; config_error_set). */
+static void config_error_quoting_control_characters_is_one_line(void **state) {
+  expect_error("{\"tree\": [" STAMP "], \"ad\\nmin\\u0001\\t\": {}}",
+               "arbor: bad.json: unknown key \"ad\\nmin\\x01\\t\" (expected one of: admin, "
+               "shutdown_timeout_ms, event_capacity, service_name, trace_out, trace_format, "
+               "otlp_endpoint, tree)\n");
+  expect_error("{\"tree\": [{\"service\": \"a\", \"argv\": [\"true\"], "
+               "\"liveness\": {\"tcp\": {\"port\": 1}, \"x\\r\": 1}}]}",
+               "arbor: bad.json: tree[0].liveness: unknown key \"x\\x0d\" (expected one of: "
+               "http, tcp, exec, interval_ms, timeout_ms, failure_threshold, success_threshold, "
+               "initial_delay_ms)\n");
+}
+
 static void config_duplicate_name_is_an_error(void **state) {
   expect_error("{\"tree\": [" STAMP ", {\"supervisor\": \"s\", \"children\": ["
                "{\"service\": \"web\", \"argv\": [\"true\"]},"
@@ -395,6 +410,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(config_syntax_error_comment),
     cmocka_unit_test(config_semantic_error_names_json_path),
     cmocka_unit_test(config_unknown_key_is_an_error),
+    cmocka_unit_test(config_error_quoting_control_characters_is_one_line),
     cmocka_unit_test(config_duplicate_name_is_an_error),
     cmocka_unit_test(config_bad_strategy_is_an_error),
     cmocka_unit_test(config_bad_values_are_errors),
