@@ -410,6 +410,11 @@ run: deps
 deps:
 	$(Q)scripts/deps.sh
 
+# ------------------------------------------------------------------ fuzz
+
+# libFuzzer drivers (fuzz/): make fuzz-build, make fuzz. Not part of make test.
+include fuzz/fuzz.mk
+
 # --------------------------------------------------------------- install
 
 LIBDIR ?= $(PREFIX)/lib
@@ -477,6 +482,7 @@ help:
 	@echo '  make test-web        the dashboard in headless Chromium (tests/web; skipped without it)'
 	@echo 'make test-valgrind   the tests under valgrind (slow; not part of make test)'
 	@echo 'make bench           build bench/*.c and run bench/run.sh'
+	@echo 'make fuzz            libFuzzer drivers (fuzz/), each for FUZZ_SECONDS=$(FUZZ_SECONDS); make fuzz-build'
 	@echo 'make run             install missing packages, build, run $(RUN_CMD)'
 	@echo 'make install         PREFIX=$(PREFIX) DESTDIR=; make uninstall'
 	@echo 'make clean           remove build/'
