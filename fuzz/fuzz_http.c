@@ -15,6 +15,10 @@
  *                     or Transfer-Encoding)
  * Raw mode sends the bytes after byte 0 as they are and half-closes.
  *
+ * Also, on the first line of every input as a NUL-terminated string:
+ * http_parse_u64 (ids, ?limit=, Last-Event-ID, Content-Length) against a
+ * reference (decimal digits only, no sign, no overflow, at most max).
+ *
  * Checked: every structured request that the driver framed gets an answer
  * with a status line; a 2xx JSON response
  * that ended is strict JSON (fz_check_json); an error body is the API's
@@ -28,6 +32,7 @@
 #include <strings.h>
 
 #include "../cmd/config.h"
+#include "http.h"
 #include "support.h"
 
 #define TOKEN "fuzz-token"
@@ -193,6 +198,34 @@ static void check_response(const char *d, const struct fz_resp *r) {
   }
 }
 
+/* http_parse_u64 against the obvious definition, for max = UINT64_MAX and a
+ * bound as Last-Event-ID's. */
+static void check_parse_u64(const char *d, size_t n) {
+  const char *nl = memchr(d, '\n', n);
+  size_t len = nl != NULL ? (size_t)(nl - d) : n;
+  if (len > 64 || memchr(d, '\0', len) != NULL)
+    return;
+  char text[65];
+  memcpy(text, d, len);
+  text[len] = '\0';
+  unsigned __int128 v = 0;
+  int ok = len > 0;
+  for (size_t i = 0; ok && i < len; i++) {
+    ok = text[i] >= '0' && text[i] <= '9';
+    v = v * 10 + (unsigned)(text[i] - '0');
+    if (v > UINT64_MAX)
+      ok = 0;
+  }
+  static const uint64_t maxes[] = {UINT64_MAX, UINT64_MAX - 1, 4096, 0};
+  for (size_t k = 0; k < 4; k++) {
+    uint64_t got = 7;
+    int rc = http_parse_u64(text, 0, maxes[k], &got);
+    int want_ok = ok && v <= maxes[k];
+    if ((rc == 0) != want_ok || (want_ok && got != (uint64_t)v))
+      fz_die("http_parse_u64(\"%s\", max %llu): %d", text, (unsigned long long)maxes[k], rc);
+  }
+}
+
 /* The runtime and server persist across inputs that cannot change them (GET,
  * HEAD, OPTIONS: three times the executions a second of a fresh runtime per
  * input); one is made afresh after any input that could and was not refused
@@ -228,6 +261,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     return 0;
   const char *d = (const char *)data;
   unsigned m = (unsigned char)d[0] % 8;
+  check_parse_u64(d + 1, size - 1);
   if (admin == NULL)
     atexit(at_exit);
   if (dirty || ++uses >= RENEW_EVERY)
