@@ -1491,6 +1491,9 @@ typedef struct {
   arbor_histogram_t restart_gap;        /* a service's previous run FINISHED to the
                                            next run STARTED, backoff included */
   arbor_histogram_t task_lifetime;      /* a task's or process's CREATED to FINISHED */
+  uint64_t fiber_stack_overflows;       /* fibers ended FAILED with ARBOR_ESTACK; each
+                                           stack is kept out of use for good
+                                           (quarantined: mapped, never reused) */
 } arbor_stats_t;
 
 ARBOR_EXTERN void arbor_runtime_stats(const arbor_runtime_t *rt, arbor_stats_t *stats);

@@ -14,6 +14,8 @@
  * Checkpoints are level-triggered (rule 4): once cancellation reached the fiber's
  * task, every checkpoint returns ARBOR_ECANCELED at once, and keeps doing so.
  */
+#include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -59,6 +61,7 @@ static struct arbor_ctx_s *fiber_of(arbor_node_t *task) {
 }
 
 static void fiber_finished(struct arbor_ctx_s *f);
+static void end_park(struct arbor_ctx_s *f, int rc);
 
 /* Runs f from the loop's stack until it parks or returns. */
 static void resume(struct arbor_ctx_s *f) {
@@ -100,12 +103,45 @@ static void fiber_entry(void *p) {
   ARBOR_ASSERT(!"a finished fiber was resumed");
 }
 
+/* The fiber overflowed its stack (overflow.c's handler found the fault in its
+ * guard page and returned here instead of into the fault, on the top of the
+ * same stack: the frames there belong to the dead body, and nothing will read
+ * them again). Out of the signal handler already: sigreturn restored the signal
+ * mask. Ends the body as fiber_entry does, with ARBOR_ESTACK. A park it was
+ * entering is undone first (its unhook unlinks a waiter record that lives on
+ * the dead stack); what else pointed into that stack stays harmless because the
+ * stack stays mapped and is never reused (fiber_finished). */
+__attribute__((no_sanitize_address)) _Noreturn void arbor__overflow_recover(
+    struct arbor_ctx_s *f) {
+  arbor_runtime_t *rt = f->task->rt;
+  if (f->parked) {
+    if (f->unpark != NULL)
+      f->unpark(f, f->unpark_arg);
+    arbor__timer_cancel(f->task);
+    end_park(f, ARBOR_ESTACK);
+  }
+  f->overflowed = 1;
+  f->rc = ARBOR_ESTACK;
+  f->finished = 1;
+  ASAN_START(NULL, rt->main_stack_bottom, rt->main_stack_size);   /* for good */
+  arbor__ctx_switch(&f->ctx, &rt->main_ctx);
+  ARBOR_ASSERT(!"an overflowed fiber was resumed");
+  abort();
+}
+
 /* On the loop's stack, once fn has returned: the stack goes back, the body ends. */
 static void fiber_finished(struct arbor_ctx_s *f) {
   arbor_node_t *task = f->task;
   arbor_error_t *err = NULL;
   int failed = f->rc < 0;
-  if (f->scope != NULL) {
+  if (f->overflowed) {
+    /* Its open scopes lived on the dead stack: none is read, none is closed. */
+    f->scope = NULL;
+    struct arbor__stacks *s = &task->rt->stacks;
+    err = arbor_error_new_at(ARBOR_ESTACK, NULL, "", 0, "",
+                             "stack overflow in fiber %" PRIu64 " %s (stack %zu bytes)",
+                             task->id, task->name, arbor__stack_usable(s, &f->stack));
+  } else if (f->scope != NULL) {
     /* Scopes must nest LIFO within the body: returning past an open one skipped
      * its exit, so whatever it was meant to catch went astray. The scope itself
      * lived in a frame that is gone: only the copy of its site is read. */
@@ -129,7 +165,15 @@ static void fiber_finished(struct arbor_ctx_s *f) {
   arbor_error_unref(f->fail_error);
   f->fail_error = NULL;
   VALGRIND_STACK_DEREGISTER(f->valgrind_id);
-  arbor__stack_put(&task->rt->stacks, &f->stack);   /* last: nothing on it is read */
+  if (f->overflowed) {
+    /* Quarantined, not pooled: a waiter record or a buffer on it that something
+     * still points to must stay mapped and never become another fiber's frame.
+     * Its slab (or mapping) goes at the runtime's close. */
+    f->stack.map = NULL;
+    task->rt->stats.fiber_stack_overflows++;
+  } else {
+    arbor__stack_put(&task->rt->stacks, &f->stack);   /* last: nothing on it is read */
+  }
   arbor__task_end(task, err);
 }
 

@@ -323,6 +323,8 @@ struct arbor_ctx_s {
   int wake_rc;                   /* what the parked checkpoint returns */
   uint8_t parked;                /* switched out at a checkpoint, wake-up not queued */
   uint8_t finished;              /* fn returned */
+  uint8_t overflowed;            /* ended by a stack overflow (overflow.c): its stack
+                                    is dead, never resumed, never reused */
   void (*unpark)(arbor_ctx_t *cx, void *arg);   /* see arbor__fiber_park */
   void *unpark_arg;
   arbor_scope_t *scope;          /* innermost open cancel scope, or NULL */
@@ -667,6 +669,9 @@ static inline int arbor__is_finished(const arbor_node_t *n) {
  * previous handler or SIG_DFL). arbor__overflow_enter(f): the fiber this thread is
  * about to run (NULL: back on the loop's stack); one thread-local store. */
 void arbor__overflow_install(void);
+/* fiber.c: where overflow.c's handler sends the CPU when it ends an overflowed
+ * fiber: runs on the top of f's dead stack, switches to the loop for good. */
+_Noreturn void arbor__overflow_recover(struct arbor_ctx_s *f);
 extern __attribute__((tls_model("initial-exec"))) _Thread_local struct arbor_ctx_s
     *volatile arbor__overflow_fiber;
 static inline void arbor__overflow_enter(struct arbor_ctx_s *f) { arbor__overflow_fiber = f; }

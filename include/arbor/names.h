@@ -59,7 +59,8 @@
   XX(ESIGNAL, (-10009), "process killed by a signal")                                  \
   XX(EDAEMON, (-10010), "daemon task exited unexpectedly")                             \
   XX(EMEMLIMIT, (-10011), "memory limit exceeded")                                     \
-  XX(EPROBE, (-10012), "health probe failed")
+  XX(EPROBE, (-10012), "health probe failed")                                          \
+  XX(ESTACK, (-10013), "fiber stack overflow")
 
 /* Node kinds: XX(NAME, text). */
 #define ARBOR_KIND_MAP(XX)                                                             \

@@ -1,9 +1,11 @@
 /* tests/supervisor/test_overflow.c - a fiber that overflows its stack is reported
- * ("arbor: stack overflow in fiber <id> <name>") and the process aborts; every
- * other fault behaves as it did without arbor's handler (supervisor/overflow.c).
+ * ("arbor: stack overflow in fiber <id> <name>") and ends FAILED with
+ * ARBOR_ESTACK while arbor goes on; every other fault behaves as it did without
+ * arbor's handler (supervisor/overflow.c).
  *
- * Each case runs in a forked child, which is meant to die: the parent reads the
- * child's stdout and stderr (one pipe), waits for it and checks how it died. */
+ * The first cases run in a forked child: the parent reads the child's stdout and
+ * stderr (one pipe), waits for it and checks how it ended. The service case runs
+ * in the test's own process: the overflow must not end it. */
 #include "harness.h"
 
 #include <signal.h>
@@ -128,7 +130,30 @@ static void child(int what) {
   uv_run(&loop, UV_RUN_DEFAULT);
   if (what == CHILD_NULL_ON_LOOP)  /* the handler is installed, no fiber runs */
     _exit(*bad_address);
-  _exit(5);                        /* the fault did not happen */
+  if (what != CHILD_OVERFLOW)
+    _exit(5);                      /* the fault did not happen */
+  /* The overflowed fiber FAILED with ARBOR_ESTACK and its stack is counted. */
+  const arbor_error_t *err = arbor_node_error(node);
+  arbor_stats_t st;
+  arbor_runtime_stats(rt, &st);
+  if (arbor_node_outcome(node) != ARBOR_OUTCOME_FAILED || err == NULL ||
+      arbor_error_code(err) != ARBOR_ESTACK || st.fiber_stack_overflows != 1)
+    _exit(6);
+  printf("error: %s\n", arbor_error_message(err));
+  fflush(stdout);
+  /* The runtime goes on: a new fiber (a pooled stack) runs, and it closes cleanly. */
+  arbor_fiber_spec_t ok = {.name = "after", .fn = body_ok};
+  arbor_node_t *after;
+  if (arbor_fiber_spawn(arbor_root(rt), &ok, &after) != 0)
+    _exit(7);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (arbor_node_outcome(after) != ARBOR_OUTCOME_OK)
+    _exit(8);
+  int closed = 0;
+  if (arbor_runtime_close(rt, arbor_test_close_cb_, &closed) != 0)
+    _exit(9);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  _exit(closed == 1 && uv_loop_close(&loop) == 0 ? 0 : 10);
 }
 
 /* ------------------------------------------------------------ the parent */
@@ -172,15 +197,16 @@ static void run_child(int what, child_result_t *r) {
   print_message("child output:\n%s", r->out);
 }
 
-static int died_of(const child_result_t *r, int sig) {
+__attribute__((unused)) static int died_of(const child_result_t *r, int sig) {
   return WIFSIGNALED(r->status) && WTERMSIG(r->status) == sig;
 }
 
-static void overflow_reported_in_child(void **state) {
+static void overflow_fiber_fails_estack_process_goes_on(void **state) {
   child_result_t r;
   run_child(CHILD_OVERFLOW, &r);
-  char want[128];
-  snprintf(want, sizeof want, MSG "%llu deep_recursion\n", r.id);
+  char want[160];
+  snprintf(want, sizeof want, MSG "%llu deep_recursion: the fiber FAILED (ARBOR_ESTACK)",
+           r.id);
 #ifdef ASAN_BUILD
   /* ASan keeps its own SIGSEGV handler unless allow_user_segv_handler lets ours
    * replace it; then the report is ASan's ("stack-overflow"), not ours. */
@@ -193,7 +219,73 @@ static void overflow_reported_in_child(void **state) {
     print_error("no \"%s\" in the child's output\n", want);
     fail();
   }
-  assert_true(died_of(&r, SIGABRT));
+  snprintf(want, sizeof want, "error: stack overflow in fiber %llu deep_recursion (stack 16384 bytes)",
+           r.id);
+  assert_non_null(strstr(r.out, want));
+  assert_true(WIFEXITED(r.status));
+  assert_int_eq(WEXITSTATUS(r.status), 0);
+}
+
+/* ------------------------------------------------------- a service, in process */
+
+static int deep_runs;
+
+static int body_deep_service(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  if (++deep_runs <= 2)
+    return recurse(0);           /* overflows: never returns */
+  return arbor_sleep(cx, 3600 * 1000);
+}
+
+static int body_steady(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  return arbor_sleep(cx, 3600 * 1000);
+}
+
+/* The overflow of one service's fiber is that service's failure: it is
+ * restarted (twice here, with backoff), its chain says what happened, its
+ * sibling keeps running and arbor stays up. */
+static void overflow_service_restarted_sibling_unaffected(void **state) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_node_t *sup, *deep, *steady;
+  deep_runs = 0;
+  arbor_test_open(&loop, &rt, &(arbor_runtime_opts_t){.no_signals = 1});
+  assert_code(arbor_supervisor_new(arbor_root(rt),
+                                   &(arbor_sup_opts_t){.name = "sup", .backoff_ms = 1,
+                                                       .no_jitter = 1},
+                                   &sup),
+              0);
+  assert_code(arbor_service_add(sup, &(arbor_service_spec_t){.name = "steady",
+                                                               .fiber = body_steady},
+                                &steady),
+              0);
+  assert_code(arbor_service_add(sup, &(arbor_service_spec_t){.name = "deep",
+                                                               .fiber = body_deep_service,
+                                                               .stack_size = 16 * 1024},
+                                &deep),
+              0);
+  arbor_test_run_ticking_until(&loop, deep_runs >= 3 && arbor_test_service_parked(deep));
+  arbor_service_info_t si;
+  assert_code(arbor_service_info(deep, &si), 0);
+  assert_uint_eq(si.restarts, 2);
+  for (uint32_t i = 0; i < 2; i++) {
+    arbor_service_failure_t f;
+    assert_code(arbor_service_failure(deep, i, &f), 0);
+    assert_code(arbor_error_code(f.error), ARBOR_ESTACK);
+    assert_non_null(strstr(arbor_error_message(f.error), "stack overflow in fiber"));
+  }
+  assert_code(arbor_service_info(steady, &si), 0);
+  assert_uint_eq(si.restarts, 0);
+  assert_true(arbor_service_is_running(steady));
+  assert_state(sup, STARTED);
+  arbor_stats_t st;
+  arbor_runtime_stats(rt, &st);
+  assert_uint_eq(st.fiber_stack_overflows, 2);
+  assert_code(arbor_node_cancel(sup), 0);
+  arbor_test_run_once_until(&loop, arbor_node_is_finished(sup));
+  assert_outcome(sup, CANCELLED);
+  arbor_test_close(rt, &loop);
 }
 
 /* A NULL dereference in a fiber is not an overflow: no report, and the process
@@ -237,7 +329,8 @@ static void overflow_other_fault_goes_to_previous_handler(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(overflow_reported_in_child),
+    cmocka_unit_test(overflow_fiber_fails_estack_process_goes_on),
+    cmocka_unit_test(overflow_service_restarted_sibling_unaffected),
     cmocka_unit_test(overflow_other_fault_in_fiber_not_reported),
     cmocka_unit_test(overflow_fault_on_loop_not_reported),
     cmocka_unit_test(overflow_other_fault_goes_to_previous_handler),
