@@ -191,7 +191,166 @@ static void fd_exhaust_admin_sheds_503_without_spinning_then_serves(void **state
   assert_int_eq(in_child(admin_child), 0);
 }
 
+/* Drives the loop with a 1 ms tick until cond holds, at most 20000 passes; exits
+ * with code when it never does. */
+#define child_wait(loop, cond, code)                                                   \
+  do {                                                                                 \
+    int k_;                                                                            \
+    for (k_ = 0; k_ < 20000 && !(cond); k_++)                                          \
+      passes_in((loop), 1);                                                            \
+    if (!(cond))                                                                       \
+      _exit(code);                                                                     \
+  } while (0)
+
+static int log_error(arbor_node_t *svc) {
+  arbor_log_file_info_t li;
+  return arbor_service_log_file_info(svc, &li) == 0 ? li.error : 1;
+}
+
+static uint64_t log_written(arbor_node_t *svc) {
+  arbor_log_file_info_t li;
+  return arbor_service_log_file_info(svc, &li) == 0 ? li.bytes_written : 0;
+}
+
+static uint64_t log_dropped(arbor_node_t *svc) {
+  arbor_log_file_info_t li;
+  return arbor_service_log_file_info(svc, &li) == 0 ? li.bytes_dropped : 0;
+}
+
+/* A log file that cannot be opened (no fd left once the program runs): its
+ * output is dropped and counted, the error is in arbor_service_log_file_info,
+ * the program runs on; its next run writes to the file again. */
+static char log_dir[64];
+
+static void logfile_child(void) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_node_t *svc;
+  char log[128], gate[128], gate_tmp[128], script[512];
+  snprintf(log, sizeof log, "%s/out.log", log_dir);
+  snprintf(gate, sizeof gate, "%s/gate", log_dir);
+  snprintf(gate_tmp, sizeof gate_tmp, "%s/gate.tmp", log_dir);
+  /* Writes a line once the gate exists (each run), then waits: for the test's
+   * child to go, at most a minute. */
+  snprintf(script, sizeof script,
+           "i=0; while [ ! -e %s ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; "
+           "echo line; i=0; while [ $i -lt 300 ] && kill -0 $PPID; do sleep 0.2; i=$((i+1)); done",
+           gate);
+  char *argv[] = {"/bin/sh", "-c", script, NULL};
+  if (uv_loop_init(&loop) != 0 ||
+      arbor_runtime_new(&rt, &loop, &(arbor_runtime_opts_t){.no_signals = 1}) != 0 ||
+      arbor_service_add(arbor_root(rt), &(arbor_service_spec_t){.name = "prog", .argv = argv,
+                                                                 .log_file = log},
+                        &svc) != 0)
+    _exit(30);
+  FILE *g = fopen(gate_tmp, "w");
+  if (g == NULL)
+    _exit(31);
+  fclose(g);
+  child_wait(&loop, arbor_service_is_running(svc), 32);
+  fill();
+  if (rename(gate_tmp, gate) != 0)   /* needs no fd */
+    _exit(33);
+  child_wait(&loop, log_error(svc) == -EMFILE, 34);
+  if (log_dropped(svc) == 0 || !arbor_service_is_running(svc))
+    _exit(35);
+  unfill();
+  /* The next run opens the file again. */
+  if (arbor_service_restart(svc) != 0)
+    _exit(36);
+  child_wait(&loop, log_written(svc) > 0, 37);
+  if (log_error(svc) != 0)
+    _exit(38);
+  if (arbor_node_cancel(svc) != 0)
+    _exit(39);
+  child_wait(&loop, arbor_node_is_finished(svc), 40);
+  close_runtime(&loop, rt);
+}
+
+static void fd_exhaust_log_file_open_dropped_counted_then_writes(void **state) {
+  arbor_test_tmp_t tmp;
+  arbor_test_tmp_open(&tmp, "fdlog");
+  snprintf(log_dir, sizeof log_dir, "%s", tmp.dir);
+  assert_int_eq(in_child(logfile_child), 0);
+  arbor_test_tmp_close(&tmp);
+}
+
+/* A TCP liveness probe that cannot make its socket: each attempt fails with
+ * EMFILE, the verdict fails the run (EPROBE caused by it), the service is
+ * restarted; once fds are back the probe passes again. */
+static int body_up(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  return arbor_sleep(cx, 3600 * 1000);
+}
+
+static int probe_saw_emfile(arbor_node_t *svc) {
+  arbor_probe_info_t pi;
+  return arbor_service_probe_info(svc, ARBOR_PROBE_LIVENESS, &pi) == 0 && pi.last_error != NULL &&
+         arbor_error_code(pi.last_error) == -EMFILE;
+}
+
+static int probe_passing_since(arbor_node_t *svc, uint64_t successes) {
+  arbor_probe_info_t pi;
+  return arbor_service_probe_info(svc, ARBOR_PROBE_LIVENESS, &pi) == 0 &&
+         pi.successes > successes && pi.last_ok;
+}
+
+static uint64_t probe_successes(arbor_node_t *svc) {
+  arbor_probe_info_t pi;
+  return arbor_service_probe_info(svc, ARBOR_PROBE_LIVENESS, &pi) == 0 ? pi.successes : 0;
+}
+
+static void probe_child(void) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_node_t *sup, *svc;
+  /* Something to connect to: a listening socket of our own. */
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t alen = sizeof a;
+  if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 128) != 0 ||
+      getsockname(ls, (struct sockaddr *)&a, &alen) != 0)
+    _exit(50);
+  arbor_health_probe_t live = {.kind = ARBOR_PROBE_TCP, .port = ntohs(a.sin_port),
+                               .interval_ms = 10, .timeout_ms = 1000, .failure_threshold = 2};
+  if (uv_loop_init(&loop) != 0 ||
+      arbor_runtime_new(&rt, &loop, &(arbor_runtime_opts_t){.no_signals = 1}) != 0 ||
+      arbor_supervisor_new(arbor_root(rt),
+                           &(arbor_sup_opts_t){.name = "sup", .intensity = 1000, .backoff_ms = 1,
+                                               .backoff_max_ms = 10, .no_jitter = 1},
+                           &sup) != 0 ||
+      arbor_service_add(sup, &(arbor_service_spec_t){.name = "up", .fiber = body_up,
+                                                       .liveness = &live},
+                        &svc) != 0)
+    _exit(51);
+  child_wait(&loop, probe_successes(svc) > 0, 52);
+  fill();
+  child_wait(&loop, probe_saw_emfile(svc), 53);
+  arbor_service_failure_t f;
+  child_wait(&loop, arbor_service_failure(svc, 0, &f) == 0, 54);
+  if (arbor_error_code(f.error) != ARBOR_EPROBE)
+    _exit(55);
+  if (arbor_node_is_finished(sup))
+    _exit(56);
+  unfill();
+  /* Accepted connections pile up in ls's backlog: nobody accepts, which is
+   * enough for a TCP probe. */
+  uint64_t before = probe_successes(svc);
+  child_wait(&loop, probe_passing_since(svc, before) && arbor_service_is_running(svc), 57);
+  if (arbor_node_cancel(sup) != 0)
+    _exit(58);
+  child_wait(&loop, arbor_node_is_finished(sup), 59);
+  close(ls);
+  close_runtime(&loop, rt);
+}
+
+static void fd_exhaust_probe_emfile_fails_run_then_passes(void **state) {
+  assert_int_eq(in_child(probe_child), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(fd_exhaust_log_file_open_dropped_counted_then_writes),
+    cmocka_unit_test(fd_exhaust_probe_emfile_fails_run_then_passes),
     cmocka_unit_test(fd_exhaust_admin_sheds_503_without_spinning_then_serves),
 };
 
