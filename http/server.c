@@ -480,6 +480,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     *socket_context = admin->connections >= admin->opts.max_connections ? &over_limit_mark : NULL;
     admin->connections++;
   } else if (admin->connections > 0) {
+    /* MHD was at its limit (max_connections + 1): it took its listen socket
+     * out of its epoll set and puts it back only at the start of its next run,
+     * which nothing may cause (no connection left to wake it): the next
+     * client would wait in the backlog forever. http__run runs it again. */
+    if (admin->connections == admin->opts.max_connections + 1)
+      admin->relisten = 1;
     admin->connections--;
   }
 }
@@ -653,7 +659,10 @@ void http__run(struct arbor_admin_s *admin) {
   /* MHD's epoll is edge-triggered: data it already read but has not processed
    * does not make the fd readable again; MHD_get_timeout says 0 then. */
   MHD_UNSIGNED_LONG_LONG ms;
-  if (MHD_get_timeout(admin->mhd, &ms) == MHD_YES)
+  if (admin->relisten) {         /* see on_connection */
+    admin->relisten = 0;
+    uv_timer_start(&admin->timer, on_timer, 0, 0);
+  } else if (MHD_get_timeout(admin->mhd, &ms) == MHD_YES)
     uv_timer_start(&admin->timer, on_timer, (uint64_t)ms, 0);
   else
     uv_timer_stop(&admin->timer);

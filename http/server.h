@@ -34,6 +34,7 @@ struct arbor_admin_s {
   struct arbor__closer closer;   /* the runtime's close stops us */
   struct http_stream_s *streams; /* open streams, suspended or not */
   unsigned connections;          /* open TCP connections (MHD's notify) */
+  int relisten;                  /* MHD left its limit: run it once more (server.c) */
   int in_run;                    /* inside MHD_run: stop must wait until it returns */
   int stop_pending;              /* stop asked for inside MHD_run */
   int stopped;                   /* stop began: no more requests, no more wakes */

@@ -374,3 +374,88 @@ void httpc_run_until(uv_loop_t *loop, int (*pred)(void *arg), void *arg) {
   uv_close((uv_handle_t *)&prep, NULL);
   uv_run(loop, UV_RUN_NOWAIT);   /* the close completes at the end of this pass */
 }
+
+/* ------------------------------------------------------------ raw mode */
+
+struct raw {
+  uv_poll_t poll;
+  uv_timer_t bound;
+  int fd;
+  const char *req;
+  size_t len, sent;
+  char *out;
+  size_t cap, got;
+  int closed, timed_out, closes;
+};
+
+static void raw_poll_cb(uv_poll_t *p, int status, int events) {
+  struct raw *x = p->data;
+  (void)status;
+  if (x->sent < x->len && (events & UV_WRITABLE)) {
+    ssize_t n = send(x->fd, x->req + x->sent, x->len - x->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0)
+      x->sent += (size_t)n;
+    else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+      x->sent = x->len;          /* the server closed on us: read what it said */
+    if (x->sent == x->len)
+      uv_poll_start(p, UV_READABLE | UV_DISCONNECT, raw_poll_cb);
+  }
+  if (events & (UV_READABLE | UV_DISCONNECT)) {
+    char sink[4096];
+    for (;;) {
+      char *dst = x->got + 1 < x->cap ? x->out + x->got : sink;
+      size_t room = x->got + 1 < x->cap ? x->cap - 1 - x->got : sizeof sink;
+      ssize_t n = recv(x->fd, dst, room, MSG_DONTWAIT);
+      if (n > 0) {
+        if (dst != sink)
+          x->got += (size_t)n;
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        x->closed = 1;           /* end of file, or reset */
+      break;
+    }
+    x->out[x->got] = '\0';
+  }
+  if (x->closed)
+    uv_poll_stop(p);
+}
+
+static void raw_bound_cb(uv_timer_t *t) {
+  struct raw *x = t->data;
+  x->timed_out = 1;
+}
+
+static void raw_closed_cb(uv_handle_t *h) {
+  struct raw *x = h->data;
+  x->closes++;
+}
+
+static int raw_done(void *arg) {
+  struct raw *x = arg;
+  return x->closed || x->timed_out;
+}
+
+static int raw_handles_closed(void *arg) { return ((struct raw *)arg)->closes == 2; }
+
+long httpc_raw_exchange(uv_loop_t *loop, int port, const void *req, size_t len, char *out,
+                        size_t cap, unsigned bound_ms) {
+  if (cap == 0)
+    return -EINVAL;
+  out[0] = '\0';
+  int fd = httpc_connect_raw(port);
+  if (fd < 0)
+    return fd;
+  struct raw x = {.fd = fd, .req = req, .len = len, .out = out, .cap = cap};
+  uv_poll_init(loop, &x.poll, fd);
+  uv_timer_init(loop, &x.bound);
+  x.poll.data = x.bound.data = &x;
+  uv_poll_start(&x.poll, UV_WRITABLE | UV_READABLE | UV_DISCONNECT, raw_poll_cb);
+  uv_timer_start(&x.bound, raw_bound_cb, bound_ms, 0);
+  httpc_run_until(loop, raw_done, &x);
+  uv_close((uv_handle_t *)&x.poll, raw_closed_cb);
+  uv_close((uv_handle_t *)&x.bound, raw_closed_cb);
+  httpc_run_until(loop, raw_handles_closed, &x);
+  close(fd);
+  return x.closed ? (long)x.got : -ETIMEDOUT;
+}

@@ -84,4 +84,15 @@ char *httpc_header(const char *resp_headers, const char *name);
  * or -errno. */
 int httpc_connect_raw(int port);
 
+/* Raw mode, for requests curl will not send (duplicate Content-Length, NUL in a
+ * header, a header block of any size): opens a connection, sends req[0..len)
+ * as the socket takes it, reads what comes back until the server closes the
+ * connection (end of file or reset), and keeps the first cap - 1 bytes of it in
+ * out (NUL-terminated). The loop runs meanwhile (a uv_poll_t on the socket).
+ * Returns the bytes kept, -ETIMEDOUT when the server still held the connection
+ * open bound_ms after the start (it did not close: a bound, not a sleep), or
+ * -errno from the connect. */
+long httpc_raw_exchange(uv_loop_t *loop, int port, const void *req, size_t len, char *out,
+                        size_t cap, unsigned bound_ms);
+
 #endif /* ARBOR_TESTS_HTTPC_H */

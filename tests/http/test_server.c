@@ -22,6 +22,7 @@ struct fx {
   arbor_runtime_t *rt;
   arbor_admin_t *admin;
   int port;
+  int want;                      /* connections_are's count */
 };
 
 static void fx_open(struct fx *f, const arbor_admin_opts_t *opts) {
@@ -688,6 +689,39 @@ static void server_burst_503_only_over_limit(void **state) {
   fx_close(&f);
 }
 
+/* MHD stops accepting at its limit (max_connections + 1) and resumes only at
+ * its next run: when the last connections close, nothing else may run it, and
+ * a new client would wait in the backlog for ever. */
+static int connections_are(void *arg) {
+  struct fx *f = arg;
+  return f->admin->connections == (unsigned)f->want;
+}
+
+static void server_accepts_again_after_limit_reached(void **state) {
+  struct fx f;
+  arbor_admin_opts_t o = {.max_connections = 1};
+  fx_open(&f, &o);
+  int fd[2];
+  for (int i = 0; i < 2; i++) {
+    fd[i] = httpc_connect_raw(f.port);
+    assert_true(fd[i] >= 0);
+  }
+  f.want = 2;               /* the one allowed and the spare: MHD's limit */
+  httpc_run_until(&f.loop, connections_are, &f);
+  close(fd[0]);
+  close(fd[1]);
+  f.want = 0;
+  httpc_run_until(&f.loop, connections_are, &f);
+  static const char get[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  char out[2048];
+  long n = httpc_raw_exchange(&f.loop, f.port, get, sizeof get - 1, out, sizeof out, 20000);
+  if (n < 0)
+    print_error("no answer after the limit: %ld\n", n);
+  assert_true(n > 0);
+  assert_int_eq(strncmp(out, "HTTP/1.1 200", 12), 0);
+  fx_close(&f);
+}
+
 /* ------------------------------------------------------------ lifetime */
 
 static void server_runtime_close_closes_server(void **state) {
@@ -1050,6 +1084,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(server_cors_only_when_configured),
     cmocka_unit_test(server_connection_limit_503),
     cmocka_unit_test(server_burst_503_only_over_limit),
+    cmocka_unit_test(server_accepts_again_after_limit_reached),
     cmocka_unit_test(server_runtime_close_closes_server),
     cmocka_unit_test(server_stop_then_runtime_close),
     cmocka_unit_test(server_two_servers_one_runtime),
