@@ -331,12 +331,15 @@ static int ctl_refused(struct ctl *c, const char *what, const struct xfer *x, in
   char words[64];
   size_t i;
 
-  if (x->status == 401) {
+  /* The server says 401 without a token (or a malformed one), 403 for a wrong
+   * one: either way the fix is the token, so both say where it came from. */
+  if (x->status == 401 || x->status == 403) {
+    const char *word = x->status == 401 ? "unauthorized" : "forbidden";
     if (c->token == NULL)
-      ctl_fail(c, ARBOR_CTL_REFUSED, "unauthorized (401): set --token or ARBOR_TOKEN");
+      ctl_fail(c, ARBOR_CTL_REFUSED, "%s (%ld): set --token or ARBOR_TOKEN", word, x->status);
     else
-      ctl_fail(c, ARBOR_CTL_REFUSED, "unauthorized (401): the server refused the token from %s",
-               c->token_from);
+      ctl_fail(c, ARBOR_CTL_REFUSED, "%s (%ld): the server refused the token from %s", word,
+               x->status, c->token_from);
     cJSON_Delete(json);
     return ARBOR_CTL_REFUSED;
   }

@@ -18,7 +18,8 @@
  *   on_request first call (headers read, body not): every check that needs no
  *              body, in this order: 503 over max_connections, 414, OPTIONS
  *              preflight (CORS only), 404 / 405 + Allow from the route table,
- *              401 for a POST, PUT or DELETE without the token, 413 from
+ *              401 for a POST, PUT or DELETE without a bearer token (none, or a
+ *              malformed Authorization), 403 with a wrong one, 413 from
  *              Content-Length. When a body was announced, an answer queued
  *              now makes MHD skip it and close the connection afterwards (0.9.75 accepts a response only
  *              on the first call or once the whole request is in:
@@ -31,7 +32,7 @@
  * Every response goes through queue() (http__queue, http_cached), which adds
  * the common headers (nosniff, no-store or the dashboard's no-cache, the CSP
  * for HTML or the strict one for the rest, CORS when configured, Allow on 405,
- * WWW-Authenticate on 401).
+ * WWW-Authenticate on 401 and 403).
  *
  * Connections. MHD's own limit (MHD_OPTION_CONNECTION_LIMIT) is max_connections
  * + 1: the spare slot lets one connection over the limit in to be told 503
@@ -97,6 +98,7 @@ struct http_ctx {
   char *body;
   size_t body_len, body_cap, dropped;
   int too_big;
+  int close;                     /* the answer closes the connection (a framing error) */
   unsigned allow;                /* M_* of the path's routes (405) */
 };
 
@@ -202,10 +204,16 @@ static enum MHD_Result queue(struct http_req *r, unsigned status, struct MHD_Res
     ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                   allow_text(ctx->allow, admin->cors_origin != NULL, allow,
                                              sizeof allow)) == MHD_YES;
+  /* RFC 6750 section 3: the scheme on 401; on 403 (a wrong token: the issue's
+   * rule, where RFC 6750 3.1 would say 401) the error code too, so a client
+   * knows to ask for another token rather than for one. */
   if (status == MHD_HTTP_UNAUTHORIZED)
     ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                   "Bearer realm=\"arbor\"") == MHD_YES;
-  if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+  if (status == MHD_HTTP_FORBIDDEN)
+    ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                  "Bearer realm=\"arbor\", error=\"invalid_token\"") == MHD_YES;
+  if (status == MHD_HTTP_SERVICE_UNAVAILABLE || ctx->close)
     ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_YES;
   enum MHD_Result ret = MHD_NO;
   if (ok && !ctx->answered) {
@@ -407,8 +415,14 @@ static int route(struct http_ctx *ctx) {
 /* ---------------------------------------------------------------- auth */
 
 /* Compares the presented token with ours in time that depends only on our
- * token's length (not on where they differ, nor on the presented length). */
-static int token_equal(const char *want, size_t want_len, const char *got, size_t got_len) {
+ * token's length: every byte of ours is looked at, whatever the presented one
+ * holds, with no early exit at the first difference (diff only accumulates),
+ * and a presented token shorter than ours is read as if padded with zeros, so
+ * neither where the two differ nor the presented length changes the work done.
+ * Our length is not a secret worth this care (tokens are long and random);
+ * what must not leak is how much of a guess was right. diff is volatile so the
+ * compiler keeps the loop whole instead of returning at the first mismatch. */
+int http__token_equal(const char *want, size_t want_len, const char *got, size_t got_len) {
   volatile unsigned char diff = (unsigned char)(want_len != got_len);
   for (size_t i = 0; i < want_len; i++) {
     unsigned char g = i < got_len ? (unsigned char)got[i] : 0;
@@ -417,26 +431,34 @@ static int token_equal(const char *want, size_t want_len, const char *got, size_
   return diff == 0;
 }
 
-/* Whether the request carries "Authorization: Bearer <our token>" (the scheme
- * is case-insensitive, RFC 7235). */
-static int authorized(struct http_req *r) {
+/* What a mutating request's Authorization says (RFC 6750 section 2.1: the
+ * "Bearer" scheme, case-insensitive as RFC 9110 11.1 has it, then the token):
+ * AUTH_OK when the server has no token or it is ours; AUTH_MISSING when there
+ * is no header, another scheme or no token after "Bearer" (401: say who you
+ * are); AUTH_WRONG for a well-formed bearer token that is not ours (403: we
+ * know what you presented and refuse it). */
+enum auth { AUTH_OK, AUTH_MISSING, AUTH_WRONG };
+
+static enum auth authorized(struct http_req *r) {
   struct arbor_admin_s *admin = r->admin;
   if (admin->token == NULL)
-    return 1;
+    return AUTH_OK;
   const char *h = http_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
   if (h == NULL)
-    return 0;
+    return AUTH_MISSING;
   while (*h == ' ' || *h == '\t')
     h++;
   if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
-    return 0;
+    return AUTH_MISSING;
   h += 6;
   while (*h == ' ' || *h == '\t')
     h++;
   size_t len = strlen(h);
   while (len > 0 && (h[len - 1] == ' ' || h[len - 1] == '\t'))
     len--;
-  return token_equal(admin->token, admin->token_len, h, len);
+  if (len == 0)
+    return AUTH_MISSING;
+  return http__token_equal(admin->token, admin->token_len, h, len) ? AUTH_OK : AUTH_WRONG;
 }
 
 /* --------------------------------------------------------- MHD callbacks */
@@ -513,6 +535,62 @@ static enum MHD_Result preflight(struct http_req *r) {
   return http__queue(r, MHD_HTTP_NO_CONTENT, resp, NULL);
 }
 
+/* Request framing: how a request says where its body ends. A front proxy and
+ * we must agree on it, or bytes one of us takes as body the other takes as the
+ * next request (request smuggling). libmicrohttpd 0.9.75 refuses a garbage
+ * Content-Length and a header line without a colon itself, but it takes the
+ * first of two Content-Lengths (and answers what follows the shorter body as
+ * the next request), lets Transfer-Encoding: chunked win over a
+ * Content-Length, and waits for ever for the end of a body in a coding it does
+ * not know. Those are refused here (400, connection closed), as RFC 9112 6.1
+ * and 6.3 allow or require: one Content-Length or one "Transfer-Encoding:
+ * chunked" (all a client of this API needs), never both. Equal duplicate
+ * Content-Lengths are refused too: nothing sends them, and taking them as one
+ * is a judgement a proxy may make differently. White space in a header's
+ * name is refused (RFC 9112 5.1: "Content-Length : 5" is kept by MHD under
+ * the name "Content-Length ", which it does not read as the body's length,
+ * and the body then reads as the next request), and so is a NUL in a name; inside a value MHD has already cut the value there (its
+ * size is that of the C string), which cannot be seen from here. */
+struct framing {
+  unsigned content_length, transfer_encoding;
+  int other_coding, nul, space;
+};
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      size_t key_size, const char *value, size_t value_size) {
+  (void)kind;
+  struct framing *fr = cls;
+  if (strlen(key) != key_size || (value != NULL && strlen(value) != value_size))
+    fr->nul = 1;
+  if (strpbrk(key, " \t") != NULL)
+    fr->space = 1;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+    fr->content_length++;
+  if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    fr->transfer_encoding++;
+    if (value == NULL || strcasecmp(value, "chunked") != 0)
+      fr->other_coding = 1;
+  }
+  return MHD_YES;
+}
+
+/* NULL when the request's framing is sound, else what is wrong with it. */
+static const char *framing_error(struct MHD_Connection *conn) {
+  struct framing fr = {0};
+  MHD_get_connection_values_n(conn, MHD_HEADER_KIND, framing_header, &fr);
+  if (fr.nul)
+    return "a header holds a NUL byte";
+  if (fr.space)
+    return "a header name holds white space";
+  if (fr.content_length > 1)
+    return "more than one Content-Length header";
+  if (fr.transfer_encoding > 1 || fr.other_coding)
+    return "a Transfer-Encoding other than one \"chunked\"";
+  if (fr.content_length > 0 && fr.transfer_encoding > 0)
+    return "both Content-Length and Transfer-Encoding";
+  return NULL;
+}
+
 /* The first call: everything that can be decided from the request line and the
  * headers. Returns MHD_YES with nothing queued to go on reading the body. */
 static enum MHD_Result first_call(struct http_ctx *ctx) {
@@ -522,6 +600,11 @@ static enum MHD_Result first_call(struct http_ctx *ctx) {
   if (over_limit(r->conn))
     return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_connections",
                       "more than %u connections are open", o->max_connections);
+  const char *framing = framing_error(r->conn);
+  if (framing != NULL) {
+    ctx->close = 1;              /* where this request ends is unknown: so is the next */
+    return http_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", framing);
+  }
   if (ctx->uri_len > o->max_url)
     return http_error(r, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
                       "the request target is longer than %zu bytes", o->max_url);
@@ -535,12 +618,23 @@ static enum MHD_Result first_call(struct http_ctx *ctx) {
     return http_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                       "%s is not allowed on %s", r->method, r->url);
   /* Every method but GET (and HEAD) changes something. */
-  if (strcmp(ctx->route->method, "GET") != 0 && !authorized(r))
-    return http_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
-                      "this call needs \"Authorization: Bearer TOKEN\" with the server's token");
+  if (strcmp(ctx->route->method, "GET") != 0) {
+    enum auth a = authorized(r);
+    if (a == AUTH_MISSING)
+      return http_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                        "this call needs \"Authorization: Bearer TOKEN\" with the server's token");
+    if (a == AUTH_WRONG)
+      return http_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+                        "the bearer token is not the server's token");
+  }
   const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
   uint64_t len;
-  if (cl != NULL && http_parse_u64(cl, 0, o->max_body, &len) != 0)
+  if (cl != NULL && http_parse_u64(cl, 0, UINT64_MAX, &len) != 0) {
+    ctx->close = 1;              /* MHD refuses most such values itself */
+    return http_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                      "Content-Length is not a decimal number");
+  }
+  if (cl != NULL && len > o->max_body)
     return http_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
                       "the body is larger than %zu bytes", o->max_body);
   return MHD_YES;

@@ -53,6 +53,9 @@ void http__run(struct arbor_admin_s *admin);
  * and drops the caller's reference to it (also on failure). */
 enum MHD_Result http__queue(struct http_req *r, unsigned status, struct MHD_Response *resp,
                             const char *content_type);
+/* Whether got[0..got_len) is want[0..want_len), in time that depends on
+ * want_len only (the token check; exposed for its unit test). */
+int http__token_equal(const char *want, size_t want_len, const char *got, size_t got_len);
 /* Tests only: routes tried after the table's (process-wide; NULL, 0 clears). */
 void http__test_routes(const struct http_route *routes, size_t n);
 

@@ -3,7 +3,8 @@
 // Everything goes to our own origin: the page's Content-Security-Policy allows
 // nothing else (connect-src 'self'). Reads need no token; POSTs carry the bearer
 // token from sessionStorage (never localStorage: it must not outlive the tab),
-// and a 401 asks the operator for it once and retries.
+// and a 401 (no token yet) or a 403 (the stored one is wrong: the server
+// changed its token) asks the operator for it once and retries.
 
 const TOKEN_KEY = 'arbor.token';
 
@@ -54,7 +55,7 @@ async function readJson(res) {
 
 // Statuses as the operator reads them in the action result.
 const STATUS_TEXT = { 202: 'Accepted', 200: 'OK', 400: 'Bad Request', 401: 'Unauthorized',
-  404: 'Not Found', 409: 'Conflict', 500: 'Internal Server Error' };
+  403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 500: 'Internal Server Error' };
 
 export function statusText(status) {
   return STATUS_TEXT[status] || '';
@@ -82,11 +83,11 @@ export const api = {
   },
 
   // POST with no body. Resolves with {status, body} whatever the status, so the
-  // caller can show a 409's message; on 401 it asks for the token and retries
-  // once with it.
+  // caller can show a 409's message; on 401 or 403 it asks for the token and
+  // retries once with it.
   async post(path) {
     let res = await postOnce(path, storedToken());
-    if (res.status === 401 && this.askToken) {
+    if ((res.status === 401 || res.status === 403) && this.askToken) {
       const token = await this.askToken();
       if (token) {
         storeToken(token);

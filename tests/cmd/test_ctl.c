@@ -531,14 +531,14 @@ static void ctl_refusals_quote_the_server(void **state) {
   assert_str_eq(r3.err, "arbor ctl: node 5: not a service (400): node 5 is a task\n");
 }
 
-/* 401 says what to do: no token -> set one; a token -> it was refused. The token
+/* 401 says what to do: no token -> set one; 403: a token -> it was refused. The token
  * goes out as a bearer token. */
 static void ctl_unauthorized_with_and_without_token(void **state) {
   static const char body[] = "{\"error\":{\"code\":\"unauthorized\",\"message\":\"token\"}}";
   struct fake f = {0};
   struct run r1, r2;
   fake_add(&f, "401 Unauthorized", body);
-  fake_add(&f, "401 Unauthorized", body);
+  fake_add(&f, "403 Forbidden", body);
   fake_start(&f);
   unsetenv("ARBOR_TOKEN");
   unsetenv("ARBOR_TOKEN_FILE");
@@ -550,7 +550,7 @@ static void ctl_unauthorized_with_and_without_token(void **state) {
   assert_null(strstr(f.requests[0], "Authorization"));
   assert_int_eq(r2.status, ARBOR_CTL_REFUSED);
   assert_str_eq(r2.err,
-                "arbor ctl: unauthorized (401): the server refused the token from --token\n");
+                "arbor ctl: forbidden (403): the server refused the token from --token\n");
   assert_contains(f.requests[1], "\r\nAuthorization: Bearer s3cret\r\n");
 }
 
@@ -968,8 +968,8 @@ static void live_tree_status_cancel_restart(void **state) {
   live_close(&l);
 }
 
-/* With a token configured, a mutation without it is refused (401, exit 1) and
- * one with it goes through; reading needs none. */
+/* With a token configured, a mutation without it is refused (401, exit 1), one
+ * with a wrong one too (403, exit 1), and one with it goes through; reading needs none. */
 static void live_token_guards_mutations(void **state) {
   struct live l;
   struct run r;
@@ -984,7 +984,7 @@ static void live_token_guards_mutations(void **state) {
   assert_str_eq(r.err, "arbor ctl: unauthorized (401): set --token or ARBOR_TOKEN\n");
   live_ctl(&l, &r, "--token", "wrong", "cancel", id);
   assert_int_eq(r.status, ARBOR_CTL_REFUSED);
-  assert_str_eq(r.err, "arbor ctl: unauthorized (401): the server refused the token from --token\n");
+  assert_str_eq(r.err, "arbor ctl: forbidden (403): the server refused the token from --token\n");
   assert_state(l.sleeper, STARTED);
   live_ctl(&l, &r, "tree", "--depth", "1");
   assert_int_eq(r.status, ARBOR_CTL_OK);

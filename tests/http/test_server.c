@@ -232,25 +232,35 @@ static void server_body_over_limit_413(void **state) {
 
 /* ---------------------------------------------------------------- auth */
 
-static void server_post_needs_bearer_token_401(void **state) {
+static void server_post_needs_bearer_token_401_wrong_token_403(void **state) {
   struct fx f;
   arbor_admin_opts_t o = {.token = "s3cret-token"};
   fx_open(&f, &o);
   const char *none[] = {NULL};
-  const char *wrong_same_len[] = {"Authorization: Bearer s3cret-tokeN", NULL};
-  const char *prefix[] = {"Authorization: Bearer s3cret", NULL};
-  const char *longer[] = {"Authorization: Bearer s3cret-token2", NULL};
   const char *empty[] = {"Authorization: Bearer ", NULL};
   const char *basic[] = {"Authorization: Basic s3cret-token", NULL};
   const char *nospace[] = {"Authorization: Bearers3cret-token", NULL};
-  const char *const *bad[] = {none, wrong_same_len, prefix, longer, empty, basic, nospace};
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    struct resp r = req(&f, "POST", "/api/v1/nodes/999999/cancel", NULL, bad[i]);
+  const char *const *missing[] = {none, empty, basic, nospace};
+  for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++) {
+    struct resp r = req(&f, "POST", "/api/v1/nodes/999999/cancel", NULL, missing[i]);
     if (r.status != 401)
-      print_error("case %zu: %s\n", i, bad[i][0] != NULL ? bad[i][0] : "(no header)");
+      print_error("case %zu: %s\n", i, missing[i][0] != NULL ? missing[i][0] : "(no header)");
     assert_int_eq(r.status, 401);
     assert_header(&r, "WWW-Authenticate", "Bearer realm=\"arbor\"");
     assert_error_body(&r, "unauthorized");
+    resp_free(&r);
+  }
+  const char *wrong_same_len[] = {"Authorization: Bearer s3cret-tokeN", NULL};
+  const char *prefix[] = {"Authorization: Bearer s3cret", NULL};
+  const char *longer[] = {"Authorization: Bearer s3cret-token2", NULL};
+  const char *const *wrong[] = {wrong_same_len, prefix, longer};
+  for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+    struct resp r = req(&f, "POST", "/api/v1/nodes/999999/cancel", NULL, wrong[i]);
+    if (r.status != 403)
+      print_error("case %zu: %s\n", i, wrong[i][0]);
+    assert_int_eq(r.status, 403);
+    assert_header(&r, "WWW-Authenticate", "Bearer realm=\"arbor\", error=\"invalid_token\"");
+    assert_error_body(&r, "forbidden");
     resp_free(&r);
   }
   const char *good[] = {"Authorization: Bearer s3cret-token", NULL};
@@ -300,7 +310,7 @@ static void server_token_file_first_line(void **state) {
   assert_true(r.status != 401 && r.status != 0);
   resp_free(&r);
   r = req(&f, "POST", "/api/v1/nodes/999999/cancel", NULL, whole);
-  assert_int_eq(r.status, 401);
+  assert_int_eq(r.status, 403);
   resp_free(&r);
   r = req(&f, "POST", "/api/v1/nodes/999999/cancel", NULL, NULL);
   assert_int_eq(r.status, 401);
@@ -1070,7 +1080,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(server_long_url_414),
     cmocka_unit_test(server_default_url_limit_414),
     cmocka_unit_test(server_body_over_limit_413),
-    cmocka_unit_test(server_post_needs_bearer_token_401),
+    cmocka_unit_test(server_post_needs_bearer_token_401_wrong_token_403),
     cmocka_unit_test(server_without_token_post_is_open),
     cmocka_unit_test(server_token_file_first_line),
     cmocka_unit_test(server_token_file_bad_is_einval),

@@ -1,7 +1,7 @@
 // With a token configured (admin.token), reads need none and the page loads;
 // the first POST gets 401, the token dialog asks, and with the token saved the
 // action goes through. The token is kept in sessionStorage ("arbor.token"),
-// never in localStorage.
+// never in localStorage. A wrong stored token gets 403 and the dialog again.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -57,6 +57,19 @@ await test('web_token_prompt_when_auth_on', async (t) => {
     await waitUntil('the second restart in the API', async () => (await apiGet(t.base, `/api/v1/nodes/${svc.id}`)).restarts === 2);
     assert(!statuses.slice(before).includes(401), `no 401 with the saved token: ${statuses.slice(before)}`);
     assert(!(await page.getByTestId('token-dialog').isVisible()), 'the token dialog stays closed');
+
+    // A stored token the server refuses (it changed its token): 403, and the
+    // page asks again instead of failing the action.
+    await page.evaluate(() => sessionStorage.setItem('arbor.token', 'not-the-token'));
+    const before403 = statuses.length;
+    await page.getByTestId('btn-restart').click();
+    await page.getByTestId('confirm-dialog').waitFor({ state: 'visible' });
+    await page.getByTestId('confirm-ok').click();
+    await page.getByTestId('token-dialog').waitFor({ state: 'visible' });
+    assert(statuses.slice(before403).includes(403), `a wrong stored token got 403: ${statuses.slice(before403)}`);
+    await page.getByTestId('token-input').fill(TOKEN);
+    await page.getByTestId('token-save').click();
+    await waitUntil('the third restart in the API', async () => (await apiGet(t.base, `/api/v1/nodes/${svc.id}`)).restarts === 3);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
