@@ -38,7 +38,9 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <pthread.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 /* ------------------------------------------------------ the wrappers */
 
@@ -612,6 +614,116 @@ static void scenario_trace(run_t *r) {
   assert_true(arbor_events_read(r->rt, &cursor, ev, 64, NULL) >= 0);
 }
 
+/* ------------------------------------------------------ scenario: TCP streams */
+
+static arbor_listener_t *stream_listener;
+
+static int body_server(arbor_ctx_t *cx, void *arg) {
+  (void)arg;
+  arbor_stream_t *s;
+  char buf[16];
+  int rc = arbor_tcp_accept(cx, stream_listener, &s);
+  if (rc != 0)
+    return rc;
+  int n = arbor_stream_read(cx, s, buf, sizeof buf);
+  rc = n > 0 ? arbor_stream_write(cx, s, buf, (size_t)n) : n;
+  arbor_stream_close(s);
+  return rc;
+}
+
+static int body_client(arbor_ctx_t *cx, void *arg) {
+  arbor_stream_t *s;
+  char buf[16];
+  int rc = arbor_tcp_connect(cx, "127.0.0.1", *(int *)arg, &s);
+  if (rc != 0)
+    return rc;
+  rc = arbor_stream_write(cx, s, "ping", 4);
+  if (rc == 0) {
+    int n = arbor_stream_read(cx, s, buf, sizeof buf);
+    rc = n == 4 ? 0 : n < 0 ? n : ARBOR_EFAILED;
+  }
+  arbor_stream_close(s);
+  return rc;
+}
+
+static void scenario_streams(run_t *r) {
+  arbor_node_t *g = NULL;
+  static int port;
+  stream_listener = NULL;
+  int rc = arbor_tcp_listen(r->rt, "127.0.0.1", 0, 0, &stream_listener);
+  expect_rc(r, rc, 0);
+  if (rc != 0)
+    return;
+  port = arbor_listener_port(stream_listener);
+  expect_rc(r, arbor_group_new(arbor_root(r->rt), &(arbor_group_opts_t){.name = "tcp"}, &g), 0);
+  if (g != NULL) {
+    int srv = arbor_fiber_spawn(g, &(arbor_fiber_spec_t){.name = "server", .fn = body_server},
+                                NULL);
+    expect_rc(r, srv, 0);
+    if (srv != 0) {              /* no server: the client's connect is refused */
+      arbor_listener_close(stream_listener);
+      stream_listener = NULL;
+    }
+    int cli = arbor_fiber_spawn(
+        g, &(arbor_fiber_spec_t){.name = "client", .fn = body_client, .arg = &port}, NULL);
+    expect_rc(r, cli, 0);
+    if (cli != 0)                /* no client: nobody will connect, stop the server */
+      expect_rc(r, arbor_node_cancel(g), 0);
+    expect_rc(r, arbor_group_join(g, NULL, NULL), 0);
+    /* A side that failed cancels the other (rule 2): the group always ends. */
+    wait_for(r, arbor_node_is_finished(g));
+  }
+  if (stream_listener != NULL)
+    arbor_listener_close(stream_listener);
+}
+
+/* ------------------------------------------------------ scenario: probes and updates */
+
+static int probe_port;
+
+static void scenario_probes(run_t *r) {
+  arbor_node_t *sup = NULL, *svc = NULL;
+  arbor_health_probe_t live = {.kind = ARBOR_PROBE_TCP, .port = probe_port, .interval_ms = 1,
+                               .failure_threshold = 1000};
+  arbor_health_probe_t ready = {.kind = ARBOR_PROBE_TCP, .port = probe_port, .interval_ms = 1};
+  expect_rc(r,
+            arbor_supervisor_new(arbor_root(r->rt),
+                                 &(arbor_sup_opts_t){.name = "probed", .no_backoff = 1,
+                                                     .intensity = 10},
+                                 &sup),
+            0);
+  if (sup == NULL)
+    return;
+  expect_rc(r,
+            arbor_service_add(sup,
+                              &(arbor_service_spec_t){.name = "svc", .fiber = body_helper,
+                                                      .liveness = &live, .readiness = &ready},
+                              &svc),
+            0);
+  if (svc != NULL) {
+    wait_for(r, arbor_service_is_running(svc) || arbor_node_is_finished(sup));
+    /* A changed spec: the next run has no readiness probe. */
+    if (!arbor_node_is_finished(sup)) {
+      int rc = arbor_service_update(
+          svc, &(arbor_service_spec_t){.name = "svc", .fiber = body_helper, .liveness = &live});
+      if (!(rc == ARBOR_ENOMEM && failed > 0) && rc != 0 && rc != ARBOR_ESTATE)
+        assert_code(rc, 0);
+      if (rc == ARBOR_ENOMEM)
+        r->refused = 1;
+      arbor_probe_info_t pi;
+      uint64_t before = arbor_service_probe_info(svc, ARBOR_PROBE_LIVENESS, &pi) == 0
+                            ? pi.successes + pi.failures
+                            : 0;
+      wait_for(r, arbor_node_is_finished(sup) ||
+                      (arbor_service_probe_info(svc, ARBOR_PROBE_LIVENESS, &pi) == 0 &&
+                       pi.successes + pi.failures > before + 2));
+    }
+  }
+  if (!arbor_node_is_finished(sup))
+    expect_rc(r, arbor_node_cancel(sup), 0);
+  wait_for(r, arbor_node_is_finished(sup));
+}
+
 /* ------------------------------------------------------ regressions */
 
 static int body_sleeper(arbor_ctx_t *cx, void *arg);
@@ -712,6 +824,24 @@ static void alloc_fail_admin_server_answers_or_refuses_never_crash(void **state)
   signal(SIGPIPE, SIG_IGN);
   run_scenario("admin server", scenario_admin);
 }
+static void alloc_fail_tcp_streams_refused_or_failed_never_crash(void **state) {
+  signal(SIGPIPE, SIG_IGN);
+  run_scenario("tcp streams", scenario_streams);
+}
+static void alloc_fail_probes_and_update_refused_or_failed_never_crash(void **state) {
+  /* What the probes connect to: a socket of the test's, never accepted from (the
+   * kernel completes connections from the backlog). */
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t alen = sizeof a;
+  assert_true(ls >= 0);
+  assert_int_eq(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_eq(listen(ls, 4096), 0);
+  assert_int_eq(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+  probe_port = ntohs(a.sin_port);
+  run_scenario("probes and update", scenario_probes);
+  close(ls);
+}
 static void alloc_fail_trace_export_refused_never_crash(void **state) {
   run_scenario("events and trace", scenario_trace);
 }
@@ -723,6 +853,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(alloc_fail_process_service_refused_or_failed_never_crash),
     cmocka_unit_test(alloc_fail_admin_server_answers_or_refuses_never_crash),
     cmocka_unit_test(alloc_fail_trace_export_refused_never_crash),
+    cmocka_unit_test(alloc_fail_tcp_streams_refused_or_failed_never_crash),
+    cmocka_unit_test(alloc_fail_probes_and_update_refused_or_failed_never_crash),
     cmocka_unit_test(alloc_fail_fiber_sleep_needs_no_memory),
     cmocka_unit_test(alloc_fail_admin_request_without_memory_gets_503),
 };
