@@ -87,8 +87,10 @@ enum MHD_Result http_cached(struct http_req *r, unsigned status, const char *con
  * A response that goes on (SSE, a followed log). fill() is asked for the next
  * bytes: it writes up to max bytes into buf and returns how many; 0 means
  * "nothing now": the server suspends the connection (no busy loop) until
- * http_streams_wake() or the stream's heartbeat; a negative value ends the
- * response. heartbeat_ms > 0: after that long without data, fill() is asked
+ * http_streams_wake() or the stream's heartbeat; -1 ends the response, any
+ * other negative value cuts it (the connection closes without the response's
+ * end, so the client knows it is incomplete: out of memory halfway through a
+ * document). heartbeat_ms > 0: after that long without data, fill() is asked
  * again with *heartbeat = 1 (write a comment line, or nothing). done() frees the
  * state when the connection ends (also when the client goes away). */
 struct http_stream_ops {

@@ -178,8 +178,8 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
   s->beat_due = 0;
   ssize_t n = s->ops->fill(s->state, buf, max, beat);
   uint64_t now = uv_now(admin->loop);
-  if (n < 0)
-    return MHD_CONTENT_READER_END_OF_STREAM;
+  if (n < 0)                     /* -1 the end; below, cut: the client must see it */
+    return n == -1 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
   if (n > 0) {
     if ((size_t)n > max)
       return MHD_CONTENT_READER_END_WITH_ERROR;   /* a bug in fill(): never overrun */

@@ -14,7 +14,9 @@
 static ssize_t trace_fill(void *state, char *buf, size_t max, int heartbeat) {
   (void)heartbeat;
   ssize_t n = trace_export_read(state, buf, max);
-  return n > 0 ? n : -1;         /* 0: the document is complete; < 0: out of memory */
+  /* 0: the document is complete; < 0: out of memory, a document cut short that
+   * must not look whole (a 200 has gone out already). */
+  return n > 0 ? n : n == 0 ? -1 : -2;
 }
 
 static void trace_done(void *state) {

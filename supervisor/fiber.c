@@ -150,6 +150,10 @@ static void fiber_finished(struct arbor_ctx_s *f) {
                              "fiber %s returned inside the cancel scope entered at %s:%d",
                              task->name, f->scope_file, f->scope_line);
     f->scope = NULL;
+  } else if (f->rc == ARBOR_ECANCELED && (task->flags & ARBOR__F_CANCEL)) {
+    /* Cancelled, not failed (end_body would drop the error): making one only
+     * risked running out of memory, which turned the cancellation into a failure. */
+    failed = 0;
   } else if (failed && f->fail_error != NULL) {
     err = arbor_error_ref(f->fail_error);        /* the body's own chain */
   } else if (f->rc == ARBOR_ETIMEDOUT && f->timeout_error != NULL) {

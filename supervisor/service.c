@@ -372,8 +372,10 @@ void arbor__svc_inc_finished(arbor_node_t *n, arbor_node_t *inc) {
     s->c.run_error = NULL;
     if (arbor__svc_start(n) == 0)
       return;
-    failed = 1;
-    requested = 0;
+    failed = 1;                  /* out of memory: the new run failed at once, */
+    requested = 0;               /* kept with its error as child_start does */
+    s->c.last_failed = 1;
+    arbor__child_history_add(&s->c, 0, n->rt->oom_error);
   }
   if (n->parent->kind == ARBOR_KIND_SUPERVISOR) {
     arbor__sup_child_ended(n->parent, n, failed, requested);

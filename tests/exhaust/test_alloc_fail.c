@@ -27,13 +27,16 @@
  *    finish was lost);
  *  - the runtime closes and uv_loop_close returns 0 (no handle left open); the
  *    ASan and valgrind runs of `make test` add "nothing leaked".
- * It counts what each fault became: refused (a call returned ARBOR_ENOMEM),
- * an error in the tree (a node FAILED with ARBOR_ENOMEM in its chain), or
- * absorbed (nothing visible: an optional allocation, a dropped event, a 503).
+ * It counts what each fault became: refused (a call returned ARBOR_ENOMEM, or
+ * the server answered 500/503), an error in the tree (ARBOR_ENOMEM in the chain
+ * of a FAILED node or of a service's kept failure), or absorbed (nothing
+ * visible: an allocation whose failure costs a detail, said in the ring or not).
  * ALLOC_FAIL_VERBOSE=1 prints a line per k.
  */
 #include "harness.h"
 #include "http/httpc.h"
+
+#include <cJSON.h>
 
 #include <errno.h>
 #include <execinfo.h>
@@ -185,6 +188,15 @@ static int check_node(arbor_node_t *n, int depth, void *arg) {
     c->unfinished++;
   if (info.outcome == ARBOR_OUTCOME_FAILED && chain_has(arbor_node_error(n), ARBOR_ENOMEM, 0))
     c->enomem_chains++;
+  /* A service's run that could not start leaves its error in the history. */
+  arbor_service_info_t si;
+  if ((info.kind == ARBOR_KIND_SERVICE || info.kind == ARBOR_KIND_SUPERVISOR) &&
+      arbor_service_info(n, &si) == 0)
+    for (uint32_t i = 0; i < si.history; i++) {
+      arbor_service_failure_t f;
+      if (arbor_service_failure(n, i, &f) == 0 && chain_has(f.error, ARBOR_ENOMEM, 0))
+        c->enomem_chains++;
+    }
   return 0;
 }
 
@@ -536,8 +548,23 @@ static void get(run_t *r, int port, const char *path) {
   httpc_wait(c, NULL, NULL);
   paused = 1;
   int rc = httpc_end(c, &status, &body, NULL);
+  /* A JSON body that arrived whole must be whole: a response cut by a fault
+   * must not look complete. */
+  int whole_json = 1;
+  if (rc == 0 && status == 200 && strncmp(path, "/api/", 5) == 0) {
+    cJSON *j = cJSON_Parse(body);
+    whole_json = j != NULL;
+    cJSON_Delete(j);
+  }
   paused = 0;
-  assert_int_eq(rc, 0);
+  if (rc != 0 || !whole_json) {  /* a transfer cut short: only after a fault */
+    if (failed == 0 || !whole_json) {
+      print_error("fault at %ld (%ld failed): GET %s: curl %d, status %ld, %s\n", fail_at,
+                  failed, path, rc, status, whole_json ? "" : "a 200 with a cut JSON body");
+      fail();
+    }
+    r->refused = 1;
+  }
   /* 200, or a refusal the server chose (500/503) once something failed. */
   if (status != 200 && !(failed > 0 && (status == 500 || status == 503))) {
     print_error("fault at %ld (%ld failed): GET %s: %ld\n", fail_at, failed, path, status);
@@ -806,6 +833,57 @@ static void alloc_fail_admin_request_without_memory_gets_503(void **state) {
   arbor_test_close(r.rt, &r.loop);
 }
 
+/* A cancelled fiber that returns ARBOR_ECANCELED was CANCELLED, yet its end made
+ * an error first (which the lifecycle then drops): with no memory left, the
+ * runtime's out-of-memory error took its place and the cancellation became a
+ * failure (ENOMEM "out of memory while recording a failure"). */
+static void alloc_fail_cancelled_fiber_without_memory_is_cancelled(void **state) {
+  run_t r;
+  arbor_node_t *f;
+  memset(&r, 0, sizeof r);
+  arbor_test_open(&r.loop, &r.rt, &(arbor_runtime_opts_t){.no_signals = 1});
+  assert_code(arbor_fiber_spawn(arbor_root(r.rt),
+                                &(arbor_fiber_spec_t){.name = "sleeper", .fn = body_helper}, &f),
+              0);
+  wait_for(&r, count_sleeping(arbor_root(r.rt)) == 1);
+  arm_all();
+  assert_code(arbor_node_cancel(f), 0);
+  wait_for(&r, arbor_node_is_finished(f));
+  disarm();
+  assert_outcome(f, CANCELLED);
+  arbor_test_close(r.rt, &r.loop);
+}
+
+/* A restart asked for (arbor_service_restart) whose new run cannot be spawned
+ * counted as a failure of the service, but kept no error for it: its failure
+ * history did not say why. Now the run fails with the runtime's out-of-memory
+ * error in the history, as a run the supervisor starts does. */
+static void alloc_fail_restart_without_memory_keeps_enomem(void **state) {
+  run_t r;
+  arbor_node_t *sup, *svc;
+  memset(&r, 0, sizeof r);
+  arbor_test_open(&r.loop, &r.rt, &(arbor_runtime_opts_t){.no_signals = 1});
+  assert_code(arbor_supervisor_new(arbor_root(r.rt),
+                                   &(arbor_sup_opts_t){.name = "sup", .backoff_ms = 3600 * 1000},
+                                   &sup),
+              0);
+  assert_code(arbor_service_add(sup, &(arbor_service_spec_t){.name = "svc", .fiber = body_helper},
+                                &svc),
+              0);
+  wait_for(&r, arbor_test_service_parked(svc));
+  assert_code(arbor_service_restart(svc), 0);
+  arm_all();
+  arbor_service_info_t si;
+  wait_for(&r, arbor_service_info(svc, &si) == 0 && si.history > 0);
+  disarm();
+  arbor_service_failure_t f;
+  assert_code(arbor_service_failure(svc, 0, &f), 0);
+  assert_true(chain_has(f.error, ARBOR_ENOMEM, 0));
+  assert_code(arbor_node_cancel(sup), 0);
+  wait_for(&r, arbor_node_is_finished(sup));
+  arbor_test_close(r.rt, &r.loop);
+}
+
 /* ------------------------------------------------------ the tests */
 
 static void alloc_fail_tasks_refused_or_failed_never_crash(void **state) {
@@ -857,6 +935,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(alloc_fail_probes_and_update_refused_or_failed_never_crash),
     cmocka_unit_test(alloc_fail_fiber_sleep_needs_no_memory),
     cmocka_unit_test(alloc_fail_admin_request_without_memory_gets_503),
+    cmocka_unit_test(alloc_fail_cancelled_fiber_without_memory_is_cancelled),
+    cmocka_unit_test(alloc_fail_restart_without_memory_keeps_enomem),
 };
 
 ARBOR_TEST_MAIN(tests)
