@@ -390,7 +390,10 @@ struct raw {
 
 static void raw_poll_cb(uv_poll_t *p, int status, int events) {
   struct raw *x = p->data;
-  (void)status;
+  /* An error on the socket (the server closed it with our bytes unread: a
+   * reset) comes as status < 0 and no events: read what arrived before it. */
+  if (status < 0)
+    events = UV_READABLE;
   if (x->sent < x->len && (events & UV_WRITABLE)) {
     ssize_t n = send(x->fd, x->req + x->sent, x->len - x->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0)
