@@ -460,7 +460,11 @@ static int build_tree(struct daemon *d) {
       return rc;
     }
     d->top_id = d->cfg.top.id;
-    return 0;
+    /* `run --demo`: fibers and callback tasks (which a config cannot name) beside
+     * the config's programs, under the root, where a reload never looks: one
+     * daemon with every kind of node, for tests/chaos/ and the soak. */
+    if (!d->args->with_demo)
+      return 0;
   }
   if ((rc = arbor_demo_build(d->rt, arbor_root(d->rt), NULL)) < 0) {
     logf_("cannot build the demo: %s", arbor_strerror(rc));

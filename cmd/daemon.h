@@ -21,6 +21,7 @@ struct daemon_args {
   int port;                      /* --port, when port_set */
   int port_set;
   int check_only;                /* `arbor run --check`: load the config, start nothing */
+  int with_demo;                 /* `arbor run --demo`: the demo tree beside the config's */
   const char *trace_out;         /* --trace-out: overrides the config's trace_out */
   int trace_format;              /* --trace-format (arbor_trace_format_t), 0: not given */
   const char *otlp_endpoint;     /* --otlp-endpoint: overrides the config's */

@@ -1,6 +1,6 @@
 /* cmd/main.c - the arbor program: its command line and subcommands.
  *
- *   arbor run [--check] CONFIG.json [--bind ADDR] [--port N]
+ *   arbor run [--check] [--demo] CONFIG.json [--bind ADDR] [--port N]
  *   arbor demo [--bind ADDR] [--port N]
  *   arbor ctl COMMAND ...         (cmd/ctl.c)
  *   arbor --version | help [COMMAND] | COMMAND --help
@@ -50,12 +50,14 @@ static const char usage_main[] =
   "                         http://127.0.0.1:4318 (overrides otlp_endpoint)\n"
 
 static const char usage_run[] =
-    "usage: arbor run [--check] CONFIG.json [--bind ADDR] [--port N] [TRACE OPTIONS]\n"
+    "usage: arbor run [--check] [--demo] CONFIG.json [--bind ADDR] [--port N] [TRACE OPTIONS]\n"
     "\n"
     "Supervises the services and supervisors CONFIG.json names (docs/config.md) and\n"
     "serves the admin API and dashboard, printing its URL on stdout.\n"
     "\n"
     "  --check         check the config and exit (0: ok, 2: the error on stderr)\n"
+    "  --demo          also run the built-in demo tree (arbor demo's) beside the\n"
+    "                  config's; a reload leaves it alone\n"
     "  --bind ADDR     the admin server's address (overrides admin.bind)\n"
     "  --port N        its port, 0 for any free one (overrides admin.port)\n"
     TRACE_OPTIONS
@@ -163,6 +165,8 @@ static int cmd_daemon(int argc, char **argv, int is_run) {
       a.otlp_endpoint = v;
     } else if (is_run && strcmp(arg, "--check") == 0) {
       a.check_only = 1;
+    } else if (is_run && strcmp(arg, "--demo") == 0) {
+      a.with_demo = 1;
     } else if (arg[0] == '-' && arg[1] != '\0') {
       return usage_error(help, "unknown option %s", arg);
     } else if (is_run && a.config == NULL) {

@@ -436,6 +436,54 @@ static void daemon_sighup_reload_restarts_changed_keeps_others(void **state) {
   free(order);
 }
 
+/* `arbor run --demo`: the demo's tree beside the config's, and a reload changes
+ * the config's services only. */
+static void daemon_run_demo_runs_the_demo_beside_the_config(void **state) {
+  struct arbor_proc p;
+  arbor_proc_init(&p);
+  const char *v1[] = {"a", NULL};
+  char *cfg = config_of(&p, 1, v1, NULL);
+  arbor_proc_write(&p, "arbor.json", cfg);
+  free(cfg);
+  char *argv[] = {"arbor", "run", "--demo", "arbor.json", "--port", "0", NULL};
+  arbor_proc_start(&p, argv, NULL);
+  read_url(&p);
+  arbor_proc_wait_lines(&p, "a.pids", 1);
+  double a_id = 0, hb_id = 0, hb_restarts = 0, r = 0;
+  assert_true(service_state(&p, "a", &a_id, &r));
+  assert_true(service_state(&p, "heartbeat", &hb_id, &hb_restarts));   /* a demo fiber */
+  cJSON *tree = get_json(&p, "/api/v1/tree?depth=1");
+  assert_non_null(tree);
+  const cJSON *root = cJSON_GetObjectItemCaseSensitive(tree, "root");
+  assert_non_null(find_node(root, "supervisor", "config"));
+  assert_non_null(find_node(root, "supervisor", "demo"));
+  cJSON_Delete(tree);
+
+  const char *v2[] = {"a", "b", NULL};
+  cfg = config_of(&p, 1, v2, NULL);
+  arbor_proc_write(&p, "arbor.json", cfg);
+  free(cfg);
+  arbor_proc_kill(&p, SIGHUP);
+  arbor_proc_wait_text(&p, "stderr", "arbor: reloaded: 0 restarted, 1 added, 0 removed");
+  arbor_proc_wait_lines(&p, "b.pids", 1);
+  double id = 0;
+  assert_true(service_state(&p, "heartbeat", &id, &r));
+  assert_true(id == hb_id);                        /* the demo's, untouched */
+  assert_true(service_state(&p, "a", &id, &r));
+  assert_true(id == a_id && r == 0);
+
+  /* --demo is run's: the demo has no config to add it to. */
+  char *bad[] = {"arbor", "demo", "--demo", NULL};
+  char *err = NULL;
+  assert_int_eq(arbor_proc_run(&p, bad, NULL, &err), 2);
+  assert_non_null(strstr(err, "unknown option --demo"));
+  free(err);
+
+  arbor_proc_kill(&p, SIGTERM);
+  assert_int_eq(arbor_proc_wait(&p), 0);
+  arbor_proc_cleanup(&p);
+}
+
 /* ------------------------------------------------------ start dependencies */
 
 /* A service that appends its name to DIR/started when it starts and to
@@ -784,6 +832,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(daemon_token_file_is_relative_to_the_config),
     cmocka_unit_test(daemon_notify_socket_ready_and_stopping),
     cmocka_unit_test(daemon_sighup_reload_restarts_changed_keeps_others),
+    cmocka_unit_test(daemon_run_demo_runs_the_demo_beside_the_config),
     cmocka_unit_test(daemon_requires_orders_start_and_stop),
     cmocka_unit_test(daemon_reload_of_requires_restarts_nothing),
     cmocka_unit_test(daemon_requires_holds_dependent_while_dependency_restarts),
