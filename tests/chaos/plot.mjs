@@ -26,7 +26,7 @@ if (rows.length < 2) {
   process.exit(1);
 }
 
-const W = 1000, PH = 190, LEFT = 80, RIGHT = 170, TOP = 50, GAP = 40;
+const W = 1000, PH = 190, LEFT = 80, RIGHT = 200, TOP = 50, GAP = 40;
 const panels = [
   { title: 'resident memory (MiB)', series: [['rss_bytes', '#1f77b4', (v) => v / 1048576, 'RSS']] },
   { title: 'open file descriptors', series: [['open_fds', '#2ca02c', (v) => v, 'fds']] },
