@@ -498,8 +498,10 @@ static void dep_service(FILE *f, struct arbor_proc *p, const char *name, const c
 }
 
 /* The config lists web before api before db; web requires api, api requires db,
- * db takes 1.5 s to count as started and api 0.3 s (so that its line is written
- * before web is spawned: a program is STARTED at its spawn otherwise). They start db, api, web (each once
+ * db takes 1.5 s to count as started, api and web 0.3 s (so that each one's line
+ * is written before the next is spawned: a program is STARTED at its spawn
+ * otherwise, and solo's shell could then write its line before web's, as seen
+ * under ASan on a loaded machine). They start db, api, web (each once
  * the one before is STARTED: api not while db is STARTING), solo last (file
  * order otherwise), and stop in reverse: solo, web, api, db. */
 static void daemon_requires_orders_start_and_stop(void **state) {
@@ -509,7 +511,7 @@ static void daemon_requires_orders_start_and_stop(void **state) {
   size_t len = 0;
   FILE *f = open_memstream(&json, &len);
   fprintf(f, "{\"admin\": {\"port\": 0}, \"tree\": [");
-  dep_service(f, &p, "web", ", \"requires\": [\"api\"]");
+  dep_service(f, &p, "web", ", \"requires\": [\"api\"], \"min_uptime_ms\": 300");
   fprintf(f, ", ");
   dep_service(f, &p, "api", ", \"requires\": [\"db\"], \"min_uptime_ms\": 300");
   fprintf(f, ", ");
