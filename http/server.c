@@ -38,13 +38,15 @@
  * + 1: the spare slot lets one connection over the limit in to be told 503
  * (with Connection: close) instead of hanging unanswered in the listen backlog
  * (MHD stops accepting at its limit). Which connection is the spare is decided
- * when it is accepted (on_connection marks it in its socket context), not when
+ * when it is accepted (on_connection keeps it in its state, struct http_conn,
+ * the connection's socket context), not when
  * its request is handled: MHD accepts a burst before it handles any of its
  * requests, and a count taken then would refuse every request of the burst
  * while the spare is open. MHD_OPTION_CONNECTION_MEMORY_LIMIT bounds
- * each connection's buffers; an idle connection is closed after 60 s.
+ * each connection's buffers; an idle connection is closed after 60 s, and one
+ * whose request head has not come in within 60 s is shut down (on_sweep).
  *
- * Lifetime. The four uv handles are counted with arbor__runtime_hold/release,
+ * Lifetime. The five uv handles are counted with arbor__runtime_hold/release,
  * and a struct arbor__closer makes the runtime's close stop the server, so
  * uv_loop_close succeeds after arbor_runtime_close or arbor_run. A stop
  * (arbor_admin_stop or the closer) resumes every suspended stream (MHD must have
@@ -78,6 +80,7 @@
 #define MIN_CONNECTION_MEMORY 4096  /* below this MHD cannot hold a request's headers */
 #define DEFAULT_HEARTBEAT_MS 15000
 #define CONNECTION_TIMEOUT_S 60
+#define HEAD_TIMEOUT_MS (CONNECTION_TIMEOUT_S * 1000ull)   /* on_sweep */
 #define BODY_DISCARD_SLACK (64 * 1024)
 #define TOKEN_MAX 4096
 
@@ -463,6 +466,57 @@ static enum auth authorized(struct http_req *r) {
 
 /* --------------------------------------------------------- MHD callbacks */
 
+/* ---------------------------------------------------- connection states */
+
+/* Each connection's state, its MHD socket context, from accept to close. */
+struct http_conn {
+  struct MHD_Connection *conn;
+  uint64_t head_since_ms;        /* loop time since when a request's head is awaited; 0: none */
+  int over_limit;                /* accepted over max_connections: its requests get 503 */
+  struct http_conn *next, *prev;
+};
+
+/* How long a request's head may take, from the accept or the end of the
+ * previous request to arbor's first call (tests shorten it). */
+static uint64_t head_timeout_ms = HEAD_TIMEOUT_MS;
+
+void http__test_head_timeout(unsigned ms) { head_timeout_ms = ms > 0 ? ms : HEAD_TIMEOUT_MS; }
+
+static struct http_conn *conn_state(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* Request heads that never end (slowloris). libmicrohttpd's only clock is its
+ * idle timeout (60 s without a byte), so a client that sends its head a byte
+ * at a time, one at least every 59 s, kept its connection for as long as the
+ * head fit in connection_memory, and max_connections such clients locked the
+ * admin API out. So a connection whose request's head has not reached
+ * first_call within head_timeout_ms of its accept (or of the end of its
+ * previous request: an idle keep-alive connection is closed then, as MHD's
+ * idle timeout would close it) is shut down; MHD sees the hang-up on its next
+ * run and closes it. Streams and bodies are not timed here: their head is in. */
+static void on_sweep(uv_timer_t *t) {
+  struct arbor_admin_s *admin = t->data;
+  uint64_t now = uv_now(admin->loop);
+  int cut = 0;
+  for (struct http_conn *c = admin->conns; c != NULL; c = c->next) {
+    if (c->head_since_ms == 0 || now - c->head_since_ms < head_timeout_ms)
+      continue;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci != NULL)
+      shutdown(ci->connect_fd, SHUT_RDWR);
+    c->head_since_ms = 0;        /* once */
+    cut = 1;
+  }
+  if (cut)
+    http__run(admin);
+  if (admin->conns != NULL && !admin->stopped)
+    uv_timer_start(&admin->sweep, on_sweep, head_timeout_ms / 4 + 1, 0);
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
   (void)conn;
   struct http_ctx *ctx = calloc(1, sizeof *ctx);
@@ -475,9 +529,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-  (void)cls;
-  (void)conn;
   (void)toe;
+  struct arbor_admin_s *admin = cls;
+  struct http_conn *c = conn_state(conn);
+  if (c != NULL)
+    c->head_since_ms = uv_now(admin->loop);   /* the next request's head is awaited */
   struct http_ctx *ctx = *con_cls;
   if (ctx == NULL)
     return;
@@ -487,21 +543,43 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   *con_cls = NULL;
 }
 
-/* The marker a connection accepted over max_connections carries as its
- * socket context: only that connection is told 503 (see first_call). */
-static char over_limit_mark;
-
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
-  (void)conn;
   struct arbor_admin_s *admin = cls;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-    /* Decided at accept time: a burst is accepted before any of its requests is
-     * handled, so a count taken then would refuse every one of them while the
-     * spare connection is open, not only the spare. */
-    *socket_context = admin->connections >= admin->opts.max_connections ? &over_limit_mark : NULL;
+    /* Over the limit or not is decided at accept time: a burst is accepted
+     * before any of its requests is handled, so a count taken then would
+     * refuse every one of them while the spare connection is open, not only
+     * the spare. Out of memory: the connection goes untracked (not swept, never
+     * told 503), which is how it was before states were kept. */
+    struct http_conn *c = calloc(1, sizeof *c);
+    if (c != NULL) {
+      c->conn = conn;
+      c->over_limit = admin->connections >= admin->opts.max_connections;
+      c->head_since_ms = uv_now(admin->loop);
+      c->next = admin->conns;
+      if (c->next != NULL)
+        c->next->prev = c;
+      admin->conns = c;
+      if (!uv_is_active((uv_handle_t *)&admin->sweep) && !admin->stopped)
+        uv_timer_start(&admin->sweep, on_sweep, head_timeout_ms / 4 + 1, 0);
+    }
+    *socket_context = c;
     admin->connections++;
-  } else if (admin->connections > 0) {
+    return;
+  }
+  struct http_conn *c = *socket_context;
+  if (c != NULL) {
+    if (c->prev != NULL)
+      c->prev->next = c->next;
+    else
+      admin->conns = c->next;
+    if (c->next != NULL)
+      c->next->prev = c->prev;
+    free(c);
+    *socket_context = NULL;
+  }
+  if (admin->connections > 0) {
     /* MHD was at its limit (max_connections + 1): it took its listen socket
      * out of its epoll set and puts it back only at the start of its next run,
      * which nothing may cause (no connection left to wake it): the next
@@ -514,9 +592,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 /* Whether this connection was accepted over the limit. */
 static int over_limit(struct MHD_Connection *conn) {
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-  return ci != NULL && ci->socket_context == &over_limit_mark;
+  struct http_conn *c = conn_state(conn);
+  return c != NULL && c->over_limit;
 }
 
 /* The CORS preflight: which methods and headers a page of cors_origin may use. */
@@ -597,6 +674,9 @@ static enum MHD_Result first_call(struct http_ctx *ctx) {
   struct http_req *r = &ctx->req;
   struct arbor_admin_s *admin = r->admin;
   const arbor_admin_opts_t *o = &admin->opts;
+  struct http_conn *c = conn_state(r->conn);
+  if (c != NULL)
+    c->head_since_ms = 0;        /* the head is in (on_sweep) */
   if (over_limit(r->conn))
     return http_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "too_many_connections",
                       "more than %u connections are open", o->max_connections);
@@ -1002,9 +1082,11 @@ int arbor_admin_start(arbor_runtime_t *rt, const arbor_admin_opts_t *opts,
   uv_timer_init(admin->loop, &admin->timer);
   uv_idle_init(admin->loop, &admin->wake);
   uv_timer_init(admin->loop, &admin->beat);
+  uv_timer_init(admin->loop, &admin->sweep);
   admin->poll.data = admin->timer.data = admin->wake.data = admin->beat.data = admin;
-  admin->handles = 4;
-  for (int i = 0; i < 4; i++)
+  admin->sweep.data = admin;
+  admin->handles = 5;
+  for (int i = 0; i < 5; i++)
     arbor__runtime_hold(rt);
   admin->closer.close = on_runtime_close;
   arbor__runtime_add_closer(rt, &admin->closer);
@@ -1043,6 +1125,7 @@ int arbor_admin_stop(arbor_admin_t *admin) {
   uv_close((uv_handle_t *)&admin->timer, on_closed);
   uv_close((uv_handle_t *)&admin->wake, on_closed);
   uv_close((uv_handle_t *)&admin->beat, on_closed);
+  uv_close((uv_handle_t *)&admin->sweep, on_closed);
   http__streams_resume_all(admin, 1);
   MHD_stop_daemon(admin->mhd);   /* closes every connection: streams' done() run now */
   admin->listen_fd = -1;         /* MHD closed it */

@@ -30,7 +30,9 @@ struct arbor_admin_s {
   uv_timer_t timer;              /* MHD_get_timeout: connection timeouts, pending data */
   uv_idle_t wake;                /* resumes the streams next iteration (http_streams_wake) */
   uv_timer_t beat;               /* the earliest heartbeat of a suspended stream */
-  int handles;                   /* of the four above, not yet closed */
+  uv_timer_t sweep;              /* request heads that never arrive (server.c, on_sweep) */
+  int handles;                   /* of the five above, not yet closed */
+  struct http_conn *conns;       /* every open connection's state (server.c) */
   struct arbor__closer closer;   /* the runtime's close stops us */
   struct http_stream_s *streams; /* open streams, suspended or not */
   unsigned connections;          /* open TCP connections (MHD's notify) */
@@ -56,6 +58,8 @@ enum MHD_Result http__queue(struct http_req *r, unsigned status, struct MHD_Resp
 /* Whether got[0..got_len) is want[0..want_len), in time that depends on
  * want_len only (the token check; exposed for its unit test). */
 int http__token_equal(const char *want, size_t want_len, const char *got, size_t got_len);
+/* Tests only: how long a request's head may take (0: the default, 60 s). */
+void http__test_head_timeout(unsigned ms);
 /* Tests only: routes tried after the table's (process-wide; NULL, 0 clears). */
 void http__test_routes(const struct http_route *routes, size_t n);
 

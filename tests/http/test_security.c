@@ -348,6 +348,36 @@ static void security_huge_request_head_refused(void **state) {
   fx_close(&f);
 }
 
+/* A head that never ends (slowloris: a byte now and then keeps MHD's idle
+ * timeout away) is cut at the head timeout (on_sweep in server.c; 60 s,
+ * shortened here); a request whose head came in time is not, nor a stream. */
+static void security_slow_request_head_closed_at_head_timeout(void **state) {
+  http__test_head_timeout(200);
+  struct fx f;
+  fx_open(&f, NULL);
+  /* an SSE stream, open across the head timeout: its head came in time */
+  char url[128];
+  httpc_url(url, sizeof url, f.port, "/api/v1/events");
+  struct httpc_call *c = httpc_begin(&f.loop, &(httpc_opts_t){.url = url, .max_events = 1});
+  assert_non_null(c);
+  struct resp r = req(&f, "GET", "/healthz", NULL, NULL);   /* the stream is in meanwhile */
+  resp_free(&r);
+  static const char partial[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a";
+  assert_closed(&f, "a head that never ends", partial, sizeof partial - 1, "HTTP/1.1 4");
+  /* the stream still delivers */
+  arbor_node_t *g;
+  assert_code(arbor_group_new(arbor_root(f.rt), &(arbor_group_opts_t){.name = "late"}, &g), 0);
+  assert_true(httpc_wait(c, NULL, NULL));
+  long status = 0;
+  char *body = NULL;
+  assert_int_eq(httpc_end(c, &status, &body, NULL), 0);
+  assert_int_eq(status, 200);
+  assert_non_null(strstr(body, "event: "));
+  free(body);
+  fx_close(&f);
+  http__test_head_timeout(0);
+}
+
 /* A NUL in a header's value is not here: libmicrohttpd 0.9.75 cuts the value at
  * it before arbor sees it (SECURITY.md, "What is not covered"). */
 static void security_malformed_header_lines_refused(void **state) {
@@ -482,6 +512,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(security_unknown_transfer_encoding_refused),
     cmocka_unit_test(security_bad_content_length_refused),
     cmocka_unit_test(security_huge_request_head_refused),
+    cmocka_unit_test(security_slow_request_head_closed_at_head_timeout),
     cmocka_unit_test(security_malformed_header_lines_refused),
     cmocka_unit_test(security_headers_on_every_response),
 };
