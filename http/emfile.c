@@ -18,6 +18,15 @@
  * counted with the others in /metrics. With fds to spare, a pending connection
  * is MHD's: it arrived after MHD_run looked, and the next run takes it.
  *
+ * Afterwards. With other connections open, MHD stopped watching its listen
+ * socket when its accept() failed, and takes it back only once one of them
+ * closes and it runs again: with event streams open that may be never, and new
+ * clients would wait in the backlog for good. So from the first shed until the
+ * backlog is empty again (admin->fd_recovering), a connection still pending
+ * after MHD_run, now that fds are back, is accepted here and handed to MHD
+ * (MHD_add_connection, which counts it against max_connections as any other;
+ * over that limit MHD closes it).
+ *
  * Cost when nothing is short: one poll() per MHD_run; one dup() and close()
  * more when a connection was pending.
  */
@@ -60,6 +69,20 @@ static int out_of_fds(int fd) {
   return errno == EMFILE || errno == ENFILE;
 }
 
+/* fds are back but MHD may not be watching its listen socket yet: the pending
+ * connections are accepted here and given to MHD. */
+static void hand_over(struct arbor_admin_s *admin) {
+  for (int i = 0; i < SHED_MAX && pending(admin->listen_fd); i++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int c = accept4(admin->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c < 0)
+      break;
+    (void)MHD_add_connection(admin->mhd, c, (struct sockaddr *)&ss, len);   /* closes c on failure */
+  }
+  admin->relisten = 1;           /* http__run runs MHD again at once: they are read */
+}
+
 void http__emfile_check(struct arbor_admin_s *admin) {
 #define SHED_BODY                                                                      \
   "{\"error\":{\"code\":\"out_of_fds\",\"message\":\"no file descriptor left for this "    \
@@ -71,8 +94,18 @@ void http__emfile_check(struct arbor_admin_s *admin) {
                              "Connection: close\r\n"
                              "\r\n" SHED_BODY;
   _Static_assert(sizeof SHED_BODY - 1 == 87, "the Content-Length above");
-  if (admin->listen_fd < 0 || !pending(admin->listen_fd) || !out_of_fds(admin->listen_fd))
+  if (admin->listen_fd < 0)
     return;
+  if (!pending(admin->listen_fd)) {
+    admin->fd_recovering = 0;    /* the backlog is empty: MHD is on its own again */
+    return;
+  }
+  if (!out_of_fds(admin->listen_fd)) {
+    if (admin->fd_recovering)
+      hand_over(admin);
+    return;
+  }
+  admin->fd_recovering = 1;
   for (int i = 0; i < SHED_MAX && pending(admin->listen_fd); i++) {
     if (admin->spare_fd >= 0)
       close(admin->spare_fd);

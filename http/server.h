@@ -46,6 +46,7 @@ struct arbor_admin_s {
   uint64_t responses[HTTP_STATUS_LAST - HTTP_STATUS_FIRST + 1];
   int listen_fd;                 /* MHD's (it closes it); -1 before start */
   int spare_fd;                  /* emfile.c: freed to accept and shed a connection */
+  int fd_recovering;             /* emfile.c: shed since the backlog was last empty */
 };
 
 /* server.c */

@@ -187,6 +187,68 @@ static void admin_child(void) {
   close_runtime(&loop, rt);
 }
 
+/* The same with a connection open (kept alive): libmicrohttpd then stops
+ * watching its listen socket by itself until a connection closes and it runs
+ * again. The pending connection is told 503 at once, and once fds are back a new
+ * one is served while the first is still open (emfile.c hands it to MHD). */
+static void admin_busy_child(void) {
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_admin_t *admin;
+  if (uv_loop_init(&loop) != 0 ||
+      arbor_runtime_new(&rt, &loop, &(arbor_runtime_opts_t){.no_signals = 1}) != 0 ||
+      arbor_admin_start(rt, &(arbor_admin_opts_t){.port = 0}, &admin) != 0)
+    _exit(60);
+  int port = arbor_admin_port(admin);
+  int held = connect_to(port);
+  const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";   /* keep-alive */
+  if (send(held, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof req - 1))
+    _exit(61);
+  /* Its response's head, then the connection stays open. */
+  char head[1024];
+  size_t got = 0;
+  for (int k = 0; k < 20000 && got < sizeof head - 1; k++) {
+    ssize_t r = recv(held, head + got, sizeof head - 1 - got, MSG_DONTWAIT);
+    if (r > 0) {
+      got += (size_t)r;
+      head[got] = '\0';
+      if (strstr(head, "\r\n\r\n") != NULL)
+        break;
+    } else if (r == 0) {
+      break;
+    } else {
+      passes_in(&loop, 1);
+    }
+  }
+  head[got] = '\0';
+  if (strncmp(head, "HTTP/1.1 200", 12) != 0)
+    _exit(62);
+  int c = connect_to(port);
+  fill();
+  int status = read_status(&loop, c);
+  if (status != 503) {
+    fprintf(stderr, "admin: status %d with no fd left and a connection open\n", status);
+    _exit(63);
+  }
+  close(c);
+  long passes = passes_in(&loop, 200);
+  if (passes > 100)
+    _exit(64);
+  /* fds are back while the kept-alive connection stays open (as an event stream
+   * would, for hours): a new client is served all the same. */
+  unfill();
+  c = connect_to(port);
+  if (get_status(&loop, c, "/healthz") != 200)
+    _exit(65);
+  close(c);
+  close(held);
+  close_runtime(&loop, rt);
+}
+
+static void fd_exhaust_admin_sheds_503_with_a_connection_open(void **state) {
+  assert_int_eq(in_child(admin_busy_child), 0);
+}
+
 static void fd_exhaust_admin_sheds_503_without_spinning_then_serves(void **state) {
   assert_int_eq(in_child(admin_child), 0);
 }
@@ -352,6 +414,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(fd_exhaust_log_file_open_dropped_counted_then_writes),
     cmocka_unit_test(fd_exhaust_probe_emfile_fails_run_then_passes),
     cmocka_unit_test(fd_exhaust_admin_sheds_503_without_spinning_then_serves),
+    cmocka_unit_test(fd_exhaust_admin_sheds_503_with_a_connection_open),
 };
 
 ARBOR_TEST_MAIN(tests)
