@@ -19,6 +19,15 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 /* Whether code is anywhere in err's chain (causes and error-group children). */
 static int chain_has(const arbor_error_t *e, int code) {
   for (; e != NULL; e = arbor_error_cause(e)) {
@@ -148,6 +157,13 @@ static void spawn_fail_no_process_left_eagain_restarted_then_intensity(void **st
   if (getuid() != 0) {
     /* Not root: this process's own limit then, in a child all the same. */
     print_message("skipped: needs root to become nobody (RLIMIT_NPROC binds non-root only)\n");
+    skip();
+  }
+  if (RUNNING_ON_VALGRIND) {
+    /* Under valgrind the child, once nobody with RLIMIT_NPROC 0, dies of SIGSEGV
+     * with no report from valgrind (a plain fork() there fails with EAGAIN as it
+     * should); natively and under ASan + UBSan the case passes. Not run here. */
+    print_message("skipped: under valgrind the RLIMIT_NPROC child dies unreported\n");
     skip();
   }
   int rc = in_child(nproc_child);
