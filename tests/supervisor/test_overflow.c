@@ -7,6 +7,7 @@
  * stderr (one pipe), waits for it and checks how it ended. The service case runs
  * in the test's own process: the overflow must not end it. */
 #include "harness.h"
+#include "http/httpc.h"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -244,13 +245,15 @@ static int body_steady(arbor_ctx_t *cx, void *arg) {
 
 /* The overflow of one service's fiber is that service's failure: it is
  * restarted (twice here, with backoff), its chain says what happened, its
- * sibling keeps running and arbor stays up. */
+ * sibling keeps running and arbor stays up, its admin server answering. */
 static void overflow_service_restarted_sibling_unaffected(void **state) {
   uv_loop_t loop;
   arbor_runtime_t *rt;
   arbor_node_t *sup, *deep, *steady;
+  arbor_admin_t *admin;
   deep_runs = 0;
   arbor_test_open(&loop, &rt, &(arbor_runtime_opts_t){.no_signals = 1});
+  assert_code(arbor_admin_start(rt, &(arbor_admin_opts_t){.port = 0}, &admin), 0);
   assert_code(arbor_supervisor_new(arbor_root(rt),
                                    &(arbor_sup_opts_t){.name = "sup", .backoff_ms = 1,
                                                        .no_jitter = 1},
@@ -282,6 +285,17 @@ static void overflow_service_restarted_sibling_unaffected(void **state) {
   arbor_stats_t st;
   arbor_runtime_stats(rt, &st);
   assert_uint_eq(st.fiber_stack_overflows, 2);
+  /* The admin server, started before the overflows, answers, and shows the
+   * chain. */
+  char url[128], path[64];
+  long status = 0;
+  char *body = NULL;
+  snprintf(path, sizeof path, "/api/v1/nodes/%llu", (unsigned long long)arbor_node_id(deep));
+  httpc_url(url, sizeof url, arbor_admin_port(admin), path);
+  assert_int_eq(httpc_request(&loop, "GET", url, NULL, NULL, &status, &body, NULL), 0);
+  assert_int_eq(status, 200);
+  assert_non_null(strstr(body, "ESTACK"));
+  free(body);
   assert_code(arbor_node_cancel(sup), 0);
   arbor_test_run_once_until(&loop, arbor_node_is_finished(sup));
   assert_outcome(sup, CANCELLED);
