@@ -297,6 +297,9 @@ static void node_families(struct mbuf *b, const arbor_stats_t *st) {
              "Nodes stuck now: STOPPING past their shutdown timeout, not FINISHED.", st->stuck);
   single_u64(b, "arbor_nodes_evicted_total", "counter",
              "FINISHED nodes dropped from retention.", st->evicted);
+  single_u64(b, "arbor_fiber_stack_overflows_total", "counter",
+             "Fibers ended FAILED by a stack overflow (ESTACK); each stack is quarantined.",
+             st->fiber_stack_overflows);
 }
 
 static void event_families(struct mbuf *b, const arbor_stats_t *st,

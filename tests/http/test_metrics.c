@@ -531,6 +531,7 @@ static void metrics_every_family_declared_with_help_and_type(void **state) {
       {"arbor_event_ring_capacity", "gauge"},
       {"arbor_stuck_nodes", "gauge"},
       {"arbor_nodes_evicted_total", "counter"},
+      {"arbor_fiber_stack_overflows_total", "counter"},
       {"arbor_restart_gap_seconds", "histogram"},
       {"arbor_task_lifetime_seconds", "histogram"},
       {"arbor_service_restarts_total", "counter"},
@@ -616,6 +617,7 @@ static void metrics_values_match_the_tree(void **state) {
   assert_true(value(&e, "arbor_cancellations_total", NULL) >= 2);   /* victim, stubborn */
   assert_uint_eq(value(&e, "arbor_cancellations_total", NULL), st.events[ARBOR_EVENT_CANCEL]);
   assert_int_eq(value(&e, "arbor_nodes_evicted_total", NULL), 0);
+  assert_int_eq(value(&e, "arbor_fiber_stack_overflows_total", NULL), 0);
   /* Nothing was evicted, so the walk sees every node ever created. */
   for (int k = 0; k < ARBOR_KIND_COUNT; k++) {
     const char *kind = arbor_kind_name((arbor_kind_t)k);

@@ -296,6 +296,11 @@ static void overflow_service_restarted_sibling_unaffected(void **state) {
   assert_int_eq(status, 200);
   assert_non_null(strstr(body, "ESTACK"));
   free(body);
+  httpc_url(url, sizeof url, arbor_admin_port(admin), "/metrics");
+  assert_int_eq(httpc_request(&loop, "GET", url, NULL, NULL, &status, &body, NULL), 0);
+  assert_int_eq(status, 200);
+  assert_non_null(strstr(body, "\narbor_fiber_stack_overflows_total 2\n"));
+  free(body);
   assert_code(arbor_node_cancel(sup), 0);
   arbor_test_run_once_until(&loop, arbor_node_is_finished(sup));
   assert_outcome(sup, CANCELLED);
