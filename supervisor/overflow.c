@@ -82,7 +82,7 @@ static int nunsafe;
 /* "arbor: stack overflow in fiber <id> <name><tail>\n" with async-signal-safe
  * calls only. */
 static void report(const struct arbor_ctx_s *f, const char *tail) {
-  char buf[160];
+  char buf[256];                 /* head, id, a name of up to 64, the tail */
   size_t len = 0;
   static const char head[] = "arbor: stack overflow in fiber ";
   put(buf, &len, sizeof buf, head, sizeof head - 1);
