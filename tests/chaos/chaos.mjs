@@ -593,6 +593,8 @@ const actions = {
     if (!c) return;
     const d = await getJSON(`/api/v1/nodes/${c.id}`);
     if (!d.service || !d.service.pid) return;
+    // Not once arbor is gone (the storm at the end): its pid may be anyone's.
+    if (arbor.exitCode !== null || arbor.signalCode !== null) return;
     note(`kill -9 ${d.service.pid} (demo crasher)`);
     try { process.kill(d.service.pid, 'SIGKILL'); } catch { /* gone */ }
   },
@@ -821,13 +823,26 @@ async function main() {
     if (b > a + room) fail(`RSS grew from ${(a / 1048576).toFixed(1)} MiB (round 1) to ${(b / 1048576).toFixed(1)} MiB (round ${rounds.length}): more than ${(room / 1048576).toFixed(1)} MiB`);
   }
 
-  // Shutdown: status 0 (nothing failed: every service stopped when asked), no
-  // zombie, and no process a program started left alive, before its directory
-  // (which would end them by themselves) is removed.
-  const pids = recordedPids();
+  // Shutdown, in a storm: SIGTERM while 40 actions run at once (their answers
+  // no longer judged: arbor is going away under them). Then: status 0 (nothing
+  // failed: every service stopped when asked), no zombie, and no process a
+  // program started left alive, before its directory (which would end them by
+  // themselves) is removed.
+  const storm = [];
+  for (let i = 0; i < 40; i++) {
+    const name = chooseAction();
+    counts[name] = (counts[name] || 0) + 1;
+    storm.push(actions[name]().catch(() => {}));
+  }
+  await Promise.race([Promise.allSettled(storm.slice(0, 10)), sleep(500)]);
+  note('SIGTERM in the storm');
+  const termAt = performance.now();
   process.kill(arbor.pid, 'SIGTERM');
   const ex = await Promise.race([arborExit, sleep(30000).then(() => null)]);
   if (ex === null) fail('arbor did not exit within 30 s of SIGTERM');
+  say(`chaos: SIGTERM in a storm of 40 actions: arbor exited in ${Math.round(performance.now() - termAt)} ms`);
+  await Promise.allSettled(storm);
+  const pids = recordedPids();
   if (ex.code !== 0) fail(`arbor exited with ${ex.code !== null ? `status ${ex.code}` : `signal ${ex.sig}`} after SIGTERM (expected 0)`);
   if (/still had handles open/.test(arborErr)) fail('arbor: "the loop still had handles open at exit"');
   for (const f of followers) f.stop();
