@@ -923,7 +923,21 @@ static void rule8_stuck_incarnation_is_marked(void **state) {
   arbor_test_close(rt, &loop);
 }
 
-static void shutdown_later(uv_timer_t *t) { arbor_shutdown(t->data, 0); }
+/* Shuts down once body b runs (so it is parked in its first sleep, and the
+ * shutdown's cancel reaches the persistent body, not one that never started:
+ * under valgrind on a loaded machine a fixed delay passed before B began). */
+struct shutdown_when {
+  arbor_runtime_t *rt;
+  const body_t *b;
+};
+
+static void shutdown_when_running(uv_timer_t *t) {
+  struct shutdown_when *w = t->data;
+  if (w->b->runs == 0)
+    return;
+  uv_timer_stop(t);
+  arbor_shutdown(w->rt, 0);
+}
 
 /* Graceful shutdown: top-level nodes stop newest first; a fiber that does not
  * stop is given up on after the grace period with an error, not a hang, and
@@ -942,8 +956,9 @@ static void rule8_shutdown_gives_up_after_grace(void **state) {
   add(gb, &b, ARBOR_PERMANENT);
   uv_timer_t t;
   uv_timer_init(&loop, &t);
-  t.data = rt;
-  uv_timer_start(&t, shutdown_later, 20, 0);
+  struct shutdown_when w = {rt, &b};
+  t.data = &w;
+  uv_timer_start(&t, shutdown_when_running, 1, 1);
   uv_unref((uv_handle_t *)&t);
   int rc = arbor_run(rt);        /* frees rt: the order is checked below */
   assert_int_eq(rc, ARBOR_EDEADLK);
