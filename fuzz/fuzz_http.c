@@ -20,9 +20,9 @@
  * reference (decimal digits only, no sign, no overflow, at most max).
  *
  * Checked: every structured request that the driver framed gets an answer
- * with a status line; a 2xx JSON response
- * that ended is strict JSON (fz_check_json); an error body is the API's
- * {"error":{"code","message"}}.
+ * with a status line; a POST, PUT, DELETE or PATCH without the token (raw
+ * mode too) is never a 2xx; a 2xx JSON response that ended is strict JSON
+ * (fz_check_json); an error body is the API's {"error":{"code","message"}}.
  */
 #include <cJSON.h>
 #include <errno.h>
@@ -179,9 +179,17 @@ static int build_request(const char *d, size_t n, struct buf *req) {
   return framed;
 }
 
-static void check_response(const char *d, const struct fz_resp *r) {
+/* req: the request as sent; m: its method's index. */
+static void check_response(const char *d, unsigned m, const char *req, size_t reqlen,
+                           const struct fz_resp *r) {
   if (r->status == 0 && r->len > 0)
     fz_die("a response without a status line: %.60s", r->data);
+  /* Nobody controls arbor without the token: a POST, PUT, DELETE or PATCH
+   * that does not carry it is never a success. */
+  if ((m == 2 || m == 3 || m == 4 || m == 6) && r->status >= 200 && r->status < 300 &&
+      memmem(req, reqlen, TOKEN, strlen(TOKEN)) == NULL)
+    fz_die("%s without the token answered %u:\n%.*s", methods[m], r->status,
+           (int)(reqlen < 600 ? reqlen : 600), req);
   if (r->body == NULL || !r->ended || (unsigned char)d[0] % 8 == 1 /* HEAD */)
     return;
   char *ct = strcasestr(r->data, "\r\nContent-Type: application/json");
@@ -271,6 +279,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   struct fz_resp r;
   if (m == 7) {
     fz_http_roundtrip(&loop, admin, d + 1, size - 1, 1, &r);
+    for (unsigned k = 2; k <= 6; k++)
+      if (k != 5 && size - 1 > strlen(methods[k]) &&
+          memcmp(d + 1, methods[k], strlen(methods[k])) == 0 && d[1 + strlen(methods[k])] == ' ')
+        check_response(d, k, d + 1, size - 1, &r);
   } else {
     struct buf req = {0};
     int framed = build_request(d, size, &req);
@@ -278,7 +290,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (r.len == 0 && !framed)
       fz_die("no answer to a well-framed request:\n%.*s", (int)(req.len < 600 ? req.len : 600),
              req.p);
-    check_response(d, &r);
+    check_response(d, m, req.p, req.len, &r);
     free(req.p);
   }
   /* A refusal (4xx, 5xx) of a structured request changed nothing: its one
