@@ -411,7 +411,7 @@ soak:
 # failure under gcc says little about clang, and the totals should count every
 # test), but make test fails if any stage failed. The last line totals the test
 # cases of both runs, from the summary file run-tests.sh leaves in each build dir.
-TEST_STAGES := test-opt check-symbols test-web test-chaos test-asan test-builds test-install test-valgrind
+TEST_STAGES := test-opt check-symbols test-web test-chaos test-asan test-builds test-install test-valgrind fuzz-replay
 test:
 	$(Q)rm -f build/*/test-logs*/summary
 	$(Q)failed=; \
@@ -448,7 +448,8 @@ deps:
 
 # ------------------------------------------------------------------ fuzz
 
-# libFuzzer drivers (fuzz/): make fuzz-build, make fuzz. Not part of make test.
+# libFuzzer drivers (fuzz/): make fuzz-build, make fuzz (not part of make test);
+# make fuzz-replay (every committed input once) is make test's last stage.
 include fuzz/fuzz.mk
 
 # --------------------------------------------------------------- install
@@ -517,6 +518,7 @@ help:
 	@echo '  make test-install    install to a temp prefix, build a pkg-config consumer'
 	@echo '  make test-web        the dashboard in headless Chromium (tests/web; skipped without it)'
 	@echo '  make test-chaos      the chaos test (tests/chaos; skipped without Node)'
+	@echo '  make fuzz-replay     the fuzz drivers (clang) on every committed input, once'
 	@echo 'make test-valgrind   the tests under valgrind (slow; not part of make test)'
 	@echo 'make soak            SOAK_SECONDS=600 of chaos with a /metrics scrape, plotted (not in make test)'
 	@echo 'make bench           build bench/*.c and run bench/run.sh'

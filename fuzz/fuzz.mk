@@ -4,6 +4,10 @@
 #   make fuzz [FUZZ_SECONDS=60]     replay fuzz/regressions/, then run each driver
 #                                   for FUZZ_SECONDS from its corpus, one at a time
 #   make fuzz FUZZ_DRIVERS=http     one driver
+#   make fuzz-replay                build, then run every committed input once
+#                                   (regressions and seed corpora): a stage of
+#                                   make test, so the drivers keep compiling
+#                                   and a fixed crash stays fixed
 #
 # The drivers and libarbor are built by a make of their own variant,
 # build/fuzz/ (clang, ASan + UBSan, every object also instrumented for
@@ -25,7 +29,7 @@ FUZZ_SUPPORT_OBJS = $(OBJ)/fuzz/support.o
 # The daemon's config parser, without its main or anything that runs.
 FUZZ_CMD_OBJS = $(addprefix $(OBJ)/cmd/,config.o config_read.o config_syntax.o config_exec.o config_probe.o)
 
-.PHONY: fuzz fuzz-build fuzz-drivers
+.PHONY: fuzz fuzz-build fuzz-replay fuzz-drivers
 
 # From the top-level make: the fuzz variant, then the runs.
 fuzz-build:
@@ -34,6 +38,9 @@ fuzz-build:
 
 fuzz: fuzz-build
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_FLAGS='$(FUZZ_FLAGS)' fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_DRIVERS)
+
+fuzz-replay: fuzz-build
+	$(Q)FUZZ_SECONDS=0 FUZZ_FLAGS='$(FUZZ_FLAGS)' fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_DRIVERS)
 
 # Inside the fuzz variant's make.
 fuzz-drivers: $(FUZZ_BINS)

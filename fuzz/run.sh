@@ -1,5 +1,6 @@
 #!/bin/sh
-# fuzz/run.sh BUILD DRIVER... - what `make fuzz` runs (docs/RELIABILITY.md, "Fuzzing").
+# fuzz/run.sh BUILD DRIVER... - what `make fuzz` (and, with FUZZ_SECONDS=0,
+# `make fuzz-replay`) runs (docs/RELIABILITY.md, "Fuzzing").
 #
 # For each driver, one after the other (one core): first every reproducer of
 # fuzz/regressions/<driver>/ (a crash found once must stay fixed), then the
@@ -31,6 +32,18 @@ for d in "$@"; do
     fi
   fi
   mkdir -p "$build/corpus/$d" "$build/crashes/$d" "$build/logs"
+  if [ "$seconds" = 0 ]; then
+    # Replay only (make fuzz-replay, in make test): every committed seed once.
+    echo "==> fuzz_$d: replaying fuzz/corpus/$d"
+    # shellcheck disable=SC2086
+    if ! "$bin" $flags -runs=0 -artifact_prefix="$build/crashes/$d/" "fuzz/corpus/$d" \
+        >"$build/logs/$d-replay.log" 2>&1; then
+      tail -n 30 "$build/logs/$d-replay.log"
+      echo "fuzz_$d: a seed fails (input in $build/crashes/$d/)"
+      failed="$failed $d"
+    fi
+    continue
+  fi
   dict=
   [ -f "fuzz/dict/$d.dict" ] && dict=-dict=fuzz/dict/$d.dict
   echo "==> fuzz_$d: ${seconds}s (log: $build/logs/$d.log)"
