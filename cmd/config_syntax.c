@@ -44,6 +44,9 @@ static void skip_ws(struct scan *sc) {
 static int is_hex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
+static int hex_value(char c) {
+  return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
 
 /* At the opening quote. */
 static int scan_string(struct scan *sc) {
@@ -66,12 +69,32 @@ static int scan_string(struct scan *sc) {
     sc->pos++;
     char e = peek(sc);
     if (e == 'u') {
-      for (int i = 1; i <= 4; i++)
+      unsigned v = 0;
+      for (int i = 1; i <= 4; i++) {
         if (sc->pos + (size_t)i >= sc->len || !is_hex(sc->s[sc->pos + (size_t)i])) {
           sc->pos += (size_t)i;
           return fail(sc, "bad \\u escape: expected four hex digits");
         }
+        v = v * 16 + (unsigned)hex_value(sc->s[sc->pos + (size_t)i]);
+      }
+      /* UTF-16 surrogates come in pairs: cJSON refuses a lone one, which
+       * config_load would then report as "out of memory". */
+      if (v >= 0xDC00 && v <= 0xDFFF)
+        return fail(sc, "bad \\u escape: a low surrogate (\\uDC00-\\uDFFF) without a high one "
+                        "before it");
       sc->pos += 5;
+      if (v >= 0xD800 && v <= 0xDBFF) {
+        unsigned lo = 0;
+        int ok = sc->pos + 6 <= sc->len && sc->s[sc->pos] == '\\' && sc->s[sc->pos + 1] == 'u';
+        for (int i = 2; ok && i < 6; i++) {
+          ok = is_hex(sc->s[sc->pos + (size_t)i]);
+          lo = lo * 16 + (ok ? (unsigned)hex_value(sc->s[sc->pos + (size_t)i]) : 0);
+        }
+        if (!ok || lo < 0xDC00 || lo > 0xDFFF)
+          return fail(sc, "bad \\u escape: a high surrogate (\\uD800-\\uDBFF) must be followed "
+                          "by a low one (\\uDC00-\\uDFFF)");
+        sc->pos += 6;
+      }
     } else if (e != '\0' && strchr("\"\\/bfnrt", e) != NULL) {
       sc->pos++;
     } else {

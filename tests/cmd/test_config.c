@@ -57,6 +57,21 @@ static void config_syntax_error_comment(void **state) {
                "arbor: bad.json:2:3: comments are not allowed in JSON: expected a string key\n");
 }
 
+/* A lone UTF-16 surrogate in a \u escape is a syntax error, at its place: cJSON
+ * refuses it, and config.c took cJSON's refusal of text the syntax check passed
+ * for "out of memory" (found by fuzz/fuzz_config.c). A pair is fine. */
+static void config_syntax_error_lone_surrogate_is_named(void **state) {
+  expect_error("{\"tree\": [{\"service\": \"a\\ud800\", \"argv\": [\"true\"]}]}",
+               "arbor: bad.json:1:31: bad \\u escape: a high surrogate (\\uD800-\\uDBFF) must "
+               "be followed by a low one (\\uDC00-\\uDFFF)\n");
+  expect_error("{\"tree\": [{\"service\": \"a\\udc00x\", \"argv\": [\"true\"]}]}",
+               "arbor: bad.json:1:26: bad \\u escape: a low surrogate (\\uDC00-\\uDFFF) without "
+               "a high one before it\n");
+  expect_error("{\"tree\": [{\"service\": \"a\\ud83c\\udf33\", \"argv\": [\"true\"]}]}",
+               "arbor: bad.json: tree[0].service: expected a name: 1 to 64 characters from A-Z "
+               "a-z 0-9 _ - .\n");
+}
+
 static void config_semantic_error_names_json_path(void **state) {
   expect_error("{\"tree\": [" STAMP ", {\"supervisor\": \"s\", \"children\": ["
                "{\"service\": \"x\", \"argv\": []}]}]}",
@@ -408,6 +423,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(config_syntax_error_trailing_comma),
     cmocka_unit_test(config_syntax_error_unterminated),
     cmocka_unit_test(config_syntax_error_comment),
+    cmocka_unit_test(config_syntax_error_lone_surrogate_is_named),
     cmocka_unit_test(config_semantic_error_names_json_path),
     cmocka_unit_test(config_unknown_key_is_an_error),
     cmocka_unit_test(config_error_quoting_control_characters_is_one_line),
