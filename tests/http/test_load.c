@@ -32,8 +32,8 @@
 #include <unistd.h>
 #include <valgrind/valgrind.h>
 
-#include "../../http/server.h"
 #include "http/httpc.h"
+#include "http/server_fixture.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -54,32 +54,6 @@
 #define LATENCY_SAMPLES 200
 
 /* ------------------------------------------------------------ fixtures */
-
-struct fx {
-  uv_loop_t loop;
-  arbor_runtime_t *rt;
-  arbor_admin_t *admin;
-  int port;
-  unsigned want;                 /* connections_are's count */
-};
-
-static void fx_open(struct fx *f, const arbor_admin_opts_t *opts) {
-  arbor_test_open(&f->loop, &f->rt, NULL);
-  assert_code(arbor_admin_start(f->rt, opts, &f->admin), 0);
-  f->port = arbor_admin_port(f->admin);
-  assert_true(f->port > 0);
-}
-
-static void fx_close(struct fx *f) {
-  int flag;
-  arbor_test_close_begin(f->rt, &flag);
-  arbor_test_close_end(&f->loop, &flag);
-}
-
-static int connections_are(void *arg) {
-  struct fx *f = arg;
-  return f->admin->connections == f->want;
-}
 
 static int report(void) { return getenv("ARBOR_LOAD_REPORT") != NULL; }
 
@@ -302,11 +276,11 @@ static void load_slow_sse_clients_memory_bounded(void **state) {
   pthread_join(r->thread, NULL);
   assert_int_eq(gone, 0);
   f.want = SSE_CLIENTS;          /* the round trips' connection has gone */
-  httpc_run_until(&f.loop, connections_are, &f);
+  httpc_run_until(&f.loop, fx_connections_are, &f);
   for (int i = 0; i < SSE_CLIENTS; i++)
     close(r->fd[i]);
   f.want = 0;                    /* the streams notice within STREAM_PROBE_MS */
-  httpc_run_until(&f.loop, connections_are, &f);
+  httpc_run_until(&f.loop, fx_connections_are, &f);
   pthread_mutex_destroy(&r->mu);
   free(r);
   fx_close(&f);
@@ -374,7 +348,7 @@ static void load_idle_keepalive_connections_bounded(void **state) {
     }
     d->n = i + 100;
     f.want = (unsigned)d->n;
-      httpc_run_until(&f.loop, connections_are, &f);
+      httpc_run_until(&f.loop, fx_connections_are, &f);
   }
   httpc_run_until(&f.loop, idle_answered, d);
   for (int i = 0; i < IDLE_CONNECTIONS; i++)
@@ -391,12 +365,12 @@ static void load_idle_keepalive_connections_bounded(void **state) {
   if (rss_checked())
     assert_uint_le(rss1 - rss0, bound);
   f.want = IDLE_CONNECTIONS;     /* the round trips' connection has gone */
-  httpc_run_until(&f.loop, connections_are, &f);
+  httpc_run_until(&f.loop, fx_connections_are, &f);
 
   /* one more holds the last slot; the next is refused with 503 and closed */
   int last = connect_small(f.port, 0);
   f.want = IDLE_CONNECTIONS + 1;
-  httpc_run_until(&f.loop, connections_are, &f);
+  httpc_run_until(&f.loop, fx_connections_are, &f);
   static const char get[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
   char out[2048];
   long n = httpc_raw_exchange(&f.loop, f.port, get, sizeof get - 1, out, sizeof out, 20000);
@@ -407,7 +381,7 @@ static void load_idle_keepalive_connections_bounded(void **state) {
   for (int i = 0; i < IDLE_CONNECTIONS; i++)
     close(d->fd[i]);
   f.want = 0;
-  httpc_run_until(&f.loop, connections_are, &f);
+  httpc_run_until(&f.loop, fx_connections_are, &f);
   free(d);
   fx_close(&f);
 }

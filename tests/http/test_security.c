@@ -19,54 +19,14 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "../../http/server.h"
 #include "http/httpc.h"
+#include "http/server_fixture.h"
 
 #define TOKEN "tok-s3cret-9f2c"
 #define RAW_BOUND_MS 20000      /* a server that never closes fails, not hangs */
 
 /* ------------------------------------------------------------ fixtures */
 
-struct fx {
-  uv_loop_t loop;
-  arbor_runtime_t *rt;
-  arbor_admin_t *admin;
-  int port;
-};
-
-static void fx_open(struct fx *f, const arbor_admin_opts_t *opts) {
-  arbor_test_open(&f->loop, &f->rt, NULL);
-  assert_code(arbor_admin_start(f->rt, opts, &f->admin), 0);
-  f->port = arbor_admin_port(f->admin);
-  assert_true(f->port > 0);
-}
-
-static void fx_close(struct fx *f) {
-  int flag;
-  arbor_test_close_begin(f->rt, &flag);
-  arbor_test_close_end(&f->loop, &flag);
-}
-
-struct resp {
-  long status;
-  char *body, *hdrs;
-  int rc;
-};
-
-static void resp_free(struct resp *r) {
-  free(r->body);
-  free(r->hdrs);
-  r->body = r->hdrs = NULL;
-}
-
-static struct resp req(struct fx *f, const char *method, const char *path, const char *body,
-                       const char *const *headers) {
-  char url[8192];
-  struct resp r = {0};
-  httpc_url(url, sizeof url, f->port, path);
-  r.rc = httpc_request(&f->loop, method, url, body, headers, &r.status, &r.body, &r.hdrs);
-  return r;
-}
 
 static void assert_header(const struct resp *r, const char *what, const char *name,
                           const char *want) {

@@ -12,57 +12,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../../http/server.h"
 #include "http/httpc.h"
+#include "http/server_fixture.h"
 
 /* ------------------------------------------------------------ fixtures */
-
-struct fx {
-  uv_loop_t loop;
-  arbor_runtime_t *rt;
-  arbor_admin_t *admin;
-  int port;
-  int want;                      /* connections_are's count */
-};
-
-static void fx_open(struct fx *f, const arbor_admin_opts_t *opts) {
-  arbor_test_open(&f->loop, &f->rt, NULL);
-  assert_code(arbor_admin_start(f->rt, opts, &f->admin), 0);
-  f->port = arbor_admin_port(f->admin);
-  assert_true(f->port > 0);
-}
-
-/* The runtime's close stops the server too (the closer). */
-static void fx_close(struct fx *f) {
-  int flag;
-  arbor_test_close_begin(f->rt, &flag);
-  arbor_test_close_end(&f->loop, &flag);
-}
 
 /* Predicates for httpc_run_until. */
 static int node_started(void *arg) { return arbor_node_state(arg) == ARBOR_STATE_STARTED; }
 static int int_positive(void *arg) { return *(int *)arg > 0; }
 
-struct resp {
-  long status;
-  char *body, *hdrs;
-  int rc;
-};
-
-static void resp_free(struct resp *r) {
-  free(r->body);
-  free(r->hdrs);
-  r->body = r->hdrs = NULL;
-}
-
-static struct resp req(struct fx *f, const char *method, const char *path, const char *body,
-                       const char *const *headers) {
-  char url[4096 + 64];
-  struct resp r = {0};
-  httpc_url(url, sizeof url, f->port, path);
-  r.rc = httpc_request(&f->loop, method, url, body, headers, &r.status, &r.body, &r.hdrs);
-  return r;
-}
 
 /* Asserts the header's value. */
 static void assert_header(const struct resp *r, const char *name, const char *want) {
@@ -702,11 +660,6 @@ static void server_burst_503_only_over_limit(void **state) {
 /* MHD stops accepting at its limit (max_connections + 1) and resumes only at
  * its next run: when the last connections close, nothing else may run it, and
  * a new client would wait in the backlog for ever. */
-static int connections_are(void *arg) {
-  struct fx *f = arg;
-  return f->admin->connections == (unsigned)f->want;
-}
-
 static void server_accepts_again_after_limit_reached(void **state) {
   struct fx f;
   arbor_admin_opts_t o = {.max_connections = 1};
@@ -717,11 +670,11 @@ static void server_accepts_again_after_limit_reached(void **state) {
     assert_true(fd[i] >= 0);
   }
   f.want = 2;               /* the one allowed and the spare: MHD's limit */
-  httpc_run_until(&f.loop, connections_are, &f);
+  httpc_run_until(&f.loop, fx_connections_are, &f);
   close(fd[0]);
   close(fd[1]);
   f.want = 0;
-  httpc_run_until(&f.loop, connections_are, &f);
+  httpc_run_until(&f.loop, fx_connections_are, &f);
   static const char get[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   char out[2048];
   long n = httpc_raw_exchange(&f.loop, f.port, get, sizeof get - 1, out, sizeof out, 20000);
