@@ -548,6 +548,22 @@ void arbor__mark_stuck(arbor_node_t *n);
 int arbor__htimer_new(arbor_node_t *n, struct arbor__htimer **out);
 void arbor__htimer_close(struct arbor__htimer *t);
 void arbor__runtime_handle_closed(arbor_runtime_t *rt);
+
+/* A record that owns several libuv handles (and requests) and is freed by the
+ * last of their callbacks: a process run's pipes and timer (procsvc.c), a probe
+ * attempt's socket, program and name lookup (probe.c). Embed it as the record's
+ * FIRST member: handles adopted get h->data = the record, so their own
+ * callbacks cast h->data to it, and the last release frees the record through
+ * the owner's address. Each hold also holds the runtime (rt->handles_open), so
+ * that arbor_runtime_close waits for every record to be freed. */
+struct arbor__owner {
+  arbor_runtime_t *rt;
+  unsigned held;                 /* handles not yet closed, requests not yet called back */
+};
+void arbor__owner_hold(struct arbor__owner *o);
+void arbor__owner_release(struct arbor__owner *o);     /* the last one frees the record */
+void arbor__owner_adopt(struct arbor__owner *o, uv_handle_t *h);   /* h->data = o; a hold */
+void arbor__owner_close(uv_handle_t *h);   /* uv_close unless closing; released when closed */
 int arbor__fiber_spawn_kind(arbor_node_t *parent, const arbor_fiber_spec_t *spec,
                             int handshake, arbor_kind_t kind, arbor_node_t **out);
 

@@ -12,8 +12,9 @@
  * An attempt is a heap record of its own (struct attempt), because what libuv
  * calls back into must outlive the probe: a stop, a timeout or the service's
  * end abandons the attempt (attempt->p = NULL), closes its handles and lets the
- * last close callback free it, as procsvc.c's record. Every handle and pending
- * request counts in rt->handles_open, so the runtime's close waits for them.
+ * last close callback free it, as procsvc.c's record: both are owned through
+ * struct arbor__owner (internal.h), which also holds the runtime open, so its
+ * close waits for every handle and pending request.
  *  - HTTP: connect, write "GET path HTTP/1.1" (Host, Connection: close), read
  *    until the status line's end (bounded to STATUS_MAX bytes); 200..399 pass, as
  *    Kubernetes. No TLS, no redirects followed (a 3xx passes), no body read.
@@ -90,6 +91,7 @@ struct arbor__probe {
 };
 
 struct attempt {
+  struct arbor__owner own;       /* first: frees the attempt at its last callback */
   union {
     uv_tcp_t tcp;
     uv_process_t process;
@@ -99,8 +101,6 @@ struct attempt {
   uv_write_t write;
   uv_getaddrinfo_t gai;
   struct arbor__probe *p;        /* NULL once abandoned */
-  arbor_runtime_t *rt;
-  unsigned open;                 /* handles closing or requests pending */
   uint8_t has_h, has_out, exited;
   uint8_t resolving;             /* the uv_getaddrinfo is pending */
   int pid;
@@ -316,24 +316,9 @@ void arbor__probe_free(struct arbor__probe *p) {
 
 /* ------------------------------------------------------------- attempts */
 
-static void attempt_closed(uv_handle_t *h) {
-  struct attempt *a = h->data;
-  arbor_runtime_t *rt = a->rt;
-  if (--a->open == 0)
-    free(a);
-  arbor__runtime_handle_closed(rt);
-}
+static void attempt_opened(struct attempt *a, uv_handle_t *h) { arbor__owner_adopt(&a->own, h); }
 
-static void attempt_opened(struct attempt *a, uv_handle_t *h) {
-  h->data = a;
-  a->open++;
-  a->rt->handles_open++;
-}
-
-static void close_handle(uv_handle_t *h) {
-  if (!uv_is_closing(h))
-    uv_close(h, attempt_closed);
-}
+static void close_handle(uv_handle_t *h) { arbor__owner_close(h); }
 
 /* The probe lets go of its attempt: its callbacks see p == NULL and only close.
  * A program still running gets SIGKILL to its group (its exit closes it). */
@@ -465,7 +450,7 @@ static void on_connect(uv_connect_t *c, int status) {
 }
 
 static void connect_to(struct attempt *a, const struct sockaddr *addr) {
-  int rc = uv_tcp_init(a->rt->loop, &a->h.tcp);
+  int rc = uv_tcp_init(a->own.rt->loop, &a->h.tcp);
   ARBOR_ASSERT(rc == 0);         /* cannot fail on a live loop: no socket yet */
   attempt_opened(a, (uv_handle_t *)&a->h.tcp);
   a->has_h = 1;
@@ -477,7 +462,6 @@ static void connect_to(struct attempt *a, const struct sockaddr *addr) {
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   struct attempt *a = req->data;
-  arbor_runtime_t *rt = a->rt;
   a->resolving = 0;
   if (a->p != NULL) {
     if (status < 0)
@@ -486,9 +470,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
       connect_to(a, res->ai_addr);
   }
   uv_freeaddrinfo(res);
-  if (--a->open == 0)
-    free(a);
-  arbor__runtime_handle_closed(rt);
+  arbor__owner_release(&a->own);
 }
 
 static void resolve(struct attempt *a) {
@@ -499,14 +481,13 @@ static void resolve(struct attempt *a) {
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   a->gai.data = a;
-  int rc = uv_getaddrinfo(a->rt->loop, &a->gai, on_resolved, a->p->spec.host, port, &hints);
+  int rc = uv_getaddrinfo(a->own.rt->loop, &a->gai, on_resolved, a->p->spec.host, port, &hints);
   if (rc < 0) {
     fail_uv(a, "resolve", rc);
     return;
   }
   a->resolving = 1;
-  a->open++;                     /* the request holds the record until its callback */
-  a->rt->handles_open++;
+  arbor__owner_hold(&a->own);    /* the request holds the record until its callback */
 }
 
 /* ------------------------------------------------------------------ EXEC */
@@ -601,7 +582,7 @@ static void spawn(struct attempt *a) {
     fail_uv(a, "pipe", rc);
     return;
   }
-  rc = uv_pipe_init(a->rt->loop, &a->out, 0);
+  rc = uv_pipe_init(a->own.rt->loop, &a->out, 0);
   ARBOR_ASSERT(rc == 0);
   attempt_opened(a, (uv_handle_t *)&a->out);
   a->has_out = 1;
@@ -625,7 +606,7 @@ static void spawn(struct attempt *a) {
   o.flags = UV_PROCESS_DETACHED; /* its own process group: a timeout kills it all */
   o.stdio_count = 3;
   o.stdio = stdio;
-  rc = uv_spawn(a->rt->loop, &a->h.process, &o);
+  rc = uv_spawn(a->own.rt->loop, &a->h.process, &o);
   close(fds[1]);
   attempt_opened(a, (uv_handle_t *)&a->h.process);   /* inited even when it failed */
   a->has_h = 1;
@@ -655,7 +636,7 @@ static void attempt_begin(struct arbor__probe *p) {
   if (extra > 0)
     memcpy(a->request, p->request, extra);
   a->p = p;
-  a->rt = p->svc->rt;
+  a->own.rt = p->svc->rt;
   a->t0_ns = uv_hrtime();
   p->att = a;
   uv_timer_start(&p->timer->handle, on_timer, p->spec.timeout_ms, 0);

@@ -208,11 +208,11 @@ void arbor__proc_spec_free(struct arbor__proc_spec *ps) {
 /* One run of the program: everything libuv calls back into. Every handle's data
  * is the record; it is freed by the last close callback. */
 struct arbor__proc {
+  struct arbor__owner own;       /* first: frees the record at its last handle's close */
   uv_process_t process;
   uv_pipe_t out, err;            /* the program's stdout and stderr (read ends) */
   uv_pipe_t notify;              /* notify_fd's read end, if has_notify */
   uv_timer_t uptime;             /* min_uptime_ms, if has_timer */
-  arbor_runtime_t *rt;
   arbor_node_t *svc;             /* the service node: its name, its log ring */
   arbor_ctx_t *waiter;           /* the fiber parked on this run, or NULL */
   int pid;                       /* also the process group's id */
@@ -226,7 +226,6 @@ struct arbor__proc {
   uint8_t has_notify, has_timer;
   uint8_t need_notify;           /* readiness still waits for the newline */
   uint8_t need_uptime;           /* ... for min_uptime_ms */
-  unsigned open;                 /* handles whose close callback is pending */
   uint64_t tail_end;             /* stderr bytes of this run */
   char tail[TAIL_SIZE];          /* the last of them, a ring */
   char last[TAIL_SHOWN];         /* the error's share of them, in order */
@@ -236,27 +235,11 @@ struct arbor__proc {
 
 static struct arbor__svc *svc_of(const struct arbor__proc *p) { return p->svc->u.svc; }
 
-static void proc_closed(uv_handle_t *h) {
-  struct arbor__proc *p = h->data;
-  arbor_runtime_t *rt = p->rt;
-  if (--p->open == 0)
-    free(p);
-  arbor__runtime_handle_closed(rt);
-}
+/* Every handle of the record is adopted by p->own: the record lives until the
+ * last one's close callback, and the runtime's close waits for it. */
+static void proc_opened(struct arbor__proc *p, uv_handle_t *h) { arbor__owner_adopt(&p->own, h); }
 
-/* Every handle of the record is counted twice: in p->open (the record lives
- * until its last close callback) and in rt->handles_open (the runtime's close
- * waits for it). */
-static void proc_opened(struct arbor__proc *p, uv_handle_t *h) {
-  h->data = p;
-  p->open++;
-  p->rt->handles_open++;
-}
-
-static void close_handle(uv_handle_t *h) {
-  if (!uv_is_closing(h))
-    uv_close(h, proc_closed);
-}
+static void close_handle(uv_handle_t *h) { arbor__owner_close(h); }
 
 static void proc_close(struct arbor__proc *p) {
   if (p->has_process)
@@ -280,7 +263,7 @@ static int proc_new(arbor_node_t *svc, const struct arbor__proc_spec *ps,
     return ARBOR_ENOMEM;
   memset(p, 0, offsetof(struct arbor__proc, tail));
   uv_loop_t *loop = svc->rt->loop;
-  p->rt = svc->rt;
+  p->own.rt = svc->rt;
   p->svc = svc;
   p->stop_signal = ps->stop_signal;
   /* uv_pipe_init and uv_timer_init cannot fail on a live loop. */
@@ -477,7 +460,7 @@ static int proc_spawn(struct arbor__proc *p, const struct arbor__proc_spec *ps,
   o.flags = UV_PROCESS_DETACHED;
   o.stdio_count = count;
   o.stdio = stdio;
-  int rc = uv_spawn(p->rt->loop, &p->process, &o);
+  int rc = uv_spawn(p->own.rt->loop, &p->process, &o);
   proc_opened(p, (uv_handle_t *)&p->process);   /* inited even when it failed */
   p->has_process = 1;
   if (stdio != few)

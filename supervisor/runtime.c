@@ -237,6 +237,30 @@ void arbor__runtime_handle_closed(arbor_runtime_t *rt) {
 
 static void on_handle_closed(uv_handle_t *h) { arbor__runtime_handle_closed(h->data); }
 
+void arbor__owner_hold(struct arbor__owner *o) {
+  o->held++;
+  o->rt->handles_open++;
+}
+
+void arbor__owner_release(struct arbor__owner *o) {
+  arbor_runtime_t *rt = o->rt;
+  if (--o->held == 0)
+    free(o);                     /* the record, whose first member o is */
+  arbor__runtime_handle_closed(rt);
+}
+
+static void owner_closed(uv_handle_t *h) { arbor__owner_release(h->data); }
+
+void arbor__owner_adopt(struct arbor__owner *o, uv_handle_t *h) {
+  h->data = o;
+  arbor__owner_hold(o);
+}
+
+void arbor__owner_close(uv_handle_t *h) {
+  if (!uv_is_closing(h))
+    uv_close(h, owner_closed);
+}
+
 static void close_handles(arbor_runtime_t *rt) {
   uv_close((uv_handle_t *)&rt->idle, on_handle_closed);
   arbor__timers_close(rt, on_handle_closed);
