@@ -112,6 +112,7 @@ struct attempt {
   char rd[4096];                 /* every read lands here */
   char request[];                /* HTTP: a copy, the write's buffer */
 };
+_Static_assert(offsetof(struct attempt, own) == 0, "the owner frees the record through its own address");
 
 /* ----------------------------------------------------------------- names */
 

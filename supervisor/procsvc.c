@@ -232,6 +232,7 @@ struct arbor__proc {
   char text[TAIL_SHOWN * 4 + 64];   /* ... escaped (the record, not the fiber's stack) */
   char rdbuf[READ_SIZE];         /* every pipe read lands here, one at a time */
 };
+_Static_assert(offsetof(struct arbor__proc, own) == 0, "the owner frees the record through its own address");
 
 static struct arbor__svc *svc_of(const struct arbor__proc *p) { return p->svc->u.svc; }
 
