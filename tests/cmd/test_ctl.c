@@ -418,6 +418,46 @@ static void ctl_status_prints_probes(void **state) {
   assert_null(strstr(r.out, "probes:"));   /* not printed again as an unknown field */
 }
 
+/* A process service's usage and memory limit: one readable line each, in
+ * binary units, not the raw JSON; null ones print nothing. */
+static void ctl_status_prints_usage_and_memory_limit(void **state) {
+  struct fake f = {0};
+  struct run r1, r2;
+  static const char head[] =
+      "{\"id\":6,\"parent_id\":2,\"name\":\"api\",\"kind\":\"service\","
+      "\"state\":\"STARTED\",\"outcome\":\"NONE\",\"cancel_requested\":false,"
+      "\"stuck\":false,\"service\":{\"restart\":\"permanent\",\"phase\":\"running\","
+      "\"is_process\":true,\"daemon\":false,\"incarnation_id\":9,"
+      "\"next_restart_ns\":0,\"last_backoff_ms\":0,\"tasks_total\":0,"
+      "\"tasks_finished\":0,\"pid\":4242,\"waiting_for\":null,\"ready\":true,"
+      "\"probes\":{\"liveness\":null,\"readiness\":null},";
+  char with[2048], without[2048];
+  snprintf(with, sizeof with, "%s%s", head,
+           "\"usage\":{\"cpu_seconds\":1.52,\"cpu_percent\":3.14,\"rss_bytes\":40160000,"
+           "\"open_fds\":8,\"threads\":3,\"processes\":2,\"partial\":false},"
+           "\"memory_limit\":{\"max_memory\":16777216,\"max_memory_for_ms\":500,"
+           "\"check_ms\":100,\"readings\":45,\"rss_bytes\":12688179,\"processes\":2,"
+           "\"over_ms\":0,\"exceeded\":2}}}");
+  snprintf(without, sizeof without, "%s%s", head, "\"usage\":null,\"memory_limit\":null}}");
+  fake_add(&f, "200 OK", with);
+  fake_add(&f, "200 OK", without);
+  fake_start(&f);
+  run_ctl(&r1, f.port, "status", "6");
+  run_ctl(&r2, f.port, "status", "6");
+  fake_stop(&f);
+  assert_int_eq(r1.status, ARBOR_CTL_OK);
+  assert_non_null(strstr(r1.out, "  process:          yes (pid 4242)\n"
+                                 "  usage:            38.3 MiB RSS, CPU 1.52 s (3.1 %), 8 fds, "
+                                 "3 threads, 2 processes\n"
+                                 "  memory limit:     16.0 MiB for 500 ms: last reading 12.1 MiB "
+                                 "of 2 processes, 45 readings every 100 ms; runs ended by it: "
+                                 "2\n"));
+  assert_null(strstr(r1.out, "rss_bytes"));   /* not printed again as raw JSON */
+  assert_int_eq(r2.status, ARBOR_CTL_OK);
+  assert_null(strstr(r2.out, "usage"));
+  assert_null(strstr(r2.out, "memory"));
+}
+
 /* ---------------------------------------------------- cancel, restart */
 
 static void ctl_cancel_and_restart_print_202(void **state) {
@@ -1027,6 +1067,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(ctl_tree_depth_limit_root),
     cmocka_unit_test(ctl_status_prints_every_part),
     cmocka_unit_test(ctl_status_prints_probes),
+    cmocka_unit_test(ctl_status_prints_usage_and_memory_limit),
     cmocka_unit_test(ctl_cancel_and_restart_print_202),
     cmocka_unit_test(ctl_add_update_remove_send_the_spec),
     cmocka_unit_test(ctl_service_usage_errors_exit_2),
