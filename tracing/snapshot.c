@@ -224,13 +224,17 @@ static uint32_t index_of(const struct trace_snapshot *s, const uint32_t *map, si
   return UINT32_MAX;
 }
 
+/* The events that are not state changes (those are the node's times) and say
+ * something a trace reader looks for: a cancel, restart, deadline or stuck
+ * node, and a service's health: a failed probe attempt, not ready, ready. */
 static int wanted(arbor_event_type_t t) {
   return t == ARBOR_EVENT_CANCEL || t == ARBOR_EVENT_RESTART || t == ARBOR_EVENT_DEADLINE ||
-         t == ARBOR_EVENT_STUCK;
+         t == ARBOR_EVENT_STUCK || t == ARBOR_EVENT_PROBE_FAILED ||
+         t == ARBOR_EVENT_NOT_READY || t == ARBOR_EVENT_READY;
 }
 
-/* The ring's CANCEL / RESTART / DEADLINE / STUCK events of the snapshot's nodes,
- * grouped by node (a counting sort), each node's oldest first. */
+/* The ring's wanted events of the snapshot's nodes, grouped by node (a
+ * counting sort), each node's oldest first. */
 static int take_events(struct trace_snapshot *s, arbor_runtime_t *rt) {
   arbor_events_stats_t st;
   arbor_events_stats(rt, &st);

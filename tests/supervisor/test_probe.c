@@ -10,6 +10,7 @@
  * never on time.
  */
 #include "harness.h"
+#include <cJSON.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -497,6 +498,103 @@ static void probe_readiness_not_ready_then_ready_again(void **state) {
   arbor_test_close(rt, &loop);
 }
 
+/* Chrome instant events ("ph":"i") of node id named name. */
+static int chrome_instants(cJSON *doc, uint64_t id, const char *name) {
+  int n = 0;
+  const cJSON *ev;
+  cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(doc, "traceEvents")) {
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(ev, "ph");
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(ev, "name");
+    const cJSON *node =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev, "args"), "node");
+    n += cJSON_IsString(ph) && strcmp(ph->valuestring, "i") == 0 && cJSON_IsString(nm) &&
+         strcmp(nm->valuestring, name) == 0 && cJSON_IsNumber(node) &&
+         (uint64_t)node->valuedouble == id;
+  }
+  return n;
+}
+
+/* OTLP span events named name, in the span of node id (attribute arbor.node.id). */
+static int otlp_events(cJSON *doc, uint64_t id, const char *name) {
+  int n = 0;
+  const cJSON *rs, *ss, *sp, *a, *e;
+  cJSON_ArrayForEach(rs, cJSON_GetObjectItemCaseSensitive(doc, "resourceSpans"))
+  cJSON_ArrayForEach(ss, cJSON_GetObjectItemCaseSensitive(rs, "scopeSpans"))
+  cJSON_ArrayForEach(sp, cJSON_GetObjectItemCaseSensitive(ss, "spans")) {
+    int mine = 0;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(sp, "attributes")) {
+      const cJSON *k = cJSON_GetObjectItemCaseSensitive(a, "key");
+      const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+          cJSON_GetObjectItemCaseSensitive(a, "value"), "intValue");
+      char want[24];
+      snprintf(want, sizeof want, "%llu", (unsigned long long)id);
+      mine |= cJSON_IsString(k) && strcmp(k->valuestring, "arbor.node.id") == 0 &&
+              cJSON_IsString(v) && strcmp(v->valuestring, want) == 0;
+    }
+    if (!mine)
+      continue;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(sp, "events")) {
+      const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+      n += cJSON_IsString(nm) && strcmp(nm->valuestring, name) == 0;
+    }
+  }
+  return n;
+}
+
+static cJSON *trace_of(arbor_runtime_t *rt, arbor_trace_format_t format) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  assert_non_null(f);
+  assert_code(arbor_trace_write(rt, format, f), 0);
+  fclose(f);
+  cJSON *doc = cJSON_ParseWithLength(text, len);
+  free(text);
+  assert_non_null(doc);
+  return doc;
+}
+
+/* A probe's failures and the readiness verdicts are in both trace exports, as
+ * instant events (Chrome) and span events (OTLP) of the service, as often as in
+ * the event ring. */
+static void probe_events_in_trace_exports(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  arbor_runtime_t *rt;
+  arbor_test_open(&loop, &rt, NULL);
+  responder_t r;
+  responder_open(&loop, &r, 200);
+  arbor_health_probe_t hp = {.kind = ARBOR_PROBE_HTTP, .port = r.port, .interval_ms = 5,
+                             .failure_threshold = 2};
+  arbor_node_t *svc;
+  assert_code(arbor_service_add(arbor_root(rt),
+                                &(arbor_service_spec_t){.name = "cache", .fiber = sleeper,
+                                                        .readiness = &hp},
+                                &svc),
+              0);
+  arbor_test_run_ticking_until(&loop, sinfo(svc).ready == 1);
+  r.status = 503;
+  arbor_test_run_ticking_until(&loop, sinfo(svc).ready == 0);
+  r.status = 200;
+  arbor_test_run_ticking_until(&loop, sinfo(svc).ready == 1);
+  /* No loop turn from here to the exports: the ring cannot move in between. */
+  uint64_t id = arbor_node_id(svc);
+  int failed = (int)count_type(rt, id, ARBOR_EVENT_PROBE_FAILED);
+  assert_true(failed >= 2);
+  cJSON *chrome = trace_of(rt, ARBOR_TRACE_CHROME);
+  cJSON *otlp = trace_of(rt, ARBOR_TRACE_OTLP);
+  assert_int_eq(chrome_instants(chrome, id, "probe_failed"), failed);
+  assert_int_eq(chrome_instants(chrome, id, "not_ready"), 1);
+  assert_int_eq(chrome_instants(chrome, id, "ready"), 1);
+  assert_int_eq(otlp_events(otlp, id, "probe_failed"), failed);
+  assert_int_eq(otlp_events(otlp, id, "not_ready"), 1);
+  assert_int_eq(otlp_events(otlp, id, "ready"), 1);
+  cJSON_Delete(chrome);
+  cJSON_Delete(otlp);
+  responder_close(&loop, &r);
+  arbor_test_close(rt, &loop);
+}
+
 /* A dependent (arbor_service_start_after) waits for the readiness probe: not
  * started while it fails, started once it passes; once running it is left alone
  * when its dependency turns not ready, but its supervisor's restart of it waits
@@ -755,6 +853,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(probe_success_threshold_honoured),
     cmocka_unit_test(probe_initial_delay_honoured),
     cmocka_unit_test(probe_readiness_not_ready_then_ready_again),
+    cmocka_unit_test(probe_events_in_trace_exports),
     cmocka_unit_test(probe_readiness_holds_dependent),
     cmocka_unit_test(probe_host_name_resolved),
     cmocka_unit_test(probe_process_service_restarted_by_liveness),
