@@ -199,26 +199,55 @@ static void check_done(struct arbor_otlp_s *o) {
     on_done(o, result);
 }
 
+static CURLM *multi_new(struct arbor_otlp_s *o);
+
+/* Lets libcurl act on fd (or its timeouts). When the call itself fails
+ * (CURLM_OUT_OF_MEMORY: libcurl could not record a socket to watch), libcurl
+ * told us nothing of the socket, so nothing would ever wake the transfer, not
+ * even its timeout: the request stayed in flight for good and every later span
+ * was dropped. And the multi handle cannot be trusted after that: libcurl 7.88
+ * leaves that socket's record with a table of 0 slots, and the next transfer
+ * to use it divides by zero inside libcurl. So the multi handle is replaced by
+ * a new one (the old one's connections close with it) and the request fails
+ * now, to be retried after its backoff like any request that got no answer. */
+static void socket_action(struct arbor_otlp_s *o, curl_socket_t fd, int flags) {
+  int running;
+  CURLMcode mc = curl_multi_socket_action(o->multi, fd, flags, &running);
+  check_done(o);
+  if (mc == CURLM_OK || o->phase == DOWN)
+    return;
+  if (o->in_flight)
+    curl_multi_remove_handle(o->multi, o->easy);
+  /* Our polls go first, as in shut_down. */
+  while (o->socks != NULL) {
+    curl_multi_assign(o->multi, o->socks->fd, NULL);
+    sock_close(o, o->socks);
+  }
+  curl_multi_cleanup(o->multi);
+  uv_timer_stop(&o->curl_timer);
+  o->multi = multi_new(o);
+  if (o->multi == NULL) {        /* no memory for a new one: as arbor_otlp_stop */
+    o->in_flight = 0;
+    shut_down(o);
+    return;
+  }
+  if (o->in_flight)
+    on_done(o, CURLE_OUT_OF_MEMORY);
+}
+
 static void on_poll(uv_poll_t *p, int status, int events) {
   struct sock *s = p->data;
-  struct arbor_otlp_s *o = s->otlp;
-  int flags = 0, running;
+  int flags = 0;
   if (status < 0)
     flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE)
     flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE)
     flags |= CURL_CSELECT_OUT;
-  curl_multi_socket_action(o->multi, s->fd, flags, &running);
-  check_done(o);
+  socket_action(s->otlp, s->fd, flags);
 }
 
-static void on_curl_timer(uv_timer_t *t) {
-  struct arbor_otlp_s *o = t->data;
-  int running;
-  curl_multi_socket_action(o->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  check_done(o);
-}
+static void on_curl_timer(uv_timer_t *t) { socket_action(t->data, CURL_SOCKET_TIMEOUT, 0); }
 
 /* CURLMOPT_TIMERFUNCTION: called from inside libcurl, so it only (re)arms the
  * timer; the timer's callback calls libcurl. */
@@ -274,6 +303,21 @@ static int curl_socket_fn(CURL *easy, curl_socket_t fd, int what, void *arg, voi
   if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
     events |= UV_WRITABLE;
   return uv_poll_start(&s->poll, events, on_poll) == 0 ? 0 : -1;
+}
+
+/* A multi handle that tells us its sockets and timeouts. NULL when out of
+ * memory. */
+static CURLM *multi_new(struct arbor_otlp_s *o) {
+  CURLM *m = curl_multi_init();
+  if (m != NULL &&
+      (curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, curl_socket_fn) != CURLM_OK ||
+       curl_multi_setopt(m, CURLMOPT_SOCKETDATA, o) != CURLM_OK ||
+       curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, curl_timer_fn) != CURLM_OK ||
+       curl_multi_setopt(m, CURLMOPT_TIMERDATA, o) != CURLM_OK)) {
+    curl_multi_cleanup(m);
+    m = NULL;
+  }
+  return m;
 }
 
 /* The collector's answer body is not needed: read and forget it. */
@@ -683,14 +727,9 @@ int arbor_otlp_start(arbor_runtime_t *rt, const arbor_otlp_opts_t *opts, arbor_o
       goto fail;
     o->headers = h;
   }
-  o->multi = curl_multi_init();
+  o->multi = multi_new(o);
   o->easy = curl_easy_init();
   if (o->multi == NULL || o->easy == NULL || setup_easy(o) < 0)
-    goto fail;
-  if (curl_multi_setopt(o->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_fn) != CURLM_OK ||
-      curl_multi_setopt(o->multi, CURLMOPT_SOCKETDATA, o) != CURLM_OK ||
-      curl_multi_setopt(o->multi, CURLMOPT_TIMERFUNCTION, curl_timer_fn) != CURLM_OK ||
-      curl_multi_setopt(o->multi, CURLMOPT_TIMERDATA, o) != CURLM_OK)
     goto fail;
   jw_init(&o->span_w, o->opts.max_queue_bytes);
   jw_init(&o->body, 0);
