@@ -482,13 +482,17 @@ static void resolve(struct attempt *a) {
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   a->gai.data = a;
+  arbor__owner_hold(&a->own);    /* the request holds the record until its callback */
   int rc = uv_getaddrinfo(a->own.rt->loop, &a->gai, on_resolved, a->p->spec.host, port, &hints);
   if (rc < 0) {
+    /* No callback comes, and nothing else of the attempt is open yet: the
+     * hold is let go here, which frees the record (it leaked, one per
+     * attempt, when libuv had no memory to copy the host name). */
     fail_uv(a, "resolve", rc);
+    arbor__owner_release(&a->own);
     return;
   }
   a->resolving = 1;
-  arbor__owner_hold(&a->own);    /* the request holds the record until its callback */
 }
 
 /* ------------------------------------------------------------------ EXEC */
