@@ -17,8 +17,9 @@
  * is due; an idle stream gets a ": heartbeat" comment line then.
  *
  * Memory per client is bounded: events are formatted a batch at a time into one
- * buffer (SSE_BATCH bytes, plus one event, whose size the error budget bounds),
- * and nothing more is read from the ring until the server took it all. A slow
+ * buffer (about what the server asked fill() for, at most SSE_BATCH bytes, plus
+ * one event, whose size the error budget bounds), and nothing more is read from
+ * the ring until the server took it all. A slow
  * client therefore holds the ring's place, not a copy of it; when it falls a
  * whole ring behind it gets a gap event, never unbounded memory.
  */
@@ -27,9 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jw.h"
 #include "resources.h"
 
-#define SSE_BATCH 16384          /* stop formatting once this much is waiting */
+#define SSE_BATCH 16384          /* the most formatted at once (refill's want is less) */
 #define SSE_ERRORS 16            /* one event's error chain: errors rendered */
 #define SSE_MESSAGE 1024         /* and bytes per message */
 #define SSE_HEARTBEAT_DEFAULT 15000
@@ -39,6 +41,7 @@ struct sse {
   uint64_t cursor;               /* the next seq to read */
   char *buf;                     /* formatted, not yet handed out: buf[pos..len) */
   size_t pos, len, cap;
+  struct jw json;                /* one event's data, its buffer reused */
 };
 
 /* Makes room for n more bytes. -1 when out of memory. */
@@ -64,33 +67,53 @@ static int append(struct sse *s, const char *text, size_t n) {
   return 0;
 }
 
-/* The event as the JSON of its data line. NULL when out of memory.
+/* The event as the JSON of its data line, written into w (from empty).
  *
  * Events carry no names (the ring's records are fixed-size: DESIGN.md, "Events
  * and traces"), yet a client that sees a node for the first time in an event
  * (the dashboard's live tree) needs one. So the name is looked up now, by id:
  * a node evicted since the event was recorded has none, and "name" is null. A
- * replayed event shows the node's current name, the only one it ever had. */
-static char *event_json(arbor_runtime_t *rt, const arbor_event_t *ev) {
+ * replayed event shows the node's current name, the only one it ever had.
+ *
+ * jw, not a cJSON document: this runs for every event and every client, on the
+ * loop thread. A cJSON event cost ~5 us (a malloc per member, and every number
+ * printed with "%1.15g" and read back with sscanf), so 100 clients resumed at
+ * once spent ~40 ms formatting in one iteration (docs/RELIABILITY.md, "Load").
+ * jw writes the same bytes (json.c's shapes: tests/http/test_jw.c) in a
+ * fraction of that, into a buffer the stream keeps. */
+static void event_write(struct jw *w, arbor_runtime_t *rt, const arbor_event_t *ev) {
   struct http_jcx cx;
   http_jcx_init(&cx, SSE_ERRORS, SSE_MESSAGE);
-  cJSON *o = cJSON_CreateObject();
-  if (o == NULL)
-    return NULL;
-  http_jadd_u64(&cx, o, "seq", ev->seq);
-  http_jadd_time(&cx, o, rt, "time", ev->time_ns);
-  http_jadd_u64(&cx, o, "node_id", ev->node_id);
-  http_jadd_u64(&cx, o, "parent_id", ev->parent_id);
+  jw_clear(w);
+  w->first[0] = 1;               /* a document of its own: no comma before it */
+  w->err = 0;                    /* an event that failed before is not this one */
+  jw_obj_begin(w);
+  jw_key(w, "seq");
+  jw_u64(w, ev->seq);
+  if (ev->time_ns != 0) {        /* json.c's http_jadd_time */
+    jw_key(w, "time_ns");
+    jw_u64(w, ev->time_ns);
+    jw_key(w, "time");
+    jw_time(w, arbor__wall_ns(rt, ev->time_ns));
+  }
+  jw_key(w, "node_id");
+  jw_u64(w, ev->node_id);
+  jw_key(w, "parent_id");
+  jw_u64(w, ev->parent_id);
   arbor_node_t *node = arbor_node_find(rt, ev->node_id);
-  http_jadd_str(&cx, o, "name", node != NULL ? arbor_node_name(node) : NULL);
-  http_jadd_str(&cx, o, "type", arbor_event_type_name(ev->type));
-  http_jadd_str(&cx, o, "kind", arbor_kind_name(ev->kind));
-  http_jadd_str(&cx, o, "from", arbor_state_name(ev->from));
-  http_jadd_str(&cx, o, "to", arbor_state_name(ev->to));
-  http_jadd(&cx, o, "error", http_jerror(&cx, ev->error));
-  char *text = cx.oom ? NULL : cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  return text;
+  jw_key(w, "name");
+  jw_str(w, node != NULL ? arbor_node_name(node) : NULL);
+  jw_key(w, "type");
+  jw_str(w, arbor_event_type_name(ev->type));
+  jw_key(w, "kind");
+  jw_str(w, arbor_kind_name(ev->kind));
+  jw_key(w, "from");
+  jw_str(w, arbor_state_name(ev->from));
+  jw_key(w, "to");
+  jw_str(w, arbor_state_name(ev->to));
+  jw_key(w, "error");
+  jw_error(w, &cx, ev->error);
+  jw_obj_end(w);
 }
 
 /* Formats the gap notice. */
@@ -102,31 +125,42 @@ static int append_gap(struct sse *s, uint64_t missed, uint64_t next_seq) {
   return append(s, line, (size_t)n);
 }
 
-/* One event: id, type and JSON data (one line: cJSON's unformatted output
- * escapes every newline inside strings). */
+/* One event: id, type and JSON data (one line: jw, like cJSON, escapes every
+ * newline inside strings). */
 static int append_event(struct sse *s, const arbor_event_t *ev) {
-  char *json = event_json(s->rt, ev);
+  event_write(&s->json, s->rt, ev);
+  size_t jn;
+  const char *json = jw_text(&s->json, &jn);
   if (json == NULL)
+    return -1;                   /* out of memory (jw's only error without a cap) */
+  const char *type = arbor_event_type_name(ev->type);
+  char id[24];
+  size_t idn = jw_fmt_u64(ev->seq, id), tn = strlen(type);
+  if (reserve(s, 4 + idn + 8 + tn + 7 + jn + 2) != 0)
     return -1;
-  char head[96];
-  int hn = snprintf(head, sizeof head, "id: %" PRIu64 "\nevent: %s\ndata: ", ev->seq,
-                    arbor_event_type_name(ev->type));
-  size_t jn = strlen(json);
-  int rc = reserve(s, (size_t)hn + jn + 2);
-  if (rc == 0) {
-    append(s, head, (size_t)hn);
-    append(s, json, jn);
-    append(s, "\n\n", 2);
-  }
-  free(json);
-  return rc;
+  append(s, "id: ", 4);
+  append(s, id, idn);
+  append(s, "\nevent: ", 8);
+  append(s, type, tn);
+  append(s, "\ndata: ", 7);
+  append(s, json, jn);
+  append(s, "\n\n", 2);
+  return 0;
 }
 
-/* Reads and formats events until a batch is waiting or the ring has no more.
- * -1 when out of memory: the stream ends, the client reconnects where it was. */
-static int refill(struct sse *s) {
+/* Reads and formats events until about want bytes are waiting (at least one
+ * event, at most SSE_BATCH) or the ring has no more. -1 when out of memory:
+ * the stream ends, the client reconnects where it was.
+ *
+ * want is what the server asked fill() for: formatting only that much keeps a
+ * client's turn short and its work in step with what its socket takes. A
+ * client that is behind is served many small turns rather than a few long
+ * ones, and the server (stream.c) can spread them over loop iterations. */
+static int refill(struct sse *s, size_t want) {
   s->pos = s->len = 0;
-  while (s->len < SSE_BATCH) {
+  if (want > SSE_BATCH)
+    want = SSE_BATCH;
+  while (s->len < want) {
     arbor_event_t ev;
     uint64_t missed = 0, before = s->cursor;
     int n = arbor_events_read(s->rt, &s->cursor, &ev, 1, &missed);
@@ -142,7 +176,7 @@ static int refill(struct sse *s) {
 
 static ssize_t sse_fill(void *state, char *out, size_t max, int heartbeat) {
   struct sse *s = state;
-  if (s->pos == s->len && refill(s) != 0)
+  if (s->pos == s->len && refill(s, max) != 0)
     return -1;
   if (s->pos < s->len) {
     size_t n = s->len - s->pos < max ? s->len - s->pos : max;
@@ -162,6 +196,7 @@ static ssize_t sse_fill(void *state, char *out, size_t max, int heartbeat) {
 static void sse_done(void *state) {
   struct sse *s = state;
   free(s->buf);
+  jw_free(&s->json);
   free(s);
 }
 
@@ -194,6 +229,7 @@ enum MHD_Result http_events_get(struct http_req *r) {
     return http_oom(r);
   s->rt = r->rt;
   s->cursor = after + 1;
+  jw_init(&s->json, 0);          /* bounded by the error budget (SSE_ERRORS, SSE_MESSAGE) */
   const arbor_admin_opts_t *opts = http_admin_opts(r->admin);
   unsigned beat = opts != NULL && opts->sse_heartbeat_ms > 0 ? opts->sse_heartbeat_ms
                                                              : SSE_HEARTBEAT_DEFAULT;
