@@ -29,6 +29,9 @@
  * streams are resumed, so an event recorded between the two is not missed (the
  * fills that follow read it).
  *
+ * A slow client's socket holds little (STREAM_SNDBUF), so the loop does not
+ * feed it what it cannot take.
+ *
  * Lifetime: the stream is freed by MHD's free callback of the response (when
  * the request ends, the client goes away or the server stops), which calls the
  * resource's done() exactly once. A stop resumes every suspended stream first
@@ -46,6 +49,16 @@
  * suspended and the wake handle resumes it on the next loop iteration), so a
  * client's backlog cannot make one iteration long. */
 #define STREAM_TURN_MAX (64 * 1024)
+/* The send buffer of a stream that goes on (one with a heartbeat: SSE). Linux
+ * autotunes a TCP send buffer up to tcp_wmem's maximum (4 MiB by default) as
+ * long as the peer acknowledges, however slowly it reads: 100 SSE clients
+ * reading a byte at a time had 208 MiB queued in the kernel (2 MiB each), every
+ * byte of it formatted and copied by the loop, most of it stale long before it
+ * was read. Capped (Linux doubles the value: 64 KiB), a slow client's socket
+ * stays full, MHD does not ask its reader for more, and its backlog waits in
+ * the event ring (bounded; a gap event when overwritten) at no cost. A download
+ * (a trace: no heartbeat) keeps autotuning, for its throughput. */
+#define STREAM_SNDBUF (32 * 1024)
 /* How often the sockets of suspended streams are checked for a peer that went
  * away (see "Suspended clients that leave" above). */
 #define STREAM_PROBE_MS 1000
@@ -241,6 +254,14 @@ enum MHD_Result http_stream(struct http_req *r, const char *content_type,
   if (MHD_add_response_header(resp, "X-Accel-Buffering", "no") != MHD_YES) {
     MHD_destroy_response(resp);
     return http_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+  }
+  if (heartbeat_ms > 0) {        /* see STREAM_SNDBUF */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int size = STREAM_SNDBUF;
+    /* A failure leaves the kernel's autotuning: slower under load, not wrong. */
+    if (ci != NULL)
+      (void)setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
   }
   notify_arm(admin);
   return http__queue(r, MHD_HTTP_OK, resp, content_type);
