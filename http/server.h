@@ -35,6 +35,7 @@ struct arbor_admin_s {
   struct http_conn *conns;       /* every open connection's state (server.c) */
   struct arbor__closer closer;   /* the runtime's close stops us */
   struct http_stream_s *streams; /* open streams, suspended or not */
+  unsigned stream_count;         /* how many: their turns share one budget (stream.c) */
   unsigned connections;          /* open TCP connections (MHD's notify) */
   int relisten;                  /* MHD left its limit: run it once more (server.c) */
   int in_run;                    /* inside MHD_run: stop must wait until it returns */

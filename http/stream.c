@@ -29,8 +29,10 @@
  * streams are resumed, so an event recorded between the two is not missed (the
  * fills that follow read it).
  *
- * A slow client's socket holds little (STREAM_SNDBUF), so the loop does not
- * feed it what it cannot take.
+ * Work per loop iteration is bounded twice: a slow client's socket holds
+ * little (STREAM_SNDBUF), so it is not fed what it cannot take, and the streams
+ * that can take more share one budget per iteration, in equal turns
+ * (STREAM_ROUND_BYTES).
  *
  * Lifetime: the stream is freed by MHD's free callback of the response (when
  * the request ends, the client goes away or the server stops), which calls the
@@ -45,10 +47,20 @@
 #include "server.h"
 
 #define STREAM_BLOCK 4096        /* MHD's advisory buffer size for the reader */
-/* Bytes one stream may hand MHD per wake-up: past it the stream yields (it is
- * suspended and the wake handle resumes it on the next loop iteration), so a
- * client's backlog cannot make one iteration long. */
-#define STREAM_TURN_MAX (64 * 1024)
+/* Turns. The bytes the open streams together may hand MHD per wake-up: a
+ * stream's turn is its share, STREAM_ROUND_BYTES / the streams open, at least
+ * STREAM_TURN_MIN. Past its turn a stream yields (it is suspended and the wake
+ * handle resumes it on the next loop iteration, with a new turn), and fill() is
+ * never asked for more than what is left of the turn. So neither one client's
+ * backlog nor many clients at once can make an iteration long: 100 SSE clients
+ * behind the ring, slow readers in step, used to need a batch each in the same
+ * iteration (docs/RELIABILITY.md, "Load"); now each formats ~1 KiB of it per
+ * iteration, in turn. Every yielded stream is resumed by the next wake and
+ * every turn is the same size, so none waits behind another (no starvation),
+ * whatever order MHD serves them in. A lone stream (a trace download) keeps the
+ * whole round. */
+#define STREAM_ROUND_BYTES (64 * 1024)
+#define STREAM_TURN_MIN 1024     /* a few SSE events: the floor of a turn */
 /* The send buffer of a stream that goes on (one with a heartbeat: SSE). Linux
  * autotunes a TCP send buffer up to tcp_wmem's maximum (4 MiB by default) as
  * long as the peer acknowledges, however slowly it reads: 100 SSE clients
@@ -73,7 +85,8 @@ struct http_stream_s {
   int suspended;                 /* by us, not resumed since */
   int beat_due;                  /* the next fill() is a heartbeat */
   int closing;                   /* the server stops, or the peer left: end the response */
-  size_t turn_bytes;             /* handed out since the last resume */
+  size_t turn_bytes;             /* handed out in this turn (see STREAM_ROUND_BYTES) */
+  uint64_t turn_ms;              /* the loop time the turn began */
   struct http_stream_s *next, *prev;
 };
 
@@ -180,17 +193,32 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
   struct arbor_admin_s *admin = s->admin;
   if (s->closing || admin->stopped)
     return MHD_CONTENT_READER_END_OF_STREAM;
-  if (s->turn_bytes >= STREAM_TURN_MAX) {
+  uint64_t now = uv_now(admin->loop);
+  if (s->turn_ms != now) {       /* a later iteration: a new turn */
+    s->turn_ms = now;
+    s->turn_bytes = 0;
+  }
+  size_t turn = STREAM_ROUND_BYTES / (admin->stream_count > 0 ? admin->stream_count : 1);
+  if (turn < STREAM_TURN_MIN)
+    turn = STREAM_TURN_MIN;
+  if (s->turn_bytes >= turn) {
     /* Its share of this iteration is spent: the rest on the next one. */
     MHD_suspend_connection(s->conn);
     s->suspended = 1;
     http_streams_wake(admin);
     return 0;
   }
+  /* fill() formats about what it is asked for. At least STREAM_TURN_MIN,
+   * though: a turn may run over by that much, but a fill is never asked for a
+   * few bytes (one SSE event, a heartbeat line fit). */
+  size_t left = turn - s->turn_bytes;
+  if (left < STREAM_TURN_MIN)
+    left = STREAM_TURN_MIN;
+  if (max > left)
+    max = left;
   int beat = s->beat_due;
   s->beat_due = 0;
   ssize_t n = s->ops->fill(s->state, buf, max, beat);
-  uint64_t now = uv_now(admin->loop);
   if (n < 0)                     /* -1 the end; below, cut: the client must see it */
     return n == -1 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
   if (n > 0) {
@@ -218,6 +246,7 @@ static void reader_free(void *cls) {
     admin->streams = s->next;
   if (s->next != NULL)
     s->next->prev = s->prev;
+  admin->stream_count--;
   s->ops->done(s->state);
   free(s);
 }
@@ -250,6 +279,7 @@ enum MHD_Result http_stream(struct http_req *r, const char *content_type,
   if (s->next != NULL)
     s->next->prev = s;
   admin->streams = s;
+  admin->stream_count++;
   /* Proxies (nginx) must pass each event on at once. */
   if (MHD_add_response_header(resp, "X-Accel-Buffering", "no") != MHD_YES) {
     MHD_destroy_response(resp);

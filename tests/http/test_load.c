@@ -459,7 +459,101 @@ static void load_idle_keepalive_connections_bounded(void **state) {
   fx_close(&f);
 }
 
+/* ------------------------------------------- many streams, one budget */
+
+/* Streams of a test route (http__test_routes), each sending SHARE_BYTES as
+ * fast as its client reads, while a prepare handle (once per iteration, just
+ * before the poll) counts loop iterations: the most bytes all fills together
+ * handed out in one iteration must stay within the streams' shared budget
+ * (stream.c, STREAM_ROUND_BYTES: 64 KiB a round, a turn of at least 1 KiB per
+ * stream). A stream's turn may begin up to four times an iteration (a resume by
+ * the heartbeat timer or by the wake, the loop time moving before and after
+ * the poll), run over by 1 KiB, and grow while other streams end (their share
+ * is freed): the bound below. Before the turns were shared, each stream had
+ * 64 KiB per wake, and 6 MiB went out in one iteration here (330 KiB since). */
+#define SHARE_STREAMS 32
+#define SHARE_BYTES (256 * 1024)
+#define SHARE_BOUND (4 * (2 * 64 * 1024 + 2 * SHARE_STREAMS * 1024))
+
+static unsigned share_iteration, share_seen;
+static size_t share_bytes, share_bytes_max;
+static int share_done;
+
+static void share_count(uv_prepare_t *p) {
+  (void)p;
+  share_iteration++;
+}
+
+static ssize_t share_fill(void *state, char *buf, size_t max, int heartbeat) {
+  (void)heartbeat;
+  size_t *left = state;
+  if (*left == 0)
+    return -1;                   /* the end */
+  size_t n = *left < max ? *left : max;
+  memset(buf, 'x', n);
+  *left -= n;
+  if (share_seen != share_iteration) {
+    share_seen = share_iteration;
+    share_bytes = 0;
+  }
+  share_bytes += n;
+  if (share_bytes > share_bytes_max)
+    share_bytes_max = share_bytes;
+  return (ssize_t)n;
+}
+
+static void share_free(void *state) {
+  free(state);
+  share_done++;
+}
+
+static const struct http_stream_ops share_ops = {share_fill, share_free};
+
+static enum MHD_Result share_handler(struct http_req *r) {
+  size_t *left = malloc(sizeof *left);
+  if (left == NULL)
+    return http_error(r, 500, "internal", "out of memory");
+  *left = SHARE_BYTES;
+  return http_stream(r, "application/octet-stream", &share_ops, left, 0);
+}
+
+static const struct http_route share_routes[] = {{"GET", "/test/share", share_handler}};
+
+static void load_streams_share_a_bounded_budget_per_iteration(void **state) {
+  struct fx f;
+  fx_open(&f, &(arbor_admin_opts_t){.max_connections = SHARE_STREAMS + 8});
+  http__test_routes(share_routes, 1);
+  share_iteration = share_seen = 0;
+  share_bytes = share_bytes_max = 0;
+  share_done = 0;
+  uv_prepare_t prep;
+  uv_prepare_init(&f.loop, &prep);
+  uv_prepare_start(&prep, share_count);
+  static char url[128];
+  httpc_opts_t o = {.url = httpc_url(url, sizeof url, f.port, "/test/share")};
+  struct httpc_call *c[SHARE_STREAMS];
+  for (int i = 0; i < SHARE_STREAMS; i++)
+    assert_non_null(c[i] = httpc_begin(&f.loop, &o));
+  /* every stream ends whole: none starved behind the others */
+  for (int i = 0; i < SHARE_STREAMS; i++) {
+    httpc_wait(c[i], NULL, NULL);
+    long status;
+    assert_int_eq(httpc_end(c[i], &status, NULL, NULL), 0);
+    assert_int_eq(status, 200);
+  }
+  assert_int_eq(share_done, SHARE_STREAMS);
+  if (report())
+    printf("LOAD %d streams of %d KiB: at most %zu KiB handed out in one iteration (bound %d "
+           "KiB)\n",
+           SHARE_STREAMS, SHARE_BYTES >> 10, share_bytes_max >> 10, SHARE_BOUND >> 10);
+  assert_uint_le(share_bytes_max, SHARE_BOUND);
+  uv_close((uv_handle_t *)&prep, NULL);
+  http__test_routes(NULL, 0);
+  fx_close(&f);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(load_streams_share_a_bounded_budget_per_iteration),
     cmocka_unit_test(load_slow_sse_clients_memory_bounded),
     cmocka_unit_test(load_idle_keepalive_connections_bounded),
 };
