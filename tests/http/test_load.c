@@ -280,13 +280,16 @@ static int burst_recorded(void *arg) {
   return b->spawned == b->total && info.live_children == 0;
 }
 
-/* Records the burst's events: with ARBOR_LOAD_REPORT, a batch before each
- * /healthz round trip (what a request meets while the ring moves and every
- * stream is woken), else 200 tasks per loop iteration. */
+/* Records the burst's events, 200 tasks per loop iteration. With
+ * ARBOR_LOAD_REPORT, first as many again a batch before each /healthz round
+ * trip: what a request meets while the ring moves and every stream is woken. */
 static void burst_run(struct fx *f, struct burst *b, const char *load) {
   if (report()) {
     b->batch = b->total / LATENCY_SAMPLES;
     healthz_round_trips_with(f, load, burst_step, b);
+    b->batch = 200;
+    httpc_run_until(&f->loop, burst_recorded, b);
+    b->spawned = 0;              /* then the burst itself, as without the report */
   }
   b->batch = 200;
   httpc_run_until(&f->loop, burst_recorded, b);
