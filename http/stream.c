@@ -47,11 +47,14 @@
 #include "server.h"
 
 #define STREAM_BLOCK 4096        /* MHD's advisory buffer size for the reader */
-/* Turns. The bytes the open streams together may hand MHD per wake-up: a
- * stream's turn is its share, STREAM_ROUND_BYTES / the streams open, at least
- * STREAM_TURN_MIN. Past its turn a stream yields (it is suspended and the wake
- * handle resumes it on the next loop iteration, with a new turn), and fill() is
- * never asked for more than what is left of the turn. So neither one client's
+/* Turns. The bytes the open streams together may hand MHD per loop iteration:
+ * a stream's turn is its share, STREAM_ROUND_BYTES / the streams open, at least
+ * STREAM_TURN_MIN, renewed when the loop time has moved (a later iteration) and
+ * when the stream is resumed (by the wake or the heartbeat timer, each at most
+ * once an iteration), so an iteration sees a few turns of each stream at most. Past its turn a
+ * stream yields (it is suspended and the wake handle resumes it on the next
+ * iteration, with a new turn), and fill() is never asked for more than what is
+ * left of the turn (but at least STREAM_TURN_MIN). So neither one client's
  * backlog nor many clients at once can make an iteration long: 100 SSE clients
  * behind the ring, slow readers in step, used to need a batch each in the same
  * iteration (docs/RELIABILITY.md, "Load"); now each formats ~1 KiB of it per
