@@ -70,6 +70,10 @@ enum MHD_Result http_json_at(struct http_req *r, unsigned status, cJSON *body,
 enum MHD_Result http_error(struct http_req *r, unsigned status, const char *code,
                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* A body of bytes: text (or static_data, not copied, when is_static). */
+/* http_text for a text of malloc's that MHD takes (and frees): no copy of the
+ * body. text is freed in every case. */
+enum MHD_Result http_text_take(struct http_req *r, unsigned status, const char *content_type,
+                               char *text, size_t len);
 enum MHD_Result http_text(struct http_req *r, unsigned status, const char *content_type,
                           const char *text, size_t len, int is_static);
 
@@ -175,6 +179,10 @@ void http_json_time(cJSON *obj, arbor_runtime_t *rt, const char *name, uint64_t 
 #define HTTP_STATUS_FIRST 100
 #define HTTP_STATUS_LAST 599
 uint64_t http_responses_sent(const struct arbor_admin_s *admin, unsigned status);
+/* The size of the last GET /api/v1/tree answer: the next one's buffer starts
+ * that large (a dashboard or a monitor asks for the same tree again and again). */
+size_t http_tree_size_hint(const struct arbor_admin_s *admin);
+void http_tree_size_seen(struct arbor_admin_s *admin, size_t len);
 
 /* The server's options, for handlers (heartbeat, page limits), with every
  * default filled in (sse_heartbeat_ms, max_body ... are never 0). */

@@ -726,7 +726,5 @@ enum MHD_Result http_metrics_get(struct http_req *r) {
     free(b.p);
     return http_error(r, 500, "internal", "out of memory building the response");
   }
-  enum MHD_Result ret = http_text(r, 200, CONTENT_TYPE, b.p, b.len, 0);
-  free(b.p);
-  return ret;
+  return http_text_take(r, 200, CONTENT_TYPE, b.p, b.len);   /* b.p is malloc's */
 }

@@ -145,6 +145,9 @@ const arbor_admin_opts_t *http_admin_opts(const struct arbor_admin_s *admin) {
   return &admin->opts;
 }
 
+size_t http_tree_size_hint(const struct arbor_admin_s *admin) { return admin->tree_bytes_last; }
+void http_tree_size_seen(struct arbor_admin_s *admin, size_t len) { admin->tree_bytes_last = len; }
+
 uint64_t http_responses_sent(const struct arbor_admin_s *admin, unsigned status) {
   if (status < HTTP_STATUS_FIRST || status > HTTP_STATUS_LAST)
     return 0;
@@ -259,6 +262,16 @@ enum MHD_Result http_text(struct http_req *r, unsigned status, const char *conte
       len, (void *)text, is_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_COPY);
   if (resp == NULL)
     return MHD_NO;               /* out of memory: MHD closes the connection */
+  return http__queue(r, status, resp, content_type);
+}
+
+enum MHD_Result http_text_take(struct http_req *r, unsigned status, const char *content_type,
+                               char *text, size_t len) {
+  struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+  if (resp == NULL) {
+    free(text);
+    return MHD_NO;
+  }
   return http__queue(r, status, resp, content_type);
 }
 

@@ -24,6 +24,7 @@ struct arbor_admin_s {
   char *token;                   /* NULL: no token: POSTs are open */
   arbor_admin_services_t services;   /* opts.services points here (or is NULL) */
   size_t token_len;
+  size_t tree_bytes_last;        /* the last /tree answer's size (tree.c's presize) */
   int port;
   struct MHD_Daemon *mhd;
   uv_poll_t poll;                /* MHD's epoll fd, readable when MHD has work */

@@ -60,6 +60,31 @@ static int reserve(struct jw *w, size_t n) {
   return 0;
 }
 
+char *jw_take(struct jw *w, size_t *len) {
+  if (jw_text(w, len) == NULL) {
+    jw_free(w);
+    return NULL;
+  }
+  char *text = w->buf;
+  w->buf = NULL;
+  w->len = w->cap = 0;
+  return text;
+}
+
+void jw_presize(struct jw *w, size_t n) {
+  if (n < 4096)
+    n = 4096;                    /* reserve()'s first size: a smaller one would double up from it */
+  if (w->err || n + 1 <= w->cap)
+    return;
+  if (w->max > 0 && n > w->max)
+    n = w->max;
+  char *buf = realloc(w->buf, n + 1);
+  if (buf != NULL) {
+    w->buf = buf;
+    w->cap = n + 1;
+  }
+}
+
 static void put(struct jw *w, const char *s, size_t n) {
   if (reserve(w, n) == 0) {
     memcpy(w->buf + w->len, s, n);

@@ -44,6 +44,15 @@ void jw_init(struct jw *w, size_t max);
 void jw_free(struct jw *w);
 /* The text so far, NUL-terminated (NULL after an error). */
 const char *jw_text(struct jw *w, size_t *len);
+/* The same, but the caller owns it (free()); w is left empty, as after
+ * jw_free. NULL after an error (w freed). Saves a copy where the text is handed
+ * on whole (an HTTP response body). */
+char *jw_take(struct jw *w, size_t *len);
+/* Room for n bytes up front, where the caller expects a text about that large
+ * (a repeat of the last one): one allocation instead of a doubling from 4 KiB,
+ * each step copying what came before. A hint: failing to get it changes
+ * nothing (the writes try again). */
+void jw_presize(struct jw *w, size_t n);
 
 void jw_obj_begin(struct jw *w);
 void jw_obj_end(struct jw *w);

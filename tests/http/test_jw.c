@@ -196,6 +196,60 @@ static void jw_cap_is_sticky(void **state) {
   jw_free(&w);
 }
 
+/* jw_take hands over the text jw_text shows (the writer is left empty and
+ * reusable); after an error it gives NULL and frees. jw_presize changes no
+ * byte of the text, whatever the hint (none, small, exact, too large, over
+ * the cap). */
+static void jw_take_and_presize_same_text(void **state) {
+  (void)state;
+  static const size_t hints[] = {0, 1, 100, 4095, 4096, 60000, 1 << 20};
+  char *first = NULL;
+  size_t first_len = 0;
+  for (size_t h = 0; h < sizeof hints / sizeof hints[0]; h++) {
+    struct jw w;
+    jw_init(&w, 0);
+    jw_presize(&w, hints[h]);
+    jw_obj_begin(&w);
+    for (int i = 0; i < 2000; i++) {
+      jw_key(&w, "k");
+      jw_str(&w, "v\"\n");
+    }
+    jw_obj_end(&w);
+    size_t shown_len;
+    const char *shown = jw_text(&w, &shown_len);
+    assert_non_null(shown);
+    char *copy = strdup(shown);
+    size_t len = 0;
+    char *taken = jw_take(&w, &len);
+    assert_non_null(taken);
+    assert_int_eq(len, shown_len);
+    assert_string_equal(taken, copy);
+    assert_null(w.buf);          /* the writer no longer owns it */
+    jw_free(&w);                 /* harmless: nothing left to free */
+    if (first == NULL) {
+      first = taken;
+      first_len = len;
+    } else {
+      assert_int_eq(len, first_len);
+      assert_string_equal(taken, first);
+      free(taken);
+    }
+    free(copy);
+  }
+  free(first);
+
+  struct jw w;
+  jw_init(&w, 8);
+  jw_presize(&w, 1 << 20);       /* capped: at most the writer's max */
+  assert_true(w.cap <= 9);
+  jw_str(&w, "longer than eight");
+  assert_int_eq(w.err, JW_ECAP);
+  size_t len = 99;
+  assert_null(jw_take(&w, &len));
+  assert_int_eq(len, 0);
+  assert_null(w.buf);
+}
+
 /* ------------------------------------------------ /tree, both ways */
 
 /* The cJSON renderer of /tree as it was before jw (tree.c at 29d3df6), kept
@@ -375,6 +429,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(jw_strings_like_cjson),
     cmocka_unit_test(jw_times_like_format_time),
     cmocka_unit_test(jw_cap_is_sticky),
+    cmocka_unit_test(jw_take_and_presize_same_text),
     cmocka_unit_test(jw_tree_same_bytes_as_cjson),
 };
 
