@@ -529,6 +529,21 @@ static inline size_t arbor_test_count_events(const arbor_runtime_t *rt, uint64_t
   return count;
 }
 
+/* The runtime's trace in format, as text (free it), through the public
+ * arbor_trace_write; *len (if given) its length. */
+static inline char *arbor_test_trace_text(arbor_runtime_t *rt, arbor_trace_format_t format,
+                                          size_t *len) {
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&buf, &n);
+  assert_non_null(f);
+  assert_code(arbor_trace_write(rt, format, f), 0);
+  fclose(f);
+  if (len != NULL)
+    *len = n;
+  return buf;
+}
+
 /* The seq of the first event of `type` for node `id`, 0 when there is none. */
 static inline uint64_t arbor_test_event_seq(const arbor_runtime_t *rt, uint64_t id,
                                             arbor_event_type_t type) {

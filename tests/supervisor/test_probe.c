@@ -542,12 +542,8 @@ static int otlp_events(cJSON *doc, uint64_t id, const char *name) {
 }
 
 static cJSON *trace_of(arbor_runtime_t *rt, arbor_trace_format_t format) {
-  char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&text, &len);
-  assert_non_null(f);
-  assert_code(arbor_trace_write(rt, format, f), 0);
-  fclose(f);
+  size_t len;
+  char *text = arbor_test_trace_text(rt, format, &len);
   cJSON *doc = cJSON_ParseWithLength(text, len);
   free(text);
   assert_non_null(doc);

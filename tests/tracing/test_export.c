@@ -102,18 +102,6 @@ static void tree_build(struct tree *t) {
 
 static void tree_close(struct tree *t) { arbor_test_close(t->rt, &t->loop); }
 
-/* The export as text, through the public API. */
-static char *export_text(arbor_runtime_t *rt, arbor_trace_format_t format, size_t *len) {
-  char *buf = NULL;
-  size_t n = 0;
-  FILE *f = open_memstream(&buf, &n);
-  assert_non_null(f);
-  assert_code(arbor_trace_write(rt, format, f), 0);
-  fclose(f);
-  if (len != NULL)
-    *len = n;
-  return buf;
-}
 
 static void dump(const char *file, const char *text) {
   const char *dir = getenv("ARBOR_TRACE_DUMP");
@@ -181,7 +169,7 @@ static void chrome_slices_nest_and_concurrent_siblings_never_overlap_on_a_track(
   (void)state;
   struct tree t;
   tree_build(&t);
-  char *text = export_text(t.rt, ARBOR_TRACE_CHROME, NULL);
+  char *text = arbor_test_trace_text(t.rt, ARBOR_TRACE_CHROME, NULL);
   dump("trace.chrome.json", text);
   cJSON *doc = parse(text);
   cJSON *events = cJSON_GetObjectItemCaseSensitive(doc, "traceEvents");
@@ -306,7 +294,7 @@ static void chrome_failures_restarts_and_cancels_are_instant_events_with_the_cha
   (void)state;
   struct tree t;
   tree_build(&t);
-  char *text = export_text(t.rt, ARBOR_TRACE_CHROME, NULL);
+  char *text = arbor_test_trace_text(t.rt, ARBOR_TRACE_CHROME, NULL);
   cJSON *doc = parse(text);
   cJSON *events = cJSON_GetObjectItemCaseSensitive(doc, "traceEvents");
 
@@ -400,7 +388,7 @@ static void otlp_one_span_per_node_whose_parent_is_the_parent_node(void **state)
   (void)state;
   struct tree t;
   tree_build(&t);
-  char *text = export_text(t.rt, ARBOR_TRACE_OTLP, NULL);
+  char *text = arbor_test_trace_text(t.rt, ARBOR_TRACE_OTLP, NULL);
   dump("trace.otlp.json", text);
   cJSON *doc = parse(text);
   cJSON *spans = spans_of(doc);
@@ -452,7 +440,7 @@ static void otlp_status_from_outcome_and_failure_as_exception_event(void **state
   (void)state;
   struct tree t;
   tree_build(&t);
-  char *text = export_text(t.rt, ARBOR_TRACE_OTLP, NULL);
+  char *text = arbor_test_trace_text(t.rt, ARBOR_TRACE_OTLP, NULL);
   cJSON *doc = parse(text);
   cJSON *spans = spans_of(doc);
 
@@ -515,7 +503,7 @@ static void exports_escape_odd_names(void **state) {
   arbor_node_t *bad = fiber(arbor_root(t.rt), "bad\xff" "byte", sleeper, (void *)(uintptr_t)HOUR);
   arbor_test_spin(&t.loop, 2);
   for (int f = ARBOR_TRACE_CHROME; f <= ARBOR_TRACE_OTLP; f++) {
-    char *text = export_text(t.rt, (arbor_trace_format_t)f, NULL);
+    char *text = arbor_test_trace_text(t.rt, (arbor_trace_format_t)f, NULL);
     cJSON *doc = parse(text);
     if (f == ARBOR_TRACE_CHROME) {
       cJSON *events = cJSON_GetObjectItemCaseSensitive(doc, "traceEvents");
